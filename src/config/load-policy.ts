@@ -1,0 +1,151 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import type { Policy, ServicePolicy, Signal } from './policy.js';
+import { crossReferenceProblems, policyFileSchema, type PolicyFile } from './schema.js';
+
+type Env = Record<string, string | undefined>;
+type PathKey = string | number;
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** `services.web.rules[0].above` */
+export function formatPath(keys: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of keys) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
+
+function lineOf(doc: Document, lines: LineCounter, keys: readonly PathKey[]): number | undefined {
+  for (let depth = keys.length; depth >= 0; depth--) {
+    const node = doc.getIn(keys.slice(0, depth), true) as Node | undefined;
+    if (node && typeof node === 'object' && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { keys: PathKey[]; message: string }[] {
+  const keys = issue.path.filter((k): k is PathKey => typeof k !== 'symbol');
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return [{ keys, message: 'required' }];
+      return [{ keys, message: `expected ${article(issue.expected)}` }];
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => ({ keys: [...keys, key], message: 'unknown key' }));
+    case 'invalid_value':
+      return [{ keys, message: issue.message.startsWith('Invalid option') ? `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` : issue.message }];
+    default:
+      return [{ keys, message: issue.message }];
+  }
+}
+
+function article(expected: string): string {
+  const noun = expected === 'record' || expected === 'object' ? 'mapping' : expected === 'array' ? 'list' : expected;
+  return /^[aeiou]/.test(noun) ? `an ${noun}` : `a ${noun}`;
+}
+
+/** Replaces `${VAR}` in every string scalar; a reference to an unset variable is a problem. */
+function substituteEnv(doc: Document, env: Env, report: (node: Node, message: string) => void): void {
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      node.value = node.value.replace(ENV_REF, (whole, name: string) => {
+        const value = env[name];
+        if (value === undefined) {
+          report(node, `environment variable ${name} is not set`);
+          return whole;
+        }
+        return value;
+      });
+    },
+  });
+}
+
+/** Parses and validates policy text. Throws ConfigError listing every problem. */
+export function parsePolicy(text: string, file: string, env: Env = process.env): Policy {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const problems: ConfigProblem[] = [];
+  for (const err of doc.errors) {
+    problems.push({ file, line: err.linePos?.[0].line, path: '', message: err.message.split('\n')[0] ?? err.message });
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  substituteEnv(doc, env, (node, message) => {
+    problems.push({ file, line: node.range ? lines.linePos(node.range[0]).line : undefined, path: '', message });
+  });
+
+  const raw: unknown = doc.toJS();
+  const parsed = policyFileSchema.safeParse(raw ?? {}, { reportInput: true });
+  for (const { keys, message } of crossReferenceProblems(raw)) {
+    problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message });
+  }
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      for (const { keys, message } of describeIssue(issue)) {
+        problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message });
+      }
+    }
+  }
+  if (problems.length || !parsed.success) {
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    throw new ConfigError(problems);
+  }
+  return toPolicy(parsed.data, file);
+}
+
+/** Reads and validates a policy file. Throws ConfigError listing every problem. */
+export async function loadPolicy(file: string, env: Env = process.env): Promise<Policy> {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+  }
+  return parsePolicy(text, file, env);
+}
+
+function toPolicy(file: PolicyFile, source: string): Policy {
+  const services: Record<string, ServicePolicy> = {};
+  for (const [name, svc] of Object.entries(file.services)) {
+    const d = file.defaults;
+    const signals: Record<string, Signal> = {};
+    for (const [sigName, s] of Object.entries(svc.signals)) {
+      if (s.prometheus !== undefined) signals[sigName] = { kind: 'prometheus', name: sigName, query: s.prometheus };
+      else if (s.http) signals[sigName] = { kind: 'http', name: sigName, url: s.http.url, timeoutMs: s.http.timeout, status: s.http.status, json: s.http.json };
+      else if (s.container) signals[sigName] = { kind: 'container', name: sigName, field: s.container };
+    }
+    const m = svc.match;
+    services[name] = {
+      name,
+      match: m.container !== undefined
+        ? { kind: 'container', name: m.container }
+        : m.compose ? { kind: 'compose', ...m.compose } : { kind: 'labels', labels: m.labels ?? {} },
+      windowMs: svc.window ?? d.window,
+      intervalMs: svc.interval ?? d.interval,
+      maxAttempts: svc.max_attempts ?? d.max_attempts,
+      stopTimeoutMs: svc.stop_timeout ?? d.stop_timeout,
+      recoveryTimeoutMs: svc.recovery_timeout ?? d.recovery_timeout,
+      minDataRatio: svc.min_data_ratio ?? d.min_data_ratio,
+      signals,
+      rules: svc.rules.map((r) => ({ ...threshold(r), name: r.name, signal: r.signal, for: r.for, severity: r.severity, action: r.action })),
+      recovery: svc.recovery.map((r) => ({ ...threshold(r), signal: r.signal })),
+    };
+  }
+  return {
+    version: 1,
+    source: path.resolve(source),
+    prometheus: file.prometheus ? { url: file.prometheus.url.replace(/\/+$/, ''), timeoutMs: file.prometheus.timeout } : undefined,
+    services,
+  };
+}
+
+function threshold(t: { above?: number; below?: number }): { above: number } | { below: number } {
+  return t.above !== undefined ? { above: t.above } : { below: t.below as number };
+}

@@ -1,0 +1,67 @@
+/** The validated, typed policy. Nothing outside `config/` sees raw YAML. */
+
+export type Severity = 'P0' | 'P1' | 'P2';
+export type RuleAction = 'rollback' | 'notify';
+export type ContainerField = 'restart_count' | 'oom_killed' | 'running' | 'health';
+
+/** How a service's containers are recognised. Exactly one form is set. */
+export type ServiceMatch =
+  | { kind: 'container'; name: string }
+  | { kind: 'compose'; project: string; service: string }
+  | { kind: 'labels'; labels: Record<string, string> };
+
+/** A Prometheus instant query; its single series' value is the sample. */
+export interface PrometheusSignal { kind: 'prometheus'; name: string; query: string }
+
+/** An HTTP check: 1 when every expectation holds, 0 otherwise (refused and timeouts included). */
+export interface HttpSignal {
+  kind: 'http';
+  name: string;
+  url: string;
+  timeoutMs: number;
+  status: number;
+  /** Dot paths into the JSON body and the value each must equal. */
+  json: Record<string, string | number | boolean | null>;
+}
+
+/** A field of the service's current container, read from Docker. */
+export interface ContainerSignal { kind: 'container'; name: string; field: ContainerField }
+
+export type Signal = PrometheusSignal | HttpSignal | ContainerSignal;
+
+/** A threshold: breached when the value is above `above` or below `below`. */
+export type Threshold = { above: number; below?: undefined } | { below: number; above?: undefined };
+
+export type Rule = Threshold & {
+  name: string;
+  signal: string;
+  /** Consecutive breaching samples needed before the rule fires. */
+  for: number;
+  severity: Severity;
+  action: RuleAction;
+};
+
+/** A runbook success criterion checked after a revert: holds when the value is on the right side. */
+export type RecoveryCheck = Threshold & { signal: string };
+
+export interface ServicePolicy {
+  name: string;
+  match: ServiceMatch;
+  windowMs: number;
+  intervalMs: number;
+  maxAttempts: number;
+  stopTimeoutMs: number;
+  recoveryTimeoutMs: number;
+  minDataRatio: number;
+  signals: Record<string, Signal>;
+  rules: Rule[];
+  recovery: RecoveryCheck[];
+}
+
+export interface Policy {
+  version: 1;
+  /** Absolute path of the file this policy came from. */
+  source: string;
+  prometheus?: { url: string; timeoutMs: number };
+  services: Record<string, ServicePolicy>;
+}

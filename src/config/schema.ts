@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { checkTemplate } from './template.js';
+
+const duration = z
+  .string()
+  .refine((text) => parseDuration(text) !== undefined, { message: 'expected a duration such as 500ms, 15s, 10m or 1h' })
+  .transform((text) => parseDuration(text) as number);
+
+const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be greater than 0' });
+
+const name = z.string().min(1);
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+const timing = {
+  window: positiveDuration.optional().describe('Watch each deployment this long; surviving it makes the version known-good.'),
+  interval: positiveDuration.optional().describe('Sample every signal this often.'),
+  max_attempts: z.number().int().min(1).max(10).optional().describe('Rollback attempts before escalating (runbook: escalate after 2).'),
+  stop_timeout: duration.optional().describe('Grace given to the bad container on revert before it is killed.'),
+  recovery_timeout: positiveDuration.optional().describe('How long a revert may take to meet the recovery criteria before the attempt counts as failed.'),
+  min_data_ratio: z.number().min(0).max(1).optional().describe('Share of samples of each rule signal that must carry data for a window to be conclusive; below it the deployment is inconclusive.'),
+};
+
+const match = z
+  .strictObject({
+    container: name.optional().describe('Container name.'),
+    compose: z.strictObject({ project: name, service: name }).optional().describe('Docker Compose project and service.'),
+    labels: z.record(z.string(), z.string()).optional().describe('Container labels that must all be present with these values.'),
+  })
+  .superRefine((m, ctx) => {
+    const forms = [m.container, m.compose, m.labels].filter((v) => v !== undefined).length;
+    if (forms !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of container, compose or labels' });
+    if (m.labels && Object.keys(m.labels).length === 0) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'must name at least one label' });
+  });
+
+const jsonExpectation = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+const signal = z
+  .strictObject({
+    prometheus: z
+      .string()
+      .min(1)
+      .superRefine((query, ctx) => {
+        for (const problem of checkTemplate(query)) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional()
+      .describe('PromQL instant query; {{service}} {{container}} {{image}} {{version}} are substituted, escaped.'),
+    http: z
+      .strictObject({
+        url: httpUrl.describe('URL to GET.'),
+        timeout: positiveDuration.default(2_000).describe('Refused or slower than this is a failure.'),
+        status: z.number().int().min(100).max(599).default(200).describe('Expected HTTP status.'),
+        json: z.record(z.string(), jsonExpectation).default({}).describe('Dot paths into the JSON body and the values they must equal.'),
+      })
+      .optional(),
+    container: z
+      .enum(['restart_count', 'oom_killed', 'running', 'health'])
+      .optional()
+      .describe('A field of the service container: restart_count, oom_killed (1/0), running (1/0), health (1 healthy, 0 unhealthy).'),
+  })
+  .superRefine((s, ctx) => {
+    const kinds = [s.prometheus, s.http, s.container].filter((v) => v !== undefined).length;
+    if (kinds !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of prometheus, http or container' });
+  });
+
+function oneThreshold(t: { above?: number; below?: number }, ctx: z.RefinementCtx): void {
+  if ((t.above === undefined) === (t.below === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'set exactly one of above or below' });
+  }
+}
+
+const rule = z
+  .strictObject({
+    name: name.describe('Shown in records and alerts.'),
+    signal: name.describe('A key of this service\'s signals.'),
+    above: z.number().optional().describe('Breached when the value is above this.'),
+    below: z.number().optional().describe('Breached when the value is below this.'),
+    for: z.number().int().min(1).default(1).describe('Consecutive breaching samples before the rule fires.'),
+    severity: z.enum(['P0', 'P1', 'P2']).default('P1'),
+    action: z.enum(['rollback', 'notify']).default('notify').describe('rollback reverts to the known-good version; notify only records and tells.'),
+  })
+  .superRefine(oneThreshold);
+
+const recovery = z
+  .strictObject({
+    signal: name,
+    above: z.number().optional().describe('Holds when the value is above this.'),
+    below: z.number().optional().describe('Holds when the value is below this.'),
+  })
+  .superRefine(oneThreshold);
+
+const service = z
+  .strictObject({
+    match,
+    ...timing,
+    signals: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'signal names are letters, digits, _ and -'), signal),
+    rules: z.array(rule).min(1, 'a watched service needs at least one rule'),
+    recovery: z.array(recovery).default([]),
+  });
+
+/** The policy file as written by operators (snake_case keys). */
+export const policyFileSchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'expected 1 (the only policy version)' }),
+    prometheus: z
+      .strictObject({
+        url: httpUrl.describe('Prometheus base URL.'),
+        timeout: positiveDuration.default(5_000).describe('A query slower than this is no data.'),
+      })
+      .optional(),
+    defaults: z
+      .strictObject({
+        window: positiveDuration.default(600_000),
+        interval: positiveDuration.default(15_000),
+        max_attempts: z.number().int().min(1).max(10).default(2),
+        stop_timeout: duration.default(10_000),
+        recovery_timeout: positiveDuration.default(120_000),
+        min_data_ratio: z.number().min(0).max(1).default(0.8),
+      })
+      .prefault({}),
+    services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . and -'), service),
+  });
+
+type Problem = { keys: (string | number)[]; message: string };
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Checks that span keys (a rule naming an undefined signal, a Prometheus signal without
+ * prometheus.url). Runs on the raw document so that these problems are reported together
+ * with the schema's, not only after those are fixed.
+ */
+export function crossReferenceProblems(raw: unknown): Problem[] {
+  const problems: Problem[] = [];
+  if (!isMap(raw) || !isMap(raw.services)) return problems;
+  for (const [svcName, svc] of Object.entries(raw.services)) {
+    if (!isMap(svc)) continue;
+    const signals = isMap(svc.signals) ? svc.signals : {};
+    const defined = Object.keys(signals).join(', ') || 'none';
+    for (const list of ['rules', 'recovery'] as const) {
+      const items = svc[list];
+      if (!Array.isArray(items)) continue;
+      items.forEach((item: unknown, i) => {
+        if (isMap(item) && typeof item.signal === 'string' && !(item.signal in signals)) {
+          problems.push({ keys: ['services', svcName, list, i, 'signal'], message: `unknown signal "${item.signal}"; defined: ${defined}` });
+        }
+      });
+    }
+    if (Array.isArray(svc.rules)) {
+      const seen = new Set<string>();
+      svc.rules.forEach((r: unknown, i) => {
+        if (!isMap(r) || typeof r.name !== 'string') return;
+        if (seen.has(r.name)) problems.push({ keys: ['services', svcName, 'rules', i, 'name'], message: `duplicate rule name "${r.name}"` });
+        seen.add(r.name);
+      });
+    }
+    const hasPrometheus = isMap(raw.prometheus) && raw.prometheus.url !== undefined;
+    for (const [sigName, sig] of Object.entries(signals)) {
+      if (!hasPrometheus && isMap(sig) && sig.prometheus !== undefined) {
+        problems.push({ keys: ['services', svcName, 'signals', sigName, 'prometheus'], message: 'a prometheus signal needs the top-level prometheus.url' });
+      }
+    }
+  }
+  return problems;
+}
+
+export type PolicyFile = z.output<typeof policyFileSchema>;

@@ -1,0 +1,122 @@
+import type { RecoveryCheck, Rule, ServicePolicy, Threshold } from '../config/policy.js';
+
+/** How one sample of a signal compares to one rule. */
+export type SampleResult = 'ok' | 'breach' | 'no-data';
+
+/** A measured value; `null` means the probe produced no data (outage, empty result, NaN). */
+export type Value = number | null;
+
+/** Running counts for one rule over a watch window. */
+export interface RuleTally {
+  /** Consecutive breaching samples ending with the latest one. */
+  streak: number;
+  breaches: number;
+  withData: number;
+  samples: number;
+  /** Whether a notify rule has already fired during the current streak. */
+  notified: boolean;
+}
+
+/** Everything `assess` needs to remember between ticks of one watch. */
+export interface WatchTally {
+  ticks: number;
+  rules: Record<string, RuleTally>;
+}
+
+/** What one tick decided. */
+export type Verdict =
+  | { kind: 'continue'; notify: Rule[] }
+  | { kind: 'rollback'; rule: Rule; notify: Rule[] };
+
+/** How a finished window ended when no rollback rule fired. */
+export type WindowOutcome = { kind: 'passed' } | { kind: 'inconclusive'; reason: string };
+
+export function breaches(threshold: Threshold, value: number): boolean {
+  return threshold.above !== undefined ? value > threshold.above : value < (threshold.below as number);
+}
+
+export function classify(threshold: Threshold, value: Value): SampleResult {
+  if (value === null || Number.isNaN(value)) return 'no-data';
+  return breaches(threshold, value) ? 'breach' : 'ok';
+}
+
+export function describeThreshold(threshold: Threshold): string {
+  return threshold.above !== undefined ? `above ${threshold.above}` : `below ${threshold.below}`;
+}
+
+export function emptyTally(service: ServicePolicy): WatchTally {
+  const rules: Record<string, RuleTally> = {};
+  for (const rule of service.rules) rules[rule.name] = { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false };
+  return { ticks: 0, rules };
+}
+
+/**
+ * Folds one tick's values into the tally and decides. A rule fires after `for` consecutive
+ * breaches; a no-data sample ends a streak (no data is never evidence of a breach). A notify
+ * rule fires once per streak. The first rollback rule to fire, in policy order, wins.
+ */
+export function assess(
+  service: ServicePolicy,
+  tally: WatchTally,
+  values: Record<string, Value>,
+): { tally: WatchTally; results: Record<string, SampleResult>; verdict: Verdict } {
+  const results: Record<string, SampleResult> = {};
+  const rules: Record<string, RuleTally> = {};
+  const notify: Rule[] = [];
+  let rollback: Rule | undefined;
+  for (const rule of service.rules) {
+    const before = tally.rules[rule.name] ?? { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false };
+    const result = classify(rule, values[rule.signal] ?? null);
+    results[rule.name] = result;
+    const streak = result === 'breach' ? before.streak + 1 : 0;
+    const fires = streak >= rule.for;
+    const after: RuleTally = {
+      streak,
+      breaches: before.breaches + (result === 'breach' ? 1 : 0),
+      withData: before.withData + (result === 'no-data' ? 0 : 1),
+      samples: before.samples + 1,
+      notified: fires && (before.notified || rule.action === 'notify'),
+    };
+    if (fires && rule.action === 'notify' && !before.notified) notify.push(rule);
+    if (fires && rule.action === 'rollback' && !rollback) rollback = rule;
+    rules[rule.name] = after;
+  }
+  const next = { ticks: tally.ticks + 1, rules };
+  return { tally: next, results, verdict: rollback ? { kind: 'rollback', rule: rollback, notify } : { kind: 'continue', notify } };
+}
+
+/**
+ * Judges a window that ran to its end without a rollback. It passes only when every
+ * rollback rule had data in at least `minDataRatio` of its samples; otherwise nothing was
+ * proven and the deployment is inconclusive.
+ */
+export function concludeWindow(service: ServicePolicy, tally: WatchTally): WindowOutcome {
+  if (tally.ticks === 0) return { kind: 'inconclusive', reason: 'no samples were taken during the window' };
+  const short: string[] = [];
+  for (const rule of service.rules) {
+    if (rule.action !== 'rollback') continue;
+    const t = tally.rules[rule.name];
+    const ratio = t && t.samples > 0 ? t.withData / t.samples : 0;
+    if (ratio < service.minDataRatio) {
+      short.push(`"${rule.name}" had data in ${t?.withData ?? 0} of ${t?.samples ?? 0} samples`);
+    }
+  }
+  if (short.length) {
+    return { kind: 'inconclusive', reason: `too little data (need ${Math.round(service.minDataRatio * 100)}%): ${short.join('; ')}` };
+  }
+  return { kind: 'passed' };
+}
+
+/** Runbook success criteria after a revert: all must hold; a check without data does not hold. */
+export function recoveryStatus(
+  checks: readonly RecoveryCheck[],
+  values: Record<string, Value>,
+): { met: boolean; unmet: { check: RecoveryCheck; value: Value }[] } {
+  const unmet: { check: RecoveryCheck; value: Value }[] = [];
+  for (const check of checks) {
+    const value = values[check.signal] ?? null;
+    const holds = value !== null && !Number.isNaN(value) && (check.above !== undefined ? value > check.above : value < (check.below as number));
+    if (!holds) unmet.push({ check, value });
+  }
+  return { met: unmet.length === 0, unmet };
+}
