@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parse as parseYaml, parseDocument, Scalar, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import type { Policy, ServicePolicy, Signal } from './policy.js';
@@ -10,6 +10,7 @@ type Env = Record<string, string | undefined>;
 type PathKey = string | number;
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+const WHOLE_ENV_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
 /** `services.web.rules[0].above` */
 export function formatPath(keys: readonly PropertyKey[]): string {
@@ -21,9 +22,17 @@ export function formatPath(keys: readonly PropertyKey[]): string {
   return out;
 }
 
+/** The line of the key a path ends in (for a mapping entry) or of the item (for a list entry). */
 function lineOf(doc: Document, lines: LineCounter, keys: readonly PathKey[]): number | undefined {
   for (let depth = keys.length; depth >= 0; depth--) {
-    const node = doc.getIn(keys.slice(0, depth), true) as Node | undefined;
+    const parent = depth > 0 ? (doc.getIn(keys.slice(0, depth - 1), true) as unknown) : undefined;
+    const last = keys[depth - 1];
+    if (isMap(parent)) {
+      const pair = parent.items.find((p) => isPair(p) && (isScalar(p.key) ? p.key.value : p.key) === last);
+      const keyNode = pair && (pair.key as Node | null);
+      if (keyNode && typeof keyNode === 'object' && keyNode.range) return lines.linePos(keyNode.range[0]).line;
+    }
+    const node = (depth === 0 ? doc.contents : isSeq(parent) ? parent.get(last as number, true) : undefined) as Node | undefined;
     if (node && typeof node === 'object' && node.range) return lines.linePos(node.range[0]).line;
   }
   return undefined;
@@ -37,6 +46,8 @@ function describeIssue(issue: z.core.$ZodIssue): { keys: PathKey[]; message: str
       return [{ keys, message: `expected ${article(issue.expected)}` }];
     case 'unrecognized_keys':
       return issue.keys.map((key) => ({ keys: [...keys, key], message: 'unknown key' }));
+    case 'invalid_key':
+      return [{ keys, message: issue.issues[0]?.message ?? issue.message }];
     case 'invalid_value':
       return [{ keys, message: issue.message.startsWith('Invalid option') ? `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` : issue.message }];
     default:
@@ -49,19 +60,31 @@ function article(expected: string): string {
   return /^[aeiou]/.test(noun) ? `an ${noun}` : `a ${noun}`;
 }
 
-/** Replaces `${VAR}` in every string scalar; a reference to an unset variable is a problem. */
-function substituteEnv(doc: Document, env: Env, report: (node: Node, message: string) => void): void {
+/**
+ * Replaces `${VAR}` in every string scalar; a reference to an unset variable is a problem,
+ * reported on the line of the reference. A plain scalar that is only a reference takes the
+ * variable's YAML type, so `above: ${THRESHOLD}` can be a number.
+ */
+function substituteEnv(doc: Document, env: Env, lines: LineCounter, report: (line: number | undefined, message: string) => void): void {
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
-      node.value = node.value.replace(ENV_REF, (whole, name: string) => {
+      const original = node.value;
+      const startLine = node.range ? lines.linePos(node.range[0]).line : undefined;
+      const block = node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED ? 1 : 0;
+      const substituted = original.replace(ENV_REF, (whole, name: string, offset: number) => {
         const value = env[name];
-        if (value === undefined) {
-          report(node, `environment variable ${name} is not set`);
-          return whole;
-        }
-        return value;
+        if (value !== undefined) return value;
+        const newlines = original.slice(0, offset).split('\n').length - 1;
+        report(startLine === undefined ? undefined : startLine + block + newlines, `environment variable ${name} is not set`);
+        return whole;
       });
+      if (node.type === Scalar.PLAIN && WHOLE_ENV_REF.test(original.trim())) {
+        const typed: unknown = parseYaml(substituted);
+        node.value = typeof typed === 'number' || typeof typed === 'boolean' ? typed : substituted;
+      } else {
+        node.value = substituted;
+      }
     },
   });
 }
@@ -72,13 +95,11 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const problems: ConfigProblem[] = [];
   for (const err of doc.errors) {
-    problems.push({ file, line: err.linePos?.[0].line, path: '', message: err.message.split('\n')[0] ?? err.message });
+    problems.push({ file, line: lines.linePos(err.pos[0]).line, path: '', message: err.message.split('\n')[0] ?? err.message });
   }
   if (problems.length) throw new ConfigError(problems);
 
-  substituteEnv(doc, env, (node, message) => {
-    problems.push({ file, line: node.range ? lines.linePos(node.range[0]).line : undefined, path: '', message });
-  });
+  substituteEnv(doc, env, lines, (line, message) => problems.push({ file, line, path: '', message }));
 
   const raw: unknown = doc.toJS();
   const parsed = policyFileSchema.safeParse(raw ?? {}, { reportInput: true });

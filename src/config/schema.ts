@@ -140,7 +140,7 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
       const items = svc[list];
       if (!Array.isArray(items)) continue;
       items.forEach((item: unknown, i) => {
-        if (isMap(item) && typeof item.signal === 'string' && !(item.signal in signals)) {
+        if (isMap(item) && typeof item.signal === 'string' && !Object.hasOwn(signals, item.signal)) {
           problems.push({ keys: ['services', svcName, list, i, 'signal'], message: `unknown signal "${item.signal}"; defined: ${defined}` });
         }
       });

@@ -56,6 +56,6 @@ export function checkTemplate(query: string): string[] {
 /** Substitutes `{{var}}` placeholders with PromQL-escaped values. */
 export function renderTemplate(query: string, values: TemplateValues): string {
   return query.replace(PLACEHOLDER, (whole, name: string) =>
-    name in values ? escapePromqlString(values[name as TemplateVar]) : whole,
+    Object.hasOwn(values, name) ? escapePromqlString(values[name as TemplateVar]) : whole,
   );
 }

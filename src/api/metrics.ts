@@ -1,0 +1,32 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** rollguard's own metrics, served on /metrics. */
+export interface Metrics {
+  registry: Registry;
+  deploymentsSeen: Counter<'service'>;
+  rollbacks: Counter<'service' | 'outcome'>;
+  samples: Counter<'service' | 'result'>;
+  probeDuration: Histogram<'kind'>;
+  activeWatches: Gauge;
+  storeErrors: Counter;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'rollguard_' });
+  return {
+    registry,
+    deploymentsSeen: new Counter({ name: 'rollguard_deployments_seen_total', help: 'Deployments detected, by service.', labelNames: ['service'], registers: [registry] }),
+    rollbacks: new Counter({ name: 'rollguard_rollbacks_total', help: 'Rollbacks by outcome (succeeded, failed, dry_run).', labelNames: ['service', 'outcome'], registers: [registry] }),
+    samples: new Counter({ name: 'rollguard_samples_total', help: 'Signal samples by result (ok, breach, no-data).', labelNames: ['service', 'result'], registers: [registry] }),
+    probeDuration: new Histogram({
+      name: 'rollguard_probe_duration_seconds',
+      help: 'Latency of signal probes, by signal kind.',
+      labelNames: ['kind'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    activeWatches: new Gauge({ name: 'rollguard_active_watches', help: 'Deployments currently being watched or reverted.', registers: [registry] }),
+    storeErrors: new Counter({ name: 'rollguard_store_errors_total', help: 'Writes to the store that failed.', registers: [registry] }),
+  };
+}

@@ -1,0 +1,421 @@
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { ContainerReverter } from '../actions/container-revert.js';
+import type { Metrics } from '../api/metrics.js';
+import type { Policy, ServicePolicy } from '../config/policy.js';
+import type { TemplateValues } from '../config/template.js';
+import { containerName, inspectContainer, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
+import { DockerEventFollower, type ContainerStarted } from '../deploys/docker-events.js';
+import { servicesFor } from '../deploys/match.js';
+import { assess, concludeWindow, describeThreshold, emptyTally, type SampleResult, type WatchTally } from '../policy/assess.js';
+import type { ProviderRegistry } from '../signals/registry.js';
+import type { Deployment, Store } from '../store/store.js';
+import { KeyedQueue } from './keyed-queue.js';
+import { revertDeployment } from './revert.js';
+import { ruleSignals, sampleSignals, valuesOf } from './sampling.js';
+
+export interface DaemonDeps {
+  docker: Docker;
+  store: Store;
+  reverter: ContainerReverter;
+  providers: ProviderRegistry;
+  metrics: Metrics;
+  log: Logger;
+  dryRun?: boolean;
+  now?: () => Date;
+}
+
+interface Watch {
+  deployment: Deployment;
+  service: ServicePolicy;
+  template: TemplateValues;
+  tally: WatchTally;
+  timer?: NodeJS.Timeout;
+  ticking?: Promise<void>;
+  done: boolean;
+}
+
+/** What rollguard believes runs for a service right now. */
+interface ServiceState {
+  containerId?: string;
+  image?: string;
+  ref?: string;
+  watch?: Watch;
+}
+
+/** The watch loop: detects deployments, samples, decides, reverts, records. */
+export class Daemon {
+  private policy: Policy;
+  private readonly state = new Map<string, ServiceState>();
+  private readonly queue = new KeyedQueue();
+  private readonly ownContainers = new Set<string>();
+  private readonly events: DockerEventFollower;
+  private readonly now: () => Date;
+  private readonly log: Logger;
+  private stopping = false;
+
+  constructor(policy: Policy, private readonly deps: DaemonDeps) {
+    this.policy = policy;
+    this.now = deps.now ?? (() => new Date());
+    this.log = deps.log;
+    this.events = new DockerEventFollower(deps.docker, deps.log, (ev) => this.onContainerStarted(ev));
+  }
+
+  get dockerConnected(): boolean {
+    return this.events.connected;
+  }
+
+  /** Reconciles with what runs now (adopting, resuming, catching up), then follows Docker events. */
+  async start(): Promise<void> {
+    this.events.start();
+    await Promise.all(Object.values(this.policy.services).map((svc) => this.queue.run(svc.name, () => this.reconcile(svc))));
+    this.log.info({ services: Object.keys(this.policy.services), dryRun: !!this.deps.dryRun, store: this.deps.store.sql.kind }, 'rollguard watching');
+  }
+
+  /** Stops scheduling, lets in-flight work finish (bounded), and leaves open watches to be resumed at the next start. */
+  async stop(graceMs = 30_000): Promise<void> {
+    this.stopping = true;
+    await this.events.stop();
+    for (const s of this.state.values()) if (s.watch) clearTimeout(s.watch.timer);
+    const inflight = Promise.all([...this.state.values()].map((s) => s.watch?.ticking)).then(() => this.queue.idle());
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([inflight.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
+    if (timedOut) this.log.warn({ graceMs }, 'stopping with work still in flight');
+  }
+
+  /** Applies a new policy: new deployments use it; running watches finish under the policy they started with. */
+  async reload(next: Policy): Promise<void> {
+    const before = new Set(Object.keys(this.policy.services));
+    const after = new Set(Object.keys(next.services));
+    const added = [...after].filter((s) => !before.has(s));
+    const removed = [...before].filter((s) => !after.has(s));
+    this.policy = next;
+    this.log.info({ added, removed, services: [...after] }, 'policy reloaded');
+    await Promise.all(added.map((name) => this.queue.run(name, () => this.reconcile(next.services[name] as ServicePolicy))));
+  }
+
+  /** Live view for `rollguard status` and the API. */
+  status(): { services: Record<string, unknown>; activeWatches: number; dryRun: boolean; dockerConnected: boolean; policy: string } {
+    const services: Record<string, unknown> = {};
+    for (const [name, svc] of Object.entries(this.policy.services)) {
+      const s = this.state.get(name);
+      const w = s?.watch;
+      services[name] = {
+        container: s?.containerId?.slice(0, 12) ?? null,
+        image: s?.image ?? null,
+        ref: s?.ref ?? null,
+        watch: w && !w.done
+          ? {
+              deployment: w.deployment.id,
+              state: w.deployment.state,
+              to_ref: w.deployment.to_ref,
+              samples: w.tally.ticks,
+              window_ends_at: w.deployment.window_ends_at,
+              streaks: Object.fromEntries(svc.rules.map((r) => [r.name, w.tally.rules[r.name]?.streak ?? 0])),
+            }
+          : null,
+      };
+    }
+    return { services, activeWatches: this.activeWatches(), dryRun: !!this.deps.dryRun, dockerConnected: this.dockerConnected, policy: this.policy.source };
+  }
+
+  /** Resolves when every Docker event received so far has been handled (for tests and shutdown). */
+  async settled(): Promise<void> {
+    await this.events.drained();
+    await this.queue.idle();
+  }
+
+  private activeWatches(): number {
+    return [...this.state.values()].filter((s) => s.watch && !s.watch.done).length;
+  }
+
+  private serviceState(name: string): ServiceState {
+    let s = this.state.get(name);
+    if (!s) this.state.set(name, (s = {}));
+    return s;
+  }
+
+  // ---- detection ---------------------------------------------------------------------------
+
+  private async runningContainersOf(service: ServicePolicy): Promise<ContainerInspect[]> {
+    const list = await this.deps.docker.listContainers({ all: false });
+    const found: ContainerInspect[] = [];
+    for (const c of list) {
+      if (this.ownContainers.has(c.Id)) {
+        // Our own revert containers still belong to the service; include them.
+      }
+      const name = (c.Names[0] ?? '').replace(/^\//, '');
+      if (!servicesFor(this.policy, name, c.Labels ?? {}).some((s) => s.name === service.name)) continue;
+      found.push(await inspectContainer(this.deps.docker, c.Id));
+    }
+    return found.sort((a, b) => Date.parse(b.State.StartedAt) - Date.parse(a.State.StartedAt));
+  }
+
+  /** Level-triggered catch-up for one service: adopt, resume or detect from what runs now. */
+  private async reconcile(service: ServicePolicy): Promise<void> {
+    const { store } = this.deps;
+    const log = this.log.child({ service: service.name });
+    const running = await this.runningContainersOf(service);
+    if (running.length > 1) log.warn({ containers: running.map((c) => containerName(c)) }, 'several running containers match this service; watching the newest');
+    const current = running[0];
+    const known = await store.getKnownGood(service.name);
+    const open = (await store.openDeployments()).filter((d) => d.service === service.name);
+    const s = this.serviceState(service.name);
+
+    for (const d of open) {
+      const resumable = current && d.state === 'watching' && d.container_id === current.Id && d.to_image === current.Image;
+      if (resumable && current) {
+        log.info({ deployment: d.id }, 'resuming the watch of a deployment');
+        s.containerId = current.Id;
+        s.image = current.Image;
+        s.ref = current.Config.Image;
+        await this.beginWatch(service, d, await this.replayTally(service, d));
+        continue;
+      }
+      const reason = d.state === 'rolling_back'
+        ? 'rollguard stopped during the revert; check the service and finish by hand'
+        : 'the deployed container was no longer running when rollguard started';
+      const state = d.state === 'rolling_back' ? 'rollback_failed' : 'superseded';
+      await store.updateDeployment(d.id, { state, reason, decided_at: this.now() });
+      if (state === 'rollback_failed') log.error({ escalate: true, deployment: d.id, reason }, 'ROLLBACK FAILED — escalate to a human');
+    }
+    if (!current) return;
+    if (s.watch && !s.watch.done) return;
+    s.containerId = current.Id;
+    s.image = current.Image;
+    s.ref = current.Config.Image;
+    const latest = await store.latestDeployment(service.name);
+    if (!known && !latest) {
+      await this.adopt(service, current);
+      return;
+    }
+    const alreadyKnown = current.Image === known?.image_id || (latest && latest.to_image === current.Image && latest.container_id === current.Id);
+    if (alreadyKnown) return;
+    log.info({ container: containerName(current), image: shortId(current.Image) }, 'a deployment happened while rollguard was not watching');
+    await this.detect(service, current, known?.image_id ?? null, known?.image_ref ?? null);
+  }
+
+  private async adopt(service: ServicePolicy, c: ContainerInspect): Promise<void> {
+    await this.deps.store.setKnownGood({
+      service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: null, since: this.now(),
+    });
+    this.log.info({ service: service.name, container: containerName(c), image: shortId(c.Image), ref: c.Config.Image }, 'adopted the running container as known-good');
+  }
+
+  private onContainerStarted(ev: ContainerStarted): Promise<void> {
+    if (this.stopping || this.ownContainers.has(ev.containerId)) return Promise.resolve();
+    return this.inspectAndRoute(ev.containerId);
+  }
+
+  private async inspectAndRoute(containerId: string): Promise<void> {
+    let c: ContainerInspect;
+    try {
+      c = await inspectContainer(this.deps.docker, containerId);
+    } catch (err) {
+      this.log.warn({ err, container: containerId.slice(0, 12) }, 'cannot inspect a started container');
+      return;
+    }
+    const services = servicesFor(this.policy, containerName(c), c.Config.Labels ?? {});
+    if (services.length > 1) this.log.error({ container: containerName(c), services: services.map((s) => s.name) }, 'a container matches several services; it is not watched');
+    const service = services.length === 1 ? services[0] : undefined;
+    if (!service) return;
+    void this.queue.run(service.name, () => this.onServiceStart(service, c)).catch((err) =>
+      this.log.error({ err, service: service.name }, 'handling a deployment failed'),
+    );
+  }
+
+  private async onServiceStart(service: ServicePolicy, c: ContainerInspect): Promise<void> {
+    if (this.stopping || this.ownContainers.has(c.Id)) return;
+    const s = this.serviceState(service.name);
+    if (s.image === c.Image) {
+      s.containerId = c.Id; // a restart or a same-image recreate: not a deployment
+      return;
+    }
+    const known = await this.deps.store.getKnownGood(service.name);
+    if (!s.image && !known) {
+      // First container ever seen for this service: there is nothing to compare or revert to.
+      s.containerId = c.Id;
+      s.image = c.Image;
+      s.ref = c.Config.Image;
+      await this.adopt(service, c);
+      return;
+    }
+    await this.detect(service, c, s.image ?? null, s.ref ?? null);
+  }
+
+  private async detect(service: ServicePolicy, c: ContainerInspect, fromImage: string | null, fromRef: string | null): Promise<void> {
+    const s = this.serviceState(service.name);
+    const previous = s.watch;
+    if (previous && !previous.done) {
+      this.endWatch(previous);
+      await this.deps.store.updateDeployment(previous.deployment.id, { state: 'superseded', reason: `superseded by ${c.Config.Image} (${shortId(c.Image)})`, decided_at: this.now() });
+    }
+    const startedAt = new Date(Date.parse(c.State.StartedAt) || this.now().getTime());
+    const detectedAt = this.now();
+    const deployment = await this.deps.store.insertDeployment({
+      service: service.name,
+      container_id: c.Id,
+      container_name: containerName(c),
+      from_image: fromImage,
+      from_ref: fromRef,
+      to_image: c.Image,
+      to_ref: c.Config.Image,
+      dry_run: !!this.deps.dryRun,
+      started_at: startedAt,
+      detected_at: detectedAt,
+      window_ends_at: new Date(detectedAt.getTime() + service.windowMs),
+    });
+    s.containerId = c.Id;
+    s.image = c.Image;
+    s.ref = c.Config.Image;
+    this.deps.metrics.deploymentsSeen.inc({ service: service.name });
+    this.log.info(
+      { service: service.name, deployment: deployment.id, from: fromRef, fromImage: fromImage && shortId(fromImage), to: c.Config.Image, toImage: shortId(c.Image) },
+      'deployment detected',
+    );
+    await this.beginWatch(service, deployment, emptyTally(service));
+  }
+
+  // ---- watching ----------------------------------------------------------------------------
+
+  private async replayTally(service: ServicePolicy, d: Deployment): Promise<WatchTally> {
+    const samples = (await this.deps.store.listSamples(d.id)).filter((x) => x.stage === 'watch');
+    const ticks = new Map<number, Record<string, number | null>>();
+    for (const x of samples) {
+      const t = x.taken_at.getTime();
+      const values = ticks.get(t) ?? {};
+      values[x.signal] = x.value;
+      ticks.set(t, values);
+    }
+    let tally = emptyTally(service);
+    for (const t of [...ticks.keys()].sort((a, b) => a - b)) tally = assess(service, tally, ticks.get(t) ?? {}).tally;
+    return tally;
+  }
+
+  private async beginWatch(service: ServicePolicy, deployment: Deployment, tally: WatchTally): Promise<void> {
+    const watch: Watch = {
+      deployment,
+      service,
+      tally,
+      done: false,
+      template: { service: service.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) },
+    };
+    this.serviceState(service.name).watch = watch;
+    this.deps.metrics.activeWatches.set(this.activeWatches());
+    this.schedule(watch);
+  }
+
+  private endWatch(watch: Watch): void {
+    watch.done = true;
+    clearTimeout(watch.timer);
+    this.deps.metrics.activeWatches.set(this.activeWatches());
+  }
+
+  /** Ticks never overlap: the next one is scheduled only after the previous has finished. */
+  private schedule(watch: Watch): void {
+    if (watch.done || this.stopping) return;
+    watch.timer = setTimeout(() => {
+      watch.ticking = this.tick(watch)
+        .catch((err) => this.log.error({ err, service: watch.service.name, deployment: watch.deployment.id }, 'watch tick failed'))
+        .finally(() => {
+          watch.ticking = undefined;
+          this.schedule(watch);
+        });
+    }, watch.service.intervalMs);
+  }
+
+  private async tick(watch: Watch): Promise<void> {
+    if (watch.done || this.stopping) return;
+    const { service, deployment } = watch;
+    const at = this.now();
+    const names = ruleSignals(service);
+    const measurements = await sampleSignals(this.deps.providers, this.deps.metrics, service, names, { template: watch.template, containerId: deployment.container_id, at });
+    await this.queue.run(service.name, async () => {
+      if (watch.done || this.stopping) return;
+      const { tally, results, verdict } = assess(service, watch.tally, valuesOf(measurements));
+      watch.tally = tally;
+      await this.recordSamples(watch, at, measurements, results);
+      for (const rule of verdict.notify) {
+        await this.decide(deployment, 'notify', rule.name, rule.severity, `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} samples`);
+        this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name, severity: rule.severity }, 'rule breached (notify only)');
+      }
+      if (verdict.kind === 'rollback') {
+        this.endWatch(watch);
+        await this.rollback(watch, verdict.rule, measurements[verdict.rule.signal]?.value ?? null);
+        return;
+      }
+      if (at.getTime() >= deployment.window_ends_at.getTime()) {
+        this.endWatch(watch);
+        await this.conclude(watch);
+      }
+    });
+  }
+
+  private async recordSamples(watch: Watch, at: Date, measurements: Record<string, { value: number | null; detail?: string; latencyMs: number }>, results: Record<string, SampleResult>): Promise<void> {
+    const { service, deployment } = watch;
+    const rows = Object.entries(measurements).map(([signal, m]) => {
+      const rules: Record<string, string> = {};
+      for (const r of service.rules) if (r.signal === signal) rules[r.name] = results[r.name] ?? 'no-data';
+      const outcomes = Object.values(rules);
+      const result = outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
+      this.deps.metrics.samples.inc({ service: service.name, result });
+      return { deployment_id: deployment.id, stage: 'watch' as const, signal, taken_at: at, value: m.value, result: result as SampleResult, rules, detail: m.detail ?? null, latency_ms: m.latencyMs };
+    });
+    await this.deps.store.insertSamples(rows).catch((err) => {
+      this.deps.metrics.storeErrors.inc();
+      this.log.error({ err, deployment: deployment.id }, 'could not record samples');
+    });
+  }
+
+  private async decide(d: Deployment, kind: string, rule: string | null, severity: string | null, detail: string): Promise<void> {
+    await this.deps.store.insertDecision({ deployment_id: d.id, decided_at: this.now(), kind, rule, severity, detail });
+  }
+
+  private async rollback(watch: Watch, rule: ServicePolicy['rules'][number], value: number | null): Promise<void> {
+    const { service, deployment } = watch;
+    const reason = `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} consecutive samples (last ${value})`;
+    const decidedAt = this.now();
+    await this.decide(deployment, 'rollback', rule.name, rule.severity, this.deps.dryRun ? `dry run: ${reason}` : reason);
+    if (this.deps.dryRun) {
+      await this.deps.store.updateDeployment(deployment.id, { state: 'would_roll_back', reason: `dry run, nothing changed: ${reason}`, decided_at: decidedAt });
+      this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'dry_run' });
+      this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name }, 'would roll back (dry run)');
+      return;
+    }
+    await this.deps.store.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: decidedAt });
+    deployment.state = 'rolling_back';
+    const outcome = await revertDeployment(
+      { ...this.deps, now: this.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: this.ownContainers },
+      service,
+      deployment,
+      rule,
+    );
+    deployment.state = outcome.state;
+    const s = this.serviceState(service.name);
+    s.containerId = outcome.containerId;
+    s.image = outcome.image;
+    s.ref = outcome.ref;
+  }
+
+  private async conclude(watch: Watch): Promise<void> {
+    const { service, deployment } = watch;
+    const outcome = concludeWindow(service, watch.tally);
+    const decidedAt = this.now();
+    if (outcome.kind === 'inconclusive') {
+      await this.decide(deployment, 'inconclusive', null, null, outcome.reason);
+      await this.deps.store.updateDeployment(deployment.id, { state: 'inconclusive', reason: outcome.reason, decided_at: decidedAt });
+      deployment.state = 'inconclusive';
+      this.log.warn({ service: service.name, deployment: deployment.id, reason: outcome.reason }, 'watch inconclusive; the version does not become known-good');
+      return;
+    }
+    const c = await inspectContainer(this.deps.docker, deployment.container_id);
+    await this.deps.store.setKnownGood({
+      service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: deployment.id, since: decidedAt,
+    });
+    await this.decide(deployment, 'pass', null, null, `survived ${watch.tally.ticks} samples with no rollback rule breached`);
+    await this.deps.store.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
+    deployment.state = 'passed';
+    this.log.info({ service: service.name, deployment: deployment.id, image: shortId(c.Image), ref: c.Config.Image }, 'deployment passed; now known-good');
+  }
+}

@@ -1,0 +1,171 @@
+import type { Logger } from 'pino';
+import { RevertError, type ContainerReverter } from '../actions/container-revert.js';
+import type { Metrics } from '../api/metrics.js';
+import type { Rule, ServicePolicy } from '../config/policy.js';
+import { containerInspectSchema, containerName, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
+import { describeThreshold, recoveryStatus } from '../policy/assess.js';
+import type { ProviderRegistry } from '../signals/registry.js';
+import type { Deployment, Store } from '../store/store.js';
+import { recoverySignals, sampleSignals, valuesOf } from './sampling.js';
+
+export interface RevertDeps {
+  store: Store;
+  reverter: ContainerReverter;
+  providers: ProviderRegistry;
+  metrics: Metrics;
+  log: Logger;
+  now: () => Date;
+  sleep: (ms: number) => Promise<void>;
+  /** Containers this revert creates, so their start events are not taken for deployments. */
+  ownContainers: Set<string>;
+}
+
+/** Where the service stands after a revert, for the daemon's bookkeeping. */
+export interface RevertOutcome {
+  state: 'rolled_back' | 'rollback_failed';
+  containerId: string;
+  image: string;
+  ref: string;
+}
+
+/**
+ * The runbook's "Strategy 2: container revert". Stops the bad container (keeping it, renamed),
+ * recreates the known-good one from its snapshot, verifies the recovery criteria, and only then
+ * removes the bad one. Retries up to max_attempts, then escalates. When no good container could
+ * be started at all, the bad one is put back: a degraded service beats no service.
+ */
+export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule): Promise<RevertOutcome> {
+  const { store, reverter, log: parentLog, metrics } = deps;
+  const log = parentLog.child({ service: service.name, deployment: deployment.id });
+  const badId = deployment.container_id;
+  const unchanged: RevertOutcome = { state: 'rollback_failed', containerId: badId, image: deployment.to_image, ref: deployment.to_ref };
+  let attempt = 0;
+
+  const step = async <T>(kind: string, detail: string, fn: () => Promise<T>): Promise<T> => {
+    const started = deps.now();
+    try {
+      const out = await fn();
+      await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: true, detail });
+      return out;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: false, detail: `${detail}: ${message}` });
+      throw err;
+    }
+  };
+  const record = (a: Parameters<Store['insertAction']>[0]): Promise<void> =>
+    store.insertAction(a).catch((err) => {
+      metrics.storeErrors.inc();
+      log.error({ err, action: a.kind }, 'could not record action');
+    });
+  const fail = async (reason: string, outcome: RevertOutcome): Promise<RevertOutcome> => {
+    log.error({ escalate: true, severity: 'P0', reason, attempts: attempt }, 'ROLLBACK FAILED — escalate to a human');
+    await store.updateDeployment(deployment.id, { state: 'rollback_failed', reason, attempts: attempt });
+    await store.insertDecision({ deployment_id: deployment.id, decided_at: deps.now(), kind: 'escalate', rule: rule.name, severity: 'P0', detail: reason });
+    metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
+    return outcome;
+  };
+
+  const known = await store.getKnownGood(service.name);
+  if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged);
+  const goodSpec = containerInspectSchema.parse(known.spec);
+  log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id) }, 'rolling back');
+
+  let image: string;
+  try {
+    image = await step('check-image', `known-good image ${shortId(known.image_id)} (${known.image_ref})`, () => reverter.resolveImage(known.image_id, known.image_ref));
+  } catch (err) {
+    return fail(err instanceof RevertError ? err.message : String(err), unchanged);
+  }
+
+  let badSpec: ContainerInspect;
+  try {
+    badSpec = await reverter.inspect(badId);
+  } catch (err) {
+    return fail(`cannot inspect the deployed container ${badId.slice(0, 12)}: ${String(err)}; nothing was changed`, unchanged);
+  }
+  const parkedName = `${containerName(badSpec)}.rollguard-bad.${deployment.id}`;
+  try {
+    await step('stop-bad', `stop ${containerName(badSpec)} (grace ${service.stopTimeoutMs} ms) and rename it ${parkedName}`, () =>
+      reverter.park(badId, parkedName, service.stopTimeoutMs),
+    );
+  } catch (err) {
+    await step('restore-bad', `put ${containerName(badSpec)} back`, () => reverter.restore(badId, badSpec)).catch(() => {});
+    return fail(`could not set the bad container aside: ${(err as Error).message}`, unchanged);
+  }
+
+  let lastGood: string | undefined;
+  const template = { service: service.name, container: containerName(goodSpec), image: known.image_ref, version: versionOf(known.image_ref) };
+  for (attempt = 1; attempt <= service.maxAttempts; attempt++) {
+    await store.updateDeployment(deployment.id, { attempts: attempt });
+    if (lastGood) {
+      const previous = lastGood;
+      lastGood = undefined;
+      await step('remove-failed', `remove the failed attempt ${previous.slice(0, 12)}`, () => reverter.remove(previous)).catch(() => {});
+    }
+    let goodId: string;
+    try {
+      goodId = await step('start-good', `create and start ${containerName(goodSpec)} from ${image}`, async () => {
+        const id = await reverter.startFrom(goodSpec, image);
+        deps.ownContainers.add(id);
+        return id;
+      });
+    } catch {
+      continue;
+    }
+    lastGood = goodId;
+    const verified = await verifyRecovery(deps, service, deployment, attempt, goodId, template);
+    await record({ deployment_id: deployment.id, attempt, kind: 'verify', started_at: verified.started, finished_at: deps.now(), ok: verified.met, detail: verified.detail });
+    if (verified.met) {
+      await step('remove-bad', `remove the bad container ${parkedName}`, () => reverter.remove(badId)).catch(() => {});
+      const recoveredAt = deps.now();
+      await store.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt });
+      metrics.rollbacks.inc({ service: service.name, outcome: 'succeeded' });
+      log.info({ attempts: attempt, recoveryMs: recoveredAt.getTime() - deployment.started_at.getTime(), image: shortId(known.image_id) }, 'rolled back and recovered');
+      return { state: 'rolled_back', containerId: goodId, image: known.image_id, ref: known.image_ref };
+    }
+  }
+  attempt = service.maxAttempts;
+  if (lastGood) {
+    return fail(`recovery criteria not met after ${service.maxAttempts} attempt(s); the known-good container is running and the bad one is kept stopped as ${parkedName}`, {
+      state: 'rollback_failed', containerId: lastGood, image: known.image_id, ref: known.image_ref,
+    });
+  }
+  await step('restore-bad', `no known-good container could be started; put ${containerName(badSpec)} back`, () => reverter.restore(badId, badSpec)).catch(() => {});
+  return fail(`the known-good container could not be started in ${service.maxAttempts} attempt(s); the deployed version was put back`, unchanged);
+}
+
+async function verifyRecovery(
+  deps: RevertDeps,
+  service: ServicePolicy,
+  deployment: Deployment,
+  attempt: number,
+  containerId: string,
+  template: { service: string; container: string; image: string; version: string },
+): Promise<{ met: boolean; detail: string; started: Date }> {
+  const started = deps.now();
+  const deadline = started.getTime() + service.recoveryTimeoutMs;
+  const names = recoverySignals(service);
+  let detail = 'no recovery criteria configured; container started';
+  for (;;) {
+    const running = await deps.reverter.inspect(containerId).then((c) => c.State.Running, () => false);
+    if (!running) return { met: false, detail: 'the known-good container is not running', started };
+    if (!names.length) return { met: true, detail, started };
+    const at = deps.now();
+    const measurements = await sampleSignals(deps.providers, deps.metrics, service, names, { template, containerId, at });
+    const status = recoveryStatus(service.recovery, valuesOf(measurements));
+    await deps.store
+      .insertSamples(names.map((name) => {
+        const m = measurements[name] as { value: number | null; detail?: string; latencyMs: number };
+        const holds = !status.unmet.some((u) => u.check.signal === name);
+        return { deployment_id: deployment.id, stage: 'recovery', signal: name, taken_at: at, value: m.value, result: m.value === null ? 'no-data' : holds ? 'ok' : 'breach', rules: {}, detail: m.detail ?? null, latency_ms: m.latencyMs };
+      }))
+      .catch((err) => deps.log.error({ err }, 'could not record recovery samples'));
+    detail = status.met
+      ? `recovered: ${service.recovery.map((c) => `${c.signal} ${describeThreshold(c)} (${measurements[c.signal]?.value})`).join(', ')}`
+      : `attempt ${attempt}: not met: ${status.unmet.map((u) => `${u.check.signal} ${describeThreshold(u.check)} (got ${u.value ?? 'no data'})`).join(', ')}`;
+    if (status.met) return { met: true, detail, started };
+    if (deps.now().getTime() + service.intervalMs > deadline) return { met: false, detail, started };
+    await deps.sleep(service.intervalMs);
+  }
+}

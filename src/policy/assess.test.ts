@@ -1,0 +1,289 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RecoveryCheck, Rule, ServicePolicy, Threshold } from '../config/policy.js';
+import { assess, classify, concludeWindow, emptyTally, recoveryStatus, type SampleResult, type Value, type Verdict, type WatchTally } from './assess.js';
+
+const errorRate: Rule = { name: 'error rate above 5%', signal: 'error_rate', above: 0.05, for: 3, severity: 'P0', action: 'rollback' };
+const readiness: Rule = { name: 'readiness failing', signal: 'ready', below: 1, for: 3, severity: 'P0', action: 'rollback' };
+const restarting: Rule = { name: 'container restarting', signal: 'restarts', above: 2, for: 1, severity: 'P1', action: 'notify' };
+
+function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): ServicePolicy {
+  return {
+    name: 'web',
+    match: { kind: 'container', name: 'himalytix-web' },
+    windowMs: 600_000,
+    intervalMs: 15_000,
+    maxAttempts: 2,
+    stopTimeoutMs: 10_000,
+    recoveryTimeoutMs: 120_000,
+    minDataRatio: 0.8,
+    signals: {
+      error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[1m]))' },
+      ready: { kind: 'http', name: 'ready', url: 'http://127.0.0.1:8000/health/ready/', timeoutMs: 2_000, status: 200, json: {} },
+      restarts: { kind: 'container', name: 'restarts', field: 'restart_count' },
+    },
+    rules,
+    recovery: [{ signal: 'error_rate', below: 0.01 }, { signal: 'ready', above: 0 }],
+    ...overrides,
+  };
+}
+
+/** Feeds one tick of values per element through assess, starting from an empty tally. */
+function run(policy: ServicePolicy, ticks: Record<string, Value>[]): { verdicts: Verdict[]; tally: WatchTally } {
+  let tally = emptyTally(policy);
+  const verdicts: Verdict[] = [];
+  for (const values of ticks) {
+    const step = assess(policy, tally, values);
+    verdicts.push(step.verdict);
+    tally = step.tally;
+  }
+  return { verdicts, tally };
+}
+
+/** `rollback:<rule>` or `continue`, followed by `+notify:<rule>` for each notified rule. */
+function summary(verdict: Verdict): string {
+  const head = verdict.kind === 'rollback' ? `rollback:${verdict.rule.name}` : 'continue';
+  return [head, ...verdict.notify.map((r) => `notify:${r.name}`)].join(' + ');
+}
+
+describe('classify', () => {
+  const above: Threshold = { above: 0.05 };
+  const below: Threshold = { below: 1 };
+  const cases: [what: string, threshold: Threshold, value: Value, result: SampleResult][] = [
+    ['a value above an `above` threshold is a breach', above, 0.06, 'breach'],
+    ['a value equal to an `above` threshold is ok', above, 0.05, 'ok'],
+    ['a value under an `above` threshold is ok', above, 0, 'ok'],
+    ['Infinity is above any threshold', above, Number.POSITIVE_INFINITY, 'breach'],
+    ['a value below a `below` threshold is a breach', below, 0, 'breach'],
+    ['a value equal to a `below` threshold is ok', below, 1, 'ok'],
+    ['null is no data, never a breach', above, null, 'no-data'],
+    ['NaN is no data, never a breach', below, Number.NaN, 'no-data'],
+  ];
+  for (const [what, threshold, value, result] of cases) {
+    it(what, () => {
+      assert.equal(classify(threshold, value), result);
+    });
+  }
+});
+
+describe('assess', () => {
+  const cases: [what: string, rules: Rule[], ticks: Record<string, Value>[], verdicts: string[]][] = [
+    [
+      'assess() returns rollback after 3 consecutive breaches',
+      [errorRate],
+      [{ error_rate: 0.2 }, { error_rate: 0.2 }, { error_rate: 0.2 }],
+      ['continue', 'continue', 'rollback:error rate above 5%'],
+    ],
+    [
+      'assess() keeps returning rollback while the breach lasts',
+      [errorRate],
+      [{ error_rate: 0.2 }, { error_rate: 0.2 }, { error_rate: 0.2 }, { error_rate: 0.3 }],
+      ['continue', 'continue', 'rollback:error rate above 5%', 'rollback:error rate above 5%'],
+    ],
+    [
+      'an ok sample ends a streak',
+      [errorRate],
+      [{ error_rate: 0.2 }, { error_rate: 0.2 }, { error_rate: 0.01 }, { error_rate: 0.2 }, { error_rate: 0.2 }],
+      ['continue', 'continue', 'continue', 'continue', 'continue'],
+    ],
+    [
+      'a no-data sample ends a streak',
+      [errorRate],
+      [{ error_rate: 0.2 }, { error_rate: 0.2 }, { error_rate: null }, { error_rate: 0.2 }, { error_rate: 0.2 }],
+      ['continue', 'continue', 'continue', 'continue', 'continue'],
+    ],
+    [
+      'a NaN sample ends a streak',
+      [errorRate],
+      [{ error_rate: 0.2 }, { error_rate: 0.2 }, { error_rate: Number.NaN }, { error_rate: 0.2 }],
+      ['continue', 'continue', 'continue', 'continue'],
+    ],
+    [
+      'a signal missing from the tick counts as no data',
+      [errorRate],
+      [{ error_rate: 0.2 }, { error_rate: 0.2 }, {}, { error_rate: 0.2 }],
+      ['continue', 'continue', 'continue', 'continue'],
+    ],
+    [
+      'no data never fires a rule, however long it lasts',
+      [readiness],
+      [{ ready: null }, { ready: null }, { ready: null }, { ready: null }],
+      ['continue', 'continue', 'continue', 'continue'],
+    ],
+    [
+      'a below rule fires when the value stays under its threshold',
+      [readiness],
+      [{ ready: 0 }, { ready: 0 }, { ready: 0 }],
+      ['continue', 'continue', 'rollback:readiness failing'],
+    ],
+    [
+      'a notify rule fires once per streak',
+      [restarting],
+      [{ restarts: 3 }, { restarts: 4 }, { restarts: 5 }, { restarts: 0 }, { restarts: 3 }],
+      ['continue + notify:container restarting', 'continue', 'continue', 'continue', 'continue + notify:container restarting'],
+    ],
+    [
+      'a notify rule waits for its `for` count of breaches',
+      [{ ...restarting, for: 2 }],
+      [{ restarts: 3 }, { restarts: 3 }, { restarts: 3 }],
+      ['continue', 'continue + notify:container restarting', 'continue'],
+    ],
+    [
+      'a no-data sample ends a notify streak, so the next streak notifies again',
+      [restarting],
+      [{ restarts: 3 }, { restarts: null }, { restarts: 3 }],
+      ['continue + notify:container restarting', 'continue', 'continue + notify:container restarting'],
+    ],
+    [
+      'first rollback rule in policy order wins',
+      [errorRate, readiness],
+      [{ error_rate: 0.2, ready: 0 }, { error_rate: 0.2, ready: 0 }, { error_rate: 0.2, ready: 0 }],
+      ['continue', 'continue', 'rollback:error rate above 5%'],
+    ],
+    [
+      'policy order, not the signal, decides which rollback rule wins',
+      [readiness, errorRate],
+      [{ error_rate: 0.2, ready: 0 }, { error_rate: 0.2, ready: 0 }, { error_rate: 0.2, ready: 0 }],
+      ['continue', 'continue', 'rollback:readiness failing'],
+    ],
+    [
+      'a later rollback rule wins when the earlier one has not fired',
+      [errorRate, { ...readiness, for: 1 }],
+      [{ error_rate: 0.2, ready: 0 }],
+      ['rollback:readiness failing'],
+    ],
+    [
+      'a rollback verdict still carries the notify rules that fired with it',
+      [{ ...errorRate, for: 1 }, restarting],
+      [{ error_rate: 0.2, restarts: 3 }],
+      ['rollback:error rate above 5% + notify:container restarting'],
+    ],
+    [
+      'each rule keeps its own streak',
+      [readiness, errorRate],
+      [{ error_rate: 0.2, ready: 0 }, { error_rate: 0.2, ready: 1 }, { error_rate: 0.2, ready: 0 }],
+      ['continue', 'continue', 'rollback:error rate above 5%'],
+    ],
+  ];
+  for (const [what, rules, ticks, verdicts] of cases) {
+    it(what, () => {
+      assert.deepEqual(run(service(rules), ticks).verdicts.map(summary), verdicts);
+    });
+  }
+
+  it('reports how each rule classified the tick', () => {
+    const policy = service([errorRate, readiness, restarting]);
+    const { results } = assess(policy, emptyTally(policy), { error_rate: 0.2, ready: 1 });
+    assert.deepEqual(results, { 'error rate above 5%': 'breach', 'readiness failing': 'ok', 'container restarting': 'no-data' });
+  });
+
+  it('counts ticks, samples, samples with data, breaches and the current streak', () => {
+    const { tally } = run(service([errorRate]), [{ error_rate: 0.2 }, { error_rate: null }, { error_rate: 0.01 }, { error_rate: 0.2 }, { error_rate: 0.3 }]);
+    assert.deepEqual(tally, {
+      ticks: 5,
+      rules: { 'error rate above 5%': { streak: 2, breaches: 3, withData: 4, samples: 5, notified: false } },
+    });
+  });
+
+  it('does not change the tally it is given', () => {
+    const policy = service([errorRate, restarting]);
+    const before = run(policy, [{ error_rate: 0.2, restarts: 3 }]).tally;
+    const copy = structuredClone(before);
+    assess(policy, before, { error_rate: 0.2, restarts: 0 });
+    assert.deepEqual(before, copy);
+  });
+
+  it('starts a rule missing from the tally from zero', () => {
+    const policy = service([{ ...errorRate, for: 1 }]);
+    const { tally, verdict } = assess(policy, { ticks: 0, rules: {} }, { error_rate: 0.2 });
+    assert.equal(summary(verdict), 'rollback:error rate above 5%');
+    assert.deepEqual(tally.rules['error rate above 5%'], { streak: 1, breaches: 1, withData: 1, samples: 1, notified: false });
+  });
+});
+
+describe('concludeWindow', () => {
+  /** `withData` of `samples` ticks carry a healthy value for every signal; the rest carry none. */
+  function window(withData: number, samples: number): Record<string, Value>[] {
+    return Array.from({ length: samples }, (_, i) =>
+      i < withData ? { error_rate: 0.01, ready: 1, restarts: 0 } : { error_rate: null, ready: null, restarts: null },
+    );
+  }
+
+  it('concludeWindow is inconclusive when no sample was taken', () => {
+    const policy = service([errorRate]);
+    assert.deepEqual(concludeWindow(policy, emptyTally(policy)), { kind: 'inconclusive', reason: 'no samples were taken during the window' });
+  });
+
+  it('concludeWindow is inconclusive below min_data_ratio', () => {
+    const policy = service([errorRate]);
+    assert.deepEqual(concludeWindow(policy, run(policy, window(7, 10)).tally), {
+      kind: 'inconclusive',
+      reason: 'too little data (need 80%): "error rate above 5%" had data in 7 of 10 samples',
+    });
+  });
+
+  it('concludeWindow names every rollback rule that was short of data', () => {
+    const policy = service([errorRate, readiness], { minDataRatio: 0.5 });
+    assert.deepEqual(concludeWindow(policy, run(policy, window(1, 4)).tally), {
+      kind: 'inconclusive',
+      reason: 'too little data (need 50%): "error rate above 5%" had data in 1 of 4 samples; "readiness failing" had data in 1 of 4 samples',
+    });
+  });
+
+  it('concludeWindow is inconclusive when a rollback rule has no tally at all', () => {
+    const policy = service([errorRate]);
+    assert.deepEqual(concludeWindow(policy, { ticks: 3, rules: {} }), {
+      kind: 'inconclusive',
+      reason: 'too little data (need 80%): "error rate above 5%" had data in 0 of 0 samples',
+    });
+  });
+
+  const passing: [what: string, rules: Rule[], withData: number, samples: number, minDataRatio: number][] = [
+    ['concludeWindow passes with enough data', [errorRate, readiness], 10, 10, 0.8],
+    ['concludeWindow passes at exactly min_data_ratio', [errorRate, readiness], 8, 10, 0.8],
+    ['concludeWindow passes without data when min_data_ratio is 0', [errorRate], 0, 10, 0],
+  ];
+  for (const [what, rules, withData, samples, minDataRatio] of passing) {
+    it(what, () => {
+      const policy = service(rules, { minDataRatio });
+      assert.deepEqual(concludeWindow(policy, run(policy, window(withData, samples)).tally), { kind: 'passed' });
+    });
+  }
+
+  it('concludeWindow ignores missing data for notify rules', () => {
+    const policy = service([errorRate, restarting]);
+    const ticks = window(10, 10).map((t) => ({ ...t, restarts: null }));
+    assert.deepEqual(concludeWindow(policy, run(policy, ticks).tally), { kind: 'passed' });
+  });
+});
+
+describe('recoveryStatus', () => {
+  const errorsLow: RecoveryCheck = { signal: 'error_rate', below: 0.01 };
+  const ready: RecoveryCheck = { signal: 'ready', above: 0 };
+  const checks = [errorsLow, ready];
+
+  const cases: [what: string, values: Record<string, Value>, unmet: { check: RecoveryCheck; value: Value }[]][] = [
+    ['recovery is met when every check holds', { error_rate: 0.001, ready: 1 }, []],
+    ['recovery needs every check to hold', { error_rate: 0.001, ready: 0 }, [{ check: ready, value: 0 }]],
+    ['recovery lists every check that does not hold', { error_rate: 0.2, ready: 0 }, [{ check: errorsLow, value: 0.2 }, { check: ready, value: 0 }]],
+    ['a value on the threshold does not hold', { error_rate: 0.01, ready: 1 }, [{ check: errorsLow, value: 0.01 }]],
+    ['no data does not hold: null', { error_rate: null, ready: 1 }, [{ check: errorsLow, value: null }]],
+    ['no data does not hold: a missing signal', { ready: 1 }, [{ check: errorsLow, value: null }]],
+    ['no data does not hold: NaN', { error_rate: 0.001, ready: Number.NaN }, [{ check: ready, value: Number.NaN }]],
+  ];
+  for (const [what, values, unmet] of cases) {
+    it(what, () => {
+      assert.deepEqual(recoveryStatus(checks, values), { met: unmet.length === 0, unmet });
+    });
+  }
+
+  it('recovery needs every check to hold; no data does not hold', () => {
+    assert.equal(recoveryStatus(checks, { error_rate: 0.001, ready: 1 }).met, true);
+    assert.equal(recoveryStatus(checks, { error_rate: 0.001, ready: null }).met, false);
+    assert.equal(recoveryStatus(checks, {}).met, false);
+  });
+
+  it('with no recovery checks, recovery is met at once', () => {
+    assert.deepEqual(recoveryStatus([], {}), { met: true, unmet: [] });
+  });
+});

@@ -1,0 +1,37 @@
+import type { Signal } from '../config/policy.js';
+import type { TemplateValues } from '../config/template.js';
+
+/** What a probe knows about the deployment it measures. */
+export interface ProbeContext {
+  template: TemplateValues;
+  /** The service's current container, for container-state signals. */
+  containerId: string;
+  /** Evaluation time, for Prometheus instant queries. */
+  at: Date;
+}
+
+/**
+ * One measurement. `value: null` is no data (the source is down, timed out or returned
+ * nothing): it is counted apart from a breach and never causes a revert by itself.
+ */
+export interface Measurement {
+  value: number | null;
+  /** Why there is no data, or what did not match; shown in records and alerts. */
+  detail?: string;
+  latencyMs: number;
+}
+
+/** Measures one kind of signal. `measure` never rejects: failures are measurements too. */
+export interface SignalProvider<S extends Signal = Signal> {
+  readonly kind: S['kind'];
+  measure(signal: S, ctx: ProbeContext): Promise<Measurement>;
+}
+
+export function errorText(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; message?: unknown };
+    const message = typeof e.message === 'string' ? e.message : String(err);
+    return typeof e.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+  }
+  return String(err);
+}

@@ -1,0 +1,98 @@
+import type { Sql } from './sql.js';
+
+/** Ordered schema migrations. Append only: an applied migration is never edited. */
+export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'deployments, samples, decisions, actions, known-good snapshots',
+    sql: `
+CREATE TABLE deployments (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  service       text NOT NULL,
+  container_id  text NOT NULL,
+  container_name text NOT NULL,
+  from_image    text,
+  from_ref      text,
+  to_image      text NOT NULL,
+  to_ref        text NOT NULL,
+  state         text NOT NULL CHECK (state IN ('watching','rolling_back','passed','rolled_back','rollback_failed','superseded','inconclusive','would_roll_back')),
+  reason        text,
+  dry_run       boolean NOT NULL DEFAULT false,
+  attempts      integer NOT NULL DEFAULT 0,
+  started_at    timestamptz NOT NULL,
+  detected_at   timestamptz NOT NULL,
+  window_ends_at timestamptz NOT NULL,
+  decided_at    timestamptz,
+  recovered_at  timestamptz
+);
+CREATE INDEX deployments_service_idx ON deployments (service, id DESC);
+CREATE INDEX deployments_open_idx ON deployments (state) WHERE state IN ('watching','rolling_back');
+
+CREATE TABLE samples (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  stage         text NOT NULL CHECK (stage IN ('watch','recovery')),
+  signal        text NOT NULL,
+  taken_at      timestamptz NOT NULL,
+  value         double precision,
+  result        text NOT NULL CHECK (result IN ('ok','breach','no-data')),
+  rules         jsonb NOT NULL DEFAULT '{}',
+  detail        text,
+  latency_ms    double precision NOT NULL
+);
+CREATE INDEX samples_deployment_idx ON samples (deployment_id, taken_at);
+
+CREATE TABLE decisions (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  decided_at    timestamptz NOT NULL,
+  kind          text NOT NULL,
+  rule          text,
+  severity      text,
+  detail        text
+);
+CREATE INDEX decisions_deployment_idx ON decisions (deployment_id);
+
+CREATE TABLE actions (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  attempt       integer NOT NULL,
+  kind          text NOT NULL,
+  started_at    timestamptz NOT NULL,
+  finished_at   timestamptz NOT NULL,
+  ok            boolean NOT NULL,
+  detail        text
+);
+CREATE INDEX actions_deployment_idx ON actions (deployment_id);
+
+CREATE TABLE known_good (
+  service       text PRIMARY KEY,
+  image_id      text NOT NULL,
+  image_ref     text NOT NULL,
+  container_name text NOT NULL,
+  spec          jsonb NOT NULL,
+  deployment_id bigint REFERENCES deployments(id),
+  since         timestamptz NOT NULL
+);
+`,
+  },
+];
+
+const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database
+
+/** Applies every migration not yet applied, each in its own transaction. Returns the versions applied. */
+export async function migrate(sql: Sql): Promise<number[]> {
+  return sql.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await tx.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      for (const statement of m.sql.split(/;\s*\n/).map((s) => s.trim()).filter(Boolean)) await tx.query(statement);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}

@@ -1,0 +1,72 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+/** The SQL surface the repositories use; PostgreSQL and the embedded PGlite both provide it. */
+export interface Sql {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /** Runs `fn` in one transaction; rolls back when it throws. */
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  /** `postgres` or `pglite`, for logs and status. */
+  readonly kind: 'postgres' | 'pglite';
+}
+
+/** Thrown when the store cannot be reached or refuses a statement. */
+export class StoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+/** Connects to PostgreSQL. The pool reports idle-client errors to the log instead of crashing. */
+export function postgresSql(connectionString: string, log: Logger): Sql {
+  const pool = new pg.Pool({ connectionString, max: 5, connectionTimeoutMillis: 5_000, statement_timeout: 10_000, query_timeout: 15_000 });
+  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
+  const run = async <R>(client: pg.Pool | pg.PoolClient, text: string, params?: unknown[]): Promise<R[]> => {
+    const result = await client.query(text, params as unknown[]);
+    return result.rows as R[];
+  };
+  return {
+    kind: 'postgres',
+    query: (text, params) => run(pool, text, params),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const tx: Sql = { kind: 'postgres', query: (t, p) => run(client, t, p), transaction: (f) => f(tx), close: async () => {} };
+        const out = await fn(tx);
+        await client.query('COMMIT');
+        return out;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+/** Opens (creating if needed) the embedded PGlite database under `stateDir`. */
+export async function pgliteSql(stateDir: string): Promise<Sql> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const dataDir = path.resolve(stateDir, 'pglite');
+  await mkdir(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir);
+  type Queryable = Pick<typeof db, 'query'>;
+  const wrap = (q: Queryable): Sql['query'] => async (text, params) => (await q.query(text, params)).rows as never;
+  return {
+    kind: 'pglite',
+    query: wrap(db),
+    transaction: (fn) =>
+      db.transaction(async (t) => {
+        const tx: Sql = { kind: 'pglite', query: wrap(t), transaction: (f) => f(tx), close: async () => {} };
+        return fn(tx);
+      }),
+    close: () => db.close(),
+  };
+}
