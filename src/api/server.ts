@@ -1,0 +1,68 @@
+import http from 'node:http';
+import type { Logger } from 'pino';
+import type { Metrics } from './metrics.js';
+
+/** What the HTTP API reads from the running daemon. */
+export interface ApiSource {
+  health(): { ok: boolean; [k: string]: unknown };
+  status(): unknown;
+  history(opts: { service?: string; limit?: number }): Promise<unknown>;
+}
+
+/** Splits `127.0.0.1:9817` / `[::1]:9817` / `9817` into host and port. */
+export function parseListen(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d+)$/.exec(addr.trim());
+  const port = Number(m?.[3]);
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address "${addr}"; expected HOST:PORT`);
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const text = type === 'application/json' ? JSON.stringify(body) : String(body);
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** /healthz, /metrics, and read-only JSON views of status and history. */
+export async function startApi(listen: string, source: ApiSource, metrics: Metrics, log: Logger): Promise<{ server: http.Server; url: string; close: () => Promise<void> }> {
+  const { host, port } = parseListen(listen);
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
+    const route = async (): Promise<void> => {
+      switch (url.pathname) {
+        case '/healthz': {
+          const h = source.health();
+          return send(res, h.ok ? 200 : 503, h);
+        }
+        case '/metrics':
+          return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
+        case '/api/v1/status':
+          return send(res, 200, source.status());
+        case '/api/v1/deployments': {
+          const limit = Number(url.searchParams.get('limit') ?? 100);
+          if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) return send(res, 400, { error: 'limit must be an integer from 1 to 10000' });
+          return send(res, 200, await source.history({ service: url.searchParams.get('service') ?? undefined, limit }));
+        }
+        default:
+          return send(res, 404, { error: 'not found' });
+      }
+    };
+    route().catch((err) => {
+      log.error({ err, path: url.pathname }, 'API request failed');
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    server,
+    url: `http://${shownHost}:${boundPort}`,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}

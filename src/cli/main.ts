@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { loadPolicy } from '../config/load-policy.js';
+import { createLogger } from '../daemon/logger.js';
+import { runRollguard } from '../daemon/runtime.js';
+import { StateDirBusyError } from '../daemon/state-dir.js';
+import { printHistory, printStatus } from './views.js';
+
+const program = new Command();
+const stateDirOption = ['--state-dir <dir>', 'state directory (embedded database, pid file)', process.env.ROLLGUARD_STATE_DIR ?? './var'] as const;
+
+program.name('rollguard').description('Watches deployments on a Docker host and reverts bad ones to the last known-good container.').showHelpAfterError();
+
+program
+  .command('run')
+  .description('run the daemon')
+  .requiredOption('--policy <file>', 'policy YAML')
+  .option('--listen <addr>', 'HTTP address for /healthz and /metrics', process.env.ROLLGUARD_LISTEN ?? '127.0.0.1:9817')
+  .option('--dry-run', 'decide and record, but never touch containers', false)
+  .option(...stateDirOption)
+  .action(async (opts: { policy: string; listen: string; dryRun: boolean; stateDir: string }) => {
+    const log = createLogger();
+    let rollguard;
+    try {
+      rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, log });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${err.message}\n`);
+        log.flush();
+        process.exit(1);
+      }
+      log.fatal({ err }, err instanceof StateDirBusyError ? err.message : 'rollguard could not start');
+      log.flush();
+      process.exit(1);
+    }
+    const running = rollguard;
+    let exiting = false;
+    const shutdown = (signal: string): void => {
+      if (exiting) return;
+      exiting = true;
+      log.info({ signal }, 'shutdown requested');
+      running.stop().then(
+        () => { log.flush(); process.exit(0); },
+        (err) => { log.error({ err }, 'unclean shutdown'); log.flush(); process.exit(1); },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGHUP', () => void running.reload());
+  });
+
+const policy = program.command('policy').description('work with policy files');
+policy
+  .command('check <file>')
+  .description('validate a policy file; prints every problem as file:line: key: message')
+  .action(async (file: string) => {
+    try {
+      const p = await loadPolicy(file);
+      const services = Object.values(p.services);
+      process.stdout.write(`${file}: ok — ${services.length} service(s): ${services.map((s) => `${s.name} (${s.rules.length} rules)`).join(', ')}\n`);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    }
+  });
+
+program
+  .command('status')
+  .description('what the running daemon is watching')
+  .option('--json', 'print JSON', false)
+  .option(...stateDirOption)
+  .action(async (opts: { json: boolean; stateDir: string }) => {
+    process.exitCode = await printStatus(opts);
+  });
+
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+};
+
+program
+  .command('history')
+  .description('recorded deployments, newest first')
+  .option('--service <name>', 'only this service')
+  .option('--limit <n>', 'at most this many', positiveInt, 50)
+  .option('--json', 'print JSON', false)
+  .option(...stateDirOption)
+  .action(async (opts: { service?: string; limit: number; json: boolean; stateDir: string }) => {
+    process.exitCode = await printHistory(opts);
+  });
+
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`rollguard: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { ContainerReverter } from '../actions/container-revert.js';
+import { createMetrics } from '../api/metrics.js';
+import { startApi } from '../api/server.js';
+import { loadPolicy } from '../config/load-policy.js';
+import type { Policy } from '../config/policy.js';
+import { ContainerStateProvider } from '../signals/container-state.js';
+import { HttpHealthProvider } from '../signals/http-health.js';
+import { PrometheusProvider } from '../signals/prometheus.js';
+import type { ProviderRegistry } from '../signals/registry.js';
+import { openStore } from '../store/open-store.js';
+import { Daemon } from './daemon.js';
+import { claimStateDir } from './state-dir.js';
+
+export interface RunOptions {
+  policyFile: string;
+  listen: string;
+  dryRun: boolean;
+  stateDir: string;
+  databaseUrl?: string;
+  log: Logger;
+  docker?: Docker;
+}
+
+export interface RunningRollguard {
+  apiUrl: string;
+  daemon: Daemon;
+  /** Re-reads the policy file; a bad file is refused (logged) and the running policy kept. Resolves true when applied. */
+  reload(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+function setPrometheus(providers: ProviderRegistry, policy: Policy): void {
+  providers.prometheus = policy.prometheus ? new PrometheusProvider(policy.prometheus.url, policy.prometheus.timeoutMs) : undefined;
+}
+
+/** Composes store, Docker, probes, daemon and API, and starts them. */
+export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> {
+  const { log } = opts;
+  const policy = await loadPolicy(opts.policyFile);
+  const stateDir = await claimStateDir(opts.stateDir);
+  const store = await openStore({ databaseUrl: opts.databaseUrl, stateDir: opts.stateDir, log }).catch(async (err) => {
+    await stateDir.release();
+    throw err;
+  });
+  const docker = opts.docker ?? new Docker();
+  const metrics = createMetrics();
+  const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker) };
+  setPrometheus(providers, policy);
+  const daemon = new Daemon(policy, { docker, store, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun });
+  let stopping = false;
+  const api = await startApi(
+    opts.listen,
+    {
+      health: () => ({ ok: !stopping, docker: daemon.dockerConnected ? 'connected' : 'reconnecting', store: store.sql.kind }),
+      status: () => daemon.status(),
+      history: (q) => store.listDeployments(q),
+    },
+    metrics,
+    log,
+  ).catch(async (err) => {
+    await store.sql.close().catch(() => {});
+    await stateDir.release();
+    throw err;
+  });
+  await stateDir.publish(api.url);
+  await daemon.start();
+  log.info({ api: api.url, policy: policy.source }, 'rollguard started');
+
+  let reloading = Promise.resolve(true);
+  return {
+    apiUrl: api.url,
+    daemon,
+    reload() {
+      reloading = reloading.then(async () => {
+        let next: Policy;
+        try {
+          next = await loadPolicy(opts.policyFile);
+        } catch (err) {
+          log.error({ problems: (err as { problems?: unknown }).problems, err: (err as { problems?: unknown }).problems ? undefined : err }, 'policy reload refused; the running policy is kept');
+          return false;
+        }
+        setPrometheus(providers, next);
+        await daemon.reload(next);
+        return true;
+      });
+      return reloading;
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping: finishing in-flight work');
+      await daemon.stop();
+      await api.close();
+      await store.sql.close().catch((err) => log.warn({ err }, 'closing the store failed'));
+      await stateDir.release();
+      log.info('stopped');
+    },
+  };
+}

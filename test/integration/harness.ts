@@ -1,0 +1,300 @@
+/**
+ * Real parts for integration tests: the Docker engine, Prometheus with a 1 s scrape, PostgreSQL
+ * or PGlite, and the rollguard CLI as a child process. Everything listens on 127.0.0.1.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const run = promisify(execFile);
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'dist/cli/main.js');
+export const FIXTURE_PORT = 18080;
+
+export async function docker(...args: string[]): Promise<string> {
+  const { stdout } = await run('docker', args, { maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+/** Polls `check` until it returns a truthy value; fails with the last value seen after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      last = value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface FixtureImages { good: string; good2: string; errors: string; unready: string }
+
+/** Builds the fixture versions FROM scratch with Debian's busybox-static; returns their image IDs. */
+export async function buildFixtures(): Promise<FixtureImages> {
+  const ctx = await mkdtemp(path.join(os.tmpdir(), 'rg-fixture-'));
+  try {
+    await cp(path.join(ROOT, 'test/fixtures/app'), ctx, { recursive: true });
+    await cp('/bin/busybox', path.join(ctx, 'busybox'));
+    const build = async (tag: string, args: Record<string, string>): Promise<string> => {
+      const flags = Object.entries(args).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+      await docker('build', '-q', '-t', tag, ...flags, ctx);
+      return docker('image', 'inspect', '-f', '{{.Id}}', tag);
+    };
+    return {
+      good: await build('rollguard-fixture:v1', { VERSION: 'v1' }),
+      good2: await build('rollguard-fixture:v1.1', { VERSION: 'v1.1' }),
+      errors: await build('rollguard-fixture:v2-errors', { VERSION: 'v2', ERROR_PCT: '20' }),
+      unready: await build('rollguard-fixture:v2-unready', { VERSION: 'v2', READY: '0' }),
+    };
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
+}
+
+/** Removes every container whose name starts with `prefix` (parked ones included). */
+export async function removeContainers(prefix: string): Promise<void> {
+  const ids = (await docker('ps', '-aq', '--filter', `name=^/${prefix}`)).split('\n').filter(Boolean);
+  if (ids.length) await docker('rm', '-f', ...ids);
+}
+
+/** `docker run` the way an operator deploys: host network, loopback only. */
+export async function deploy(name: string, image: string, extra: string[] = []): Promise<string> {
+  await docker('rm', '-f', name).catch(() => '');
+  return docker('run', '-d', '--name', name, '--network', 'host', '--restart', 'unless-stopped', ...extra, image);
+}
+
+export async function inspect(name: string): Promise<{ Id: string; Image: string; Name: string; State: { Running: boolean } } | undefined> {
+  try {
+    return JSON.parse(await docker('inspect', name))[0];
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readyStatus(port = FIXTURE_PORT): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/cgi-bin/ready`, { signal: AbortSignal.timeout(1_000) });
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+export interface Prometheus {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Resolves once `query` returns at least one series (e.g. after a restart, when rates need two scrapes). */
+  waitForData(query?: string): Promise<void>;
+}
+
+/** Debian's Prometheus with its own config, a 1 s scrape of the fixture, on a loopback port. */
+export async function startPrometheus(targets: { port: number; service: string }[]): Promise<Prometheus> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-prom-'));
+  const port = await freePort();
+  const config = [
+    'global: {scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}',
+    'scrape_configs:',
+    ...targets.map((t) => `  - {job_name: ${t.service}, metrics_path: /cgi-bin/metrics, static_configs: [{targets: ["127.0.0.1:${t.port}"], labels: {service: ${t.service}}}]}`),
+  ].join('\n');
+  await writeFile(path.join(dir, 'prometheus.yml'), config);
+  let child: ChildProcess | undefined;
+  const url = `http://127.0.0.1:${port}`;
+  const start = async (): Promise<void> => {
+    const log = openSync(path.join(dir, 'prometheus.log'), 'a');
+    child = spawn('prometheus', [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
+    ], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    await waitFor('Prometheus ready', async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok, 30_000);
+  };
+  const stop = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  };
+  await start();
+  const waitForData = async (query = 'sum(rate(http_requests_total[3s]))'): Promise<void> => {
+    await waitFor(`Prometheus data for ${query}`, async () => {
+      const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(query)}`);
+      const body = (await res.json()) as { data?: { result?: unknown[] } };
+      return (body.data?.result?.length ?? 0) > 0;
+    }, 30_000);
+  };
+  return { url, port, start, stop, waitForData };
+}
+
+/** A fresh, empty PostgreSQL database on the machine's server; dropped by `drop()`. */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = process.env.ROLLGUARD_TEST_PG_ADMIN ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `rollguard_test_${process.pid}_${Date.now()}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`CREATE DATABASE ${name}`);
+  await client.end();
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface Rollguard {
+  process: ChildProcess;
+  stateDir: string;
+  logFile: string;
+  env: NodeJS.ProcessEnv;
+  apiUrl: string;
+  cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }>;
+  history(service?: string): Promise<HistoryRow[]>;
+  status(): Promise<{ services: Record<string, { image: string | null; watch: unknown }> }>;
+  logs(): Promise<string>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface HistoryRow {
+  id: number; service: string; state: string; reason: string | null;
+  from_image: string | null; to_image: string; to_ref: string; from_ref: string | null;
+  detected_at: string; decided_at: string | null; recovered_at: string | null; started_at: string;
+}
+
+/** Starts `rollguard run` as a real process with its own state directory and log file. */
+export async function startRollguard(policyText: string, opts: { databaseUrl?: string; stateDir?: string; extraArgs?: string[] } = {}): Promise<Rollguard> {
+  const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'rg-state-')));
+  const policyFile = path.join(stateDir, 'policy.yaml');
+  await writeFile(policyFile, policyText);
+  const logFile = path.join(stateDir, `rollguard-${Date.now()}.log`);
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, ROLLGUARD_STATE_DIR: stateDir, ROLLGUARD_LOG_LEVEL: 'debug' };
+  delete env.DATABASE_URL;
+  if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [CLI, 'run', '--policy', policyFile, '--listen', `127.0.0.1:${port}`, ...(opts.extraArgs ?? [])], {
+    env, stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const apiUrl = `http://127.0.0.1:${port}`;
+  const cli = async (...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
+      return { stdout, stderr, code: 0 };
+    } catch (err) {
+      const e = err as { stdout: string; stderr: string; code: number };
+      return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+    }
+  };
+  const rg: Rollguard = {
+    process: child, stateDir, logFile, env, apiUrl, cli,
+    async history(service) {
+      const r = await cli('history', '--json', ...(service ? ['--service', service] : []));
+      if (r.code !== 0) throw new Error(`rollguard history failed: ${r.stderr}`);
+      return JSON.parse(r.stdout) as HistoryRow[];
+    },
+    async status() {
+      const r = await cli('status', '--json');
+      if (r.code !== 0) throw new Error(`rollguard status failed: ${r.stderr}`);
+      return JSON.parse(r.stdout);
+    },
+    logs: () => readFile(logFile, 'utf8'),
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill(signal);
+      return exited;
+    },
+  };
+  await waitFor('rollguard /healthz', async () => {
+    if (child.exitCode !== null) throw new Error(`rollguard exited with ${child.exitCode}: ${await rg.logs()}`);
+    return (await fetch(`${apiUrl}/healthz`).catch(() => undefined))?.ok;
+  }, 30_000);
+  return rg;
+}
+
+/** A policy for the fixture service with the benchmark's timings (1 s interval, for: 3, stop_timeout 1s). */
+export function fixturePolicy(promUrl: string, over: { window?: string; container?: string; minDataRatio?: number } = {}): string {
+  return `version: 1
+prometheus:
+  url: ${promUrl}
+  timeout: 2s
+defaults:
+  window: ${over.window ?? '8s'}
+  interval: 1s
+  max_attempts: 2
+  stop_timeout: 1s
+  recovery_timeout: 20s
+  min_data_ratio: ${over.minDataRatio ?? 0.6}
+services:
+  web:
+    match:
+      container: ${over.container ?? 'rg-web'}
+    signals:
+      error_rate:
+        prometheus: |
+          sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[3s]))
+            / sum(rate(http_requests_total{service="{{service}}"}[3s]))
+      ready:
+        http:
+          url: http://127.0.0.1:${FIXTURE_PORT}/cgi-bin/ready
+          timeout: 1s
+          status: 200
+          json: {status: ready, checks.database.status: ok}
+      restarts:
+        container: restart_count
+    rules:
+      - name: error rate above 5%
+        signal: error_rate
+        above: 0.05
+        for: 3
+        severity: P0
+        action: rollback
+      - name: readiness failing
+        signal: ready
+        below: 1
+        for: 3
+        severity: P0
+        action: rollback
+      - name: restarting
+        signal: restarts
+        above: 2
+        for: 1
+        severity: P1
+        action: notify
+    recovery:
+      - {signal: error_rate, below: 0.01}
+      - {signal: ready, above: 0}
+`;
+}
