@@ -80,10 +80,10 @@ export async function removeContainers(prefix: string): Promise<void> {
   if (ids.length) await docker('rm', '-f', ...ids);
 }
 
-/** `docker run` the way an operator deploys: host network, loopback only. */
-export async function deploy(name: string, image: string, extra: string[] = []): Promise<string> {
+/** `docker run` the way an operator deploys: host network, loopback only; `port` sets the fixture's port. */
+export async function deploy(name: string, image: string, extra: string[] = [], port = FIXTURE_PORT): Promise<string> {
   await docker('rm', '-f', name).catch(() => '');
-  return docker('run', '-d', '--name', name, '--network', 'host', '--restart', 'unless-stopped', ...extra, image);
+  return docker('run', '-d', '--name', name, '--network', 'host', '--restart', 'unless-stopped', '-e', `PORT=${port}`, ...extra, image);
 }
 
 export async function inspect(name: string): Promise<{ Id: string; Image: string; Name: string; State: { Running: boolean } } | undefined> {
@@ -245,7 +245,8 @@ export async function startRollguard(policyText: string, opts: { databaseUrl?: s
 }
 
 /** A policy for the fixture service with the benchmark's timings (1 s interval, for: 3, stop_timeout 1s). */
-export function fixturePolicy(promUrl: string, over: { window?: string; container?: string; minDataRatio?: number } = {}): string {
+export function fixturePolicy(promUrl: string, over: { window?: string; container?: string; minDataRatio?: number; port?: number; service?: string; maxAttempts?: number; recoveryTimeout?: string } = {}): string {
+  const port = over.port ?? FIXTURE_PORT;
   return `version: 1
 prometheus:
   url: ${promUrl}
@@ -253,12 +254,12 @@ prometheus:
 defaults:
   window: ${over.window ?? '8s'}
   interval: 1s
-  max_attempts: 2
+  max_attempts: ${over.maxAttempts ?? 2}
   stop_timeout: 1s
-  recovery_timeout: 20s
+  recovery_timeout: ${over.recoveryTimeout ?? '20s'}
   min_data_ratio: ${over.minDataRatio ?? 0.6}
 services:
-  web:
+  ${over.service ?? 'web'}:
     match:
       container: ${over.container ?? 'rg-web'}
     signals:
@@ -268,7 +269,7 @@ services:
             / sum(rate(http_requests_total{service="{{service}}"}[3s]))
       ready:
         http:
-          url: http://127.0.0.1:${FIXTURE_PORT}/cgi-bin/ready
+          url: http://127.0.0.1:${port}/cgi-bin/ready
           timeout: 1s
           status: 200
           json: {status: ready, checks.database.status: ok}

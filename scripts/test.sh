@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# rollguard's whole test suite, on a fresh Debian machine or a developer's: installs and starts
+# what is missing (Docker engine, Prometheus, busybox-static, PostgreSQL), builds, type-checks,
+# then runs the unit tests and the integration tests against the real parts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log_dir=${ROLLGUARD_TEST_LOGS:-/tmp/rollguard-test}
+mkdir -p "$log_dir"
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- packages -------------------------------------------------------------------------------
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log_dir/apt.log"
+fi
+
+# --- Docker engine: no bridge, no iptables; test containers use host networking on 127.0.0.1 ---
+if ! docker info >/dev/null 2>&1; then
+  echo "starting dockerd"
+  as_root sh -c "nohup dockerd --bridge=none --iptables=false >'$log_dir/dockerd.log' 2>&1 &"
+  for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see $log_dir/dockerd.log" >&2; tail -20 "$log_dir/dockerd.log" >&2; exit 1; }
+fi
+
+# --- PostgreSQL on 127.0.0.1:5432 ---------------------------------------------------------------
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "starting PostgreSQL"
+  for v in $(ls /etc/postgresql 2>/dev/null); do as_root pg_ctlcluster --skip-systemctl-redirect "$v" main start || true; done
+  for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+  pg_isready -h 127.0.0.1 -p 5432
+fi
+
+# --- build ------------------------------------------------------------------------------------
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run -s build
+npm run -s typecheck
+
+# --- tests: one run, one summary ------------------------------------------------------------------
+node --import tsx --test --test-concurrency=1 --test-reporter=spec \
+  src/*/*.test.ts test/integration/*.test.ts
