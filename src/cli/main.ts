@@ -21,7 +21,14 @@ program
   .option(...stateDirOption)
   .action(async (opts: { policy: string; listen: string; dryRun: boolean; stateDir: string }) => {
     const log = createLogger();
-    let rollguard;
+    // A reload can arrive during start-up (systemd's reload right after start); SIGHUP's default
+    // action would end the process, so remember it and re-read the policy once rollguard runs.
+    let rollguard: Awaited<ReturnType<typeof runRollguard>> | undefined;
+    let reloadRequested = false;
+    process.on('SIGHUP', () => {
+      if (rollguard) void rollguard.reload();
+      else reloadRequested = true;
+    });
     try {
       rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, log });
     } catch (err) {
@@ -47,7 +54,7 @@ program
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGHUP', () => void running.reload());
+    if (reloadRequested) void running.reload();
   });
 
 const policy = program.command('policy').description('work with policy files');
