@@ -26,7 +26,7 @@ export function createMetrics(): Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    activeWatches: new Gauge({ name: 'rollguard_active_watches', help: 'Deployments currently being watched or reverted.', registers: [registry] }),
+    activeWatches: new Gauge({ name: 'rollguard_active_watches', help: 'Deployments currently inside their watch window.', registers: [registry] }),
     storeErrors: new Counter({ name: 'rollguard_store_errors_total', help: 'Writes to the store that failed.', registers: [registry] }),
   };
 }

@@ -32,12 +32,12 @@ program
     try {
       rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, log });
     } catch (err) {
-      if (err instanceof ConfigError) {
+      if (err instanceof ConfigError || err instanceof StateDirBusyError) {
         process.stderr.write(`${err.message}\n`);
         log.flush();
         process.exit(1);
       }
-      log.fatal({ err }, err instanceof StateDirBusyError ? err.message : 'rollguard could not start');
+      log.fatal({ err }, 'rollguard could not start');
       log.flush();
       process.exit(1);
     }

@@ -9,7 +9,7 @@ import { DockerEventFollower, type ContainerStarted } from '../deploys/docker-ev
 import { servicesFor } from '../deploys/match.js';
 import { assess, concludeWindow, describeThreshold, emptyTally, type SampleResult, type WatchTally } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
-import type { Deployment, Store } from '../store/store.js';
+import type { Deployment, KnownGood, Store } from '../store/store.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { revertDeployment } from './revert.js';
 import { ruleSignals, sampleSignals, valuesOf } from './sampling.js';
@@ -37,6 +37,8 @@ interface Watch {
 
 /** What rollguard believes runs for a service right now. */
 interface ServiceState {
+  /** The revert target, kept in memory so a revert does not depend on the store being up. */
+  knownGood?: KnownGood;
   containerId?: string;
   image?: string;
   ref?: string;
@@ -142,9 +144,6 @@ export class Daemon {
     const list = await this.deps.docker.listContainers({ all: false });
     const found: ContainerInspect[] = [];
     for (const c of list) {
-      if (this.ownContainers.has(c.Id)) {
-        // Our own revert containers still belong to the service; include them.
-      }
       const name = (c.Names[0] ?? '').replace(/^\//, '');
       if (!servicesFor(this.policy, name, c.Labels ?? {}).some((s) => s.name === service.name)) continue;
       found.push(await inspectContainer(this.deps.docker, c.Id));
@@ -162,6 +161,7 @@ export class Daemon {
     const known = await store.getKnownGood(service.name);
     const open = (await store.openDeployments()).filter((d) => d.service === service.name);
     const s = this.serviceState(service.name);
+    s.knownGood = known;
 
     for (const d of open) {
       const resumable = current && d.state === 'watching' && d.container_id === current.Id && d.to_image === current.Image;
@@ -196,8 +196,13 @@ export class Daemon {
     await this.detect(service, current, known?.image_id ?? null, known?.image_ref ?? null);
   }
 
+  private async setKnownGood(known: KnownGood): Promise<void> {
+    this.serviceState(known.service).knownGood = known;
+    await this.deps.store.setKnownGood(known);
+  }
+
   private async adopt(service: ServicePolicy, c: ContainerInspect): Promise<void> {
-    await this.deps.store.setKnownGood({
+    await this.setKnownGood({
       service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: null, since: this.now(),
     });
     this.log.info({ service: service.name, container: containerName(c), image: shortId(c.Image), ref: c.Config.Image }, 'adopted the running container as known-good');
@@ -232,8 +237,7 @@ export class Daemon {
       s.containerId = c.Id; // a restart or a same-image recreate: not a deployment
       return;
     }
-    const known = await this.deps.store.getKnownGood(service.name);
-    if (!s.image && !known) {
+    if (!s.image && !s.knownGood) {
       // First container ever seen for this service: there is nothing to compare or revert to.
       s.containerId = c.Id;
       s.image = c.Image;
@@ -368,8 +372,16 @@ export class Daemon {
     });
   }
 
+  /** Records without ever blocking a decision: a store outage is logged and counted, and protection goes on. */
+  private async write(what: string, fn: () => Promise<void>): Promise<void> {
+    await fn().catch((err) => {
+      this.deps.metrics.storeErrors.inc();
+      this.log.error({ err, what }, 'could not record; carrying on');
+    });
+  }
+
   private async decide(d: Deployment, kind: string, rule: string | null, severity: string | null, detail: string): Promise<void> {
-    await this.deps.store.insertDecision({ deployment_id: d.id, decided_at: this.now(), kind, rule, severity, detail });
+    await this.write(`decision ${kind}`, () => this.deps.store.insertDecision({ deployment_id: d.id, decided_at: this.now(), kind, rule, severity, detail }));
   }
 
   private async rollback(watch: Watch, rule: ServicePolicy['rules'][number], value: number | null): Promise<void> {
@@ -378,21 +390,31 @@ export class Daemon {
     const decidedAt = this.now();
     await this.decide(deployment, 'rollback', rule.name, rule.severity, this.deps.dryRun ? `dry run: ${reason}` : reason);
     if (this.deps.dryRun) {
-      await this.deps.store.updateDeployment(deployment.id, { state: 'would_roll_back', reason: `dry run, nothing changed: ${reason}`, decided_at: decidedAt });
+      await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'would_roll_back', reason: `dry run, nothing changed: ${reason}`, decided_at: decidedAt }));
       this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'dry_run' });
       this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name }, 'would roll back (dry run)');
       return;
     }
-    await this.deps.store.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: decidedAt });
+    await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: decidedAt }));
     deployment.state = 'rolling_back';
-    const outcome = await revertDeployment(
-      { ...this.deps, now: this.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: this.ownContainers },
-      service,
-      deployment,
-      rule,
-    );
-    deployment.state = outcome.state;
     const s = this.serviceState(service.name);
+    let outcome;
+    try {
+      outcome = await revertDeployment(
+        { ...this.deps, now: this.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: this.ownContainers },
+        service,
+        deployment,
+        rule,
+        s.knownGood,
+      );
+    } catch (err) {
+      this.log.error({ err, escalate: true, service: service.name, deployment: deployment.id }, 'ROLLBACK FAILED — the revert stopped on an unexpected error; escalate to a human');
+      await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'rollback_failed', reason: `the revert stopped on an unexpected error: ${String(err)}` }));
+      this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
+      deployment.state = 'rollback_failed';
+      return;
+    }
+    deployment.state = outcome.state;
     s.containerId = outcome.containerId;
     s.image = outcome.image;
     s.ref = outcome.ref;
@@ -410,7 +432,7 @@ export class Daemon {
       return;
     }
     const c = await inspectContainer(this.deps.docker, deployment.container_id);
-    await this.deps.store.setKnownGood({
+    await this.setKnownGood({
       service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: deployment.id, since: decidedAt,
     });
     await this.decide(deployment, 'pass', null, null, `survived ${watch.tally.ticks} samples with no rollback rule breached`);

@@ -5,7 +5,7 @@ import type { Rule, ServicePolicy } from '../config/policy.js';
 import { containerInspectSchema, containerName, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
 import { describeThreshold, recoveryStatus } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
-import type { Deployment, Store } from '../store/store.js';
+import type { Deployment, KnownGood, Store } from '../store/store.js';
 import { recoverySignals, sampleSignals, valuesOf } from './sampling.js';
 
 export interface RevertDeps {
@@ -34,7 +34,7 @@ export interface RevertOutcome {
  * removes the bad one. Retries up to max_attempts, then escalates. When no good container could
  * be started at all, the bad one is put back: a degraded service beats no service.
  */
-export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule): Promise<RevertOutcome> {
+export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined): Promise<RevertOutcome> {
   const { store, reverter, log: parentLog, metrics } = deps;
   const log = parentLog.child({ service: service.name, deployment: deployment.id });
   const badId = deployment.container_id;
@@ -53,20 +53,21 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       throw err;
     }
   };
-  const record = (a: Parameters<Store['insertAction']>[0]): Promise<void> =>
-    store.insertAction(a).catch((err) => {
+  // A store outage must never stop a revert half-way: every write here is best-effort and logged.
+  const write = (what: string, fn: () => Promise<void>): Promise<void> =>
+    fn().catch((err) => {
       metrics.storeErrors.inc();
-      log.error({ err, action: a.kind }, 'could not record action');
+      log.error({ err, what }, 'could not record; the revert goes on');
     });
+  const record = (a: Parameters<Store['insertAction']>[0]): Promise<void> => write(`action ${a.kind}`, () => store.insertAction(a));
   const fail = async (reason: string, outcome: RevertOutcome): Promise<RevertOutcome> => {
     log.error({ escalate: true, severity: 'P0', reason, attempts: attempt }, 'ROLLBACK FAILED — escalate to a human');
-    await store.updateDeployment(deployment.id, { state: 'rollback_failed', reason, attempts: attempt });
-    await store.insertDecision({ deployment_id: deployment.id, decided_at: deps.now(), kind: 'escalate', rule: rule.name, severity: 'P0', detail: reason });
+    await write('deployment state', () => store.updateDeployment(deployment.id, { state: 'rollback_failed', reason, attempts: attempt }));
+    await write('decision', () => store.insertDecision({ deployment_id: deployment.id, decided_at: deps.now(), kind: 'escalate', rule: rule.name, severity: 'P0', detail: reason }));
     metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
     return outcome;
   };
 
-  const known = await store.getKnownGood(service.name);
   if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged);
   const goodSpec = containerInspectSchema.parse(known.spec);
   log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id) }, 'rolling back');
@@ -97,7 +98,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   let lastGood: string | undefined;
   const template = { service: service.name, container: containerName(goodSpec), image: known.image_ref, version: versionOf(known.image_ref) };
   for (attempt = 1; attempt <= service.maxAttempts; attempt++) {
-    await store.updateDeployment(deployment.id, { attempts: attempt });
+    await write('attempt', () => store.updateDeployment(deployment.id, { attempts: attempt }));
     if (lastGood) {
       const previous = lastGood;
       lastGood = undefined;
@@ -119,7 +120,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     if (verified.met) {
       await step('remove-bad', `remove the bad container ${parkedName}`, () => reverter.remove(badId)).catch(() => {});
       const recoveredAt = deps.now();
-      await store.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt });
+      await write('deployment state', () => store.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt }));
       metrics.rollbacks.inc({ service: service.name, outcome: 'succeeded' });
       log.info({ attempts: attempt, recoveryMs: recoveredAt.getTime() - deployment.started_at.getTime(), image: shortId(known.image_id) }, 'rolled back and recovered');
       return { state: 'rolled_back', containerId: goodId, image: known.image_id, ref: known.image_ref };

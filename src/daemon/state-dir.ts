@@ -32,12 +32,24 @@ export async function runningDaemon(dir: string): Promise<RunningDaemon | undefi
   }
 }
 
-/** Claims the state directory for this process; the embedded database allows one process at a time. */
+/**
+ * Claims the state directory for this process; the embedded database allows one process at a
+ * time. The pid file is created exclusively, so two daemons starting together cannot both win;
+ * a pid file left by a process that is gone is replaced.
+ */
 export async function claimStateDir(dir: string): Promise<{ publish: (api: string) => Promise<void>; release: () => Promise<void> }> {
   await mkdir(dir, { recursive: true });
-  const other = await runningDaemon(dir);
-  if (other && other.pid !== process.pid) throw new StateDirBusyError(other.pid, dir);
-  const write = (api: string): Promise<void> => writeFile(pidFile(dir), JSON.stringify({ pid: process.pid, api }));
-  await write('');
-  return { publish: write, release: () => rm(pidFile(dir), { force: true }) };
+  const write = (api: string, flag: 'w' | 'wx'): Promise<void> => writeFile(pidFile(dir), JSON.stringify({ pid: process.pid, api }), { flag });
+  for (let tries = 0; ; tries++) {
+    try {
+      await write('', 'wx');
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries > 0) throw err;
+      const other = await runningDaemon(dir);
+      if (other) throw new StateDirBusyError(other.pid, dir);
+      await rm(pidFile(dir), { force: true });
+    }
+  }
+  return { publish: (api) => write(api, 'w'), release: () => rm(pidFile(dir), { force: true }) };
 }
