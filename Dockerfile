@@ -23,5 +23,5 @@ USER node
 VOLUME ["/var/lib/rollguard"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9817/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli/main.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--optimize-for-size", "/app/dist/cli/main.js"]
 CMD ["run", "--policy", "/etc/rollguard/policy.yaml"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --optimize-for-size
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { loadPolicy } from '../config/load-policy.js';

@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
@@ -51,12 +55,25 @@ export function postgresSql(connectionString: string, log: Logger): Sql {
   };
 }
 
+/** Runs initdb for a new data directory in a child process, which gives its memory back when it exits. */
+async function initPglite(dataDir: string): Promise<void> {
+  const script = fileURLToPath(new URL('./pglite-init.js', import.meta.url));
+  if (!existsSync(script)) return; // running from source: PGlite.create() below initialises in-process
+  try {
+    await promisify(execFile)(process.execPath, [script, dataDir], { timeout: 120_000 });
+  } catch (err) {
+    throw new StoreError(`initialising the embedded database in ${dataDir} failed: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
+  }
+}
+
 /** Opens (creating if needed) the embedded PGlite database under `stateDir`. */
 export async function pgliteSql(stateDir: string): Promise<Sql> {
   const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLITE_OPTIONS } = await import('./pglite-options.js');
   const dataDir = path.resolve(stateDir, 'pglite');
   await mkdir(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initPglite(dataDir);
+  const db = await PGlite.create(dataDir, PGLITE_OPTIONS);
   type Queryable = Pick<typeof db, 'query'>;
   const wrap = (q: Queryable): Sql['query'] => async (text, params) => (await q.query(text, params)).rows as never;
   return {

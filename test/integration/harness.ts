@@ -203,7 +203,7 @@ export async function startRollguard(policyText: string, opts: { databaseUrl?: s
   delete env.DATABASE_URL;
   if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
   const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [CLI, 'run', '--policy', policyFile, '--listen', `127.0.0.1:${port}`, ...(opts.extraArgs ?? [])], {
+  const child = spawn(process.execPath, ['--optimize-for-size', CLI, 'run', '--policy', policyFile, '--listen', `127.0.0.1:${port}`, ...(opts.extraArgs ?? [])], {
     env, stdio: ['ignore', log, log],
   });
   closeSync(log);
