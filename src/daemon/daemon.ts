@@ -420,18 +420,27 @@ export class Daemon {
     s.ref = outcome.ref;
   }
 
+  /** A window without a verdict: recorded, and the version does not become known-good. */
+  private async inconclusive(watch: Watch, reason: string): Promise<void> {
+    const { service, deployment } = watch;
+    await this.decide(deployment, 'inconclusive', null, null, reason);
+    await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'inconclusive', reason, decided_at: this.now() }));
+    deployment.state = 'inconclusive';
+    this.log.warn({ service: service.name, deployment: deployment.id, reason }, 'watch inconclusive; the version does not become known-good');
+  }
+
   private async conclude(watch: Watch): Promise<void> {
     const { service, deployment } = watch;
     const outcome = concludeWindow(service, watch.tally);
+    if (outcome.kind === 'inconclusive') return this.inconclusive(watch, outcome.reason);
     const decidedAt = this.now();
-    if (outcome.kind === 'inconclusive') {
-      await this.decide(deployment, 'inconclusive', null, null, outcome.reason);
-      await this.deps.store.updateDeployment(deployment.id, { state: 'inconclusive', reason: outcome.reason, decided_at: decidedAt });
-      deployment.state = 'inconclusive';
-      this.log.warn({ service: service.name, deployment: deployment.id, reason: outcome.reason }, 'watch inconclusive; the version does not become known-good');
-      return;
+    let c: ContainerInspect;
+    try {
+      c = await inspectContainer(this.deps.docker, deployment.container_id);
+    } catch (err) {
+      // Without its spec the version cannot become a revert target.
+      return this.inconclusive(watch, `the window passed but the container could not be inspected (${String(err)})`);
     }
-    const c = await inspectContainer(this.deps.docker, deployment.container_id);
     await this.setKnownGood({
       service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: deployment.id, since: decidedAt,
     });
