@@ -9,6 +9,8 @@ export interface Metrics {
   probeDuration: Histogram<'kind'>;
   activeWatches: Gauge;
   storeErrors: Counter;
+  notifications: Counter<'channel' | 'event' | 'result'>;
+  outboxPending: Gauge<'channel'>;
 }
 
 export function createMetrics(): Metrics {
@@ -28,5 +30,7 @@ export function createMetrics(): Metrics {
     }),
     activeWatches: new Gauge({ name: 'rollguard_active_watches', help: 'Deployments currently inside their watch window.', registers: [registry] }),
     storeErrors: new Counter({ name: 'rollguard_store_errors_total', help: 'Writes to the store that failed.', registers: [registry] }),
+    notifications: new Counter({ name: 'rollguard_notifications_total', help: 'Notification delivery attempts by channel, event and result (sent, retry, failed).', labelNames: ['channel', 'event', 'result'], registers: [registry] }),
+    outboxPending: new Gauge({ name: 'rollguard_outbox_pending', help: 'Notifications waiting to be delivered, by channel.', labelNames: ['channel'], registers: [registry] }),
   };
 }

@@ -5,7 +5,7 @@ import type { Metrics } from './metrics.js';
 /** What the HTTP API reads from the running daemon. */
 export interface ApiSource {
   health(): { ok: boolean; [k: string]: unknown };
-  status(): unknown;
+  status(): unknown | Promise<unknown>;
   history(opts: { service?: string; limit?: number }): Promise<unknown>;
 }
 
@@ -38,7 +38,7 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
         case '/metrics':
           return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
         case '/api/v1/status':
-          return send(res, 200, source.status());
+          return send(res, 200, await source.status());
         case '/api/v1/deployments': {
           const limit = Number(url.searchParams.get('limit') ?? 100);
           if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) return send(res, 400, { error: 'limit must be an integer from 1 to 10000' });

@@ -72,7 +72,7 @@ export async function printStatus(opts: { json: boolean; stateDir: string }): Pr
     process.stderr.write(`no rollguard daemon is running with state directory ${opts.stateDir}\n`);
     return 1;
   }
-  const res = await axios.get<{ services: Record<string, Record<string, unknown>>; activeWatches: number; dryRun: boolean; dockerConnected: boolean; policy: string }>(`${daemon.api}/api/v1/status`, { timeout: 10_000 });
+  const res = await axios.get<{ services: Record<string, Record<string, unknown>>; activeWatches: number; dryRun: boolean; dockerConnected: boolean; policy: string; notifications?: { channel: string; pending: number; failed: number; sent: number; last_error: string | null }[] | { error: string } }>(`${daemon.api}/api/v1/status`, { timeout: 10_000 });
   const s = res.data;
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ pid: daemon.pid, api: daemon.api, ...s }, null, 2)}\n`);
@@ -83,6 +83,13 @@ export async function printStatus(opts: { json: boolean; stateDir: string }): Pr
     const watch = svc.watch as { deployment: number; state: string; to_ref: string; samples: number; window_ends_at: string } | null;
     const what = watch ? `watching deployment ${watch.deployment} (${watch.to_ref}), ${watch.samples} samples, window ends ${watch.window_ends_at}` : 'idle';
     process.stdout.write(`  ${name}: ${svc.ref ?? 'no container'} — ${what}\n`);
+  }
+  const n = s.notifications;
+  if (Array.isArray(n) && n.length) {
+    process.stdout.write('notifications:\n');
+    for (const c of n) process.stdout.write(`  ${c.channel}: ${c.sent} sent, ${c.pending} pending, ${c.failed} failed${c.last_error ? ` — last error: ${c.last_error}` : ''}\n`);
+  } else if (n && !Array.isArray(n)) {
+    process.stdout.write(`notifications: unknown (${n.error})\n`);
   }
   return 0;
 }

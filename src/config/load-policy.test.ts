@@ -134,6 +134,7 @@ describe('parsePolicy: defaults and overrides', () => {
       signals: { up: { kind: 'container', name: 'up', field: 'running' } },
       rules: [{ name: 'down', signal: 'up', below: 1, for: 1, severity: 'P1', action: 'notify' }],
       recovery: [],
+      notify: {},
     });
   });
 

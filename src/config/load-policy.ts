@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parse as parseYaml, parseDocument, Scalar, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import type { Policy, ServicePolicy, Signal } from './policy.js';
+import { SECRET_FIELDS } from './notify-schema.js';
+import type { Channel, Policy, ServicePolicy, Signal } from './policy.js';
 import { crossReferenceProblems, policyFileSchema, type PolicyFile } from './schema.js';
 
 type Env = Record<string, string | undefined>;
@@ -65,14 +67,16 @@ function article(expected: string): string {
  * reported on the line of the reference. A plain scalar that is only a reference takes the
  * variable's YAML type, so `above: ${THRESHOLD}` can be a number.
  */
-function substituteEnv(doc: Document, env: Env, lines: LineCounter, report: (line: number | undefined, message: string) => void): void {
+function substituteEnv(doc: Document, env: Env, lines: LineCounter, report: (line: number | undefined, message: string) => void): Set<Node> {
+  const substituted = new Set<Node>();
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      substituted.add(node);
       const original = node.value;
       const startLine = node.range ? lines.linePos(node.range[0]).line : undefined;
       const block = node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED ? 1 : 0;
-      const substituted = original.replace(ENV_REF, (whole, name: string, offset: number) => {
+      const replaced = original.replace(ENV_REF, (whole, name: string, offset: number) => {
         const value = env[name];
         if (value !== undefined) return value;
         const newlines = original.slice(0, offset).split('\n').length - 1;
@@ -80,13 +84,14 @@ function substituteEnv(doc: Document, env: Env, lines: LineCounter, report: (lin
         return whole;
       });
       if (node.type === Scalar.PLAIN && WHOLE_ENV_REF.test(original.trim())) {
-        const typed: unknown = parseYaml(substituted);
-        node.value = typeof typed === 'number' || typeof typed === 'boolean' ? typed : substituted;
+        const typed: unknown = parseYaml(replaced);
+        node.value = typeof typed === 'number' || typeof typed === 'boolean' ? typed : replaced;
       } else {
-        node.value = substituted;
+        node.value = replaced;
       }
     },
   });
+  return substituted;
 }
 
 /** Parses and validates policy text. Throws ConfigError listing every problem. */
@@ -99,7 +104,8 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
   }
   if (problems.length) throw new ConfigError(problems);
 
-  substituteEnv(doc, env, lines, (line, message) => problems.push({ file, line, path: '', message }));
+  const fromEnv = substituteEnv(doc, env, lines, (line, message) => problems.push({ file, line, path: '', message }));
+  problems.push(...literalSecretProblems(doc, lines, fromEnv, file));
 
   const raw: unknown = doc.toJS();
   const parsed = policyFileSchema.safeParse(raw ?? {}, { reportInput: true });
@@ -117,7 +123,62 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
     throw new ConfigError(problems);
   }
-  return toPolicy(parsed.data, file);
+  const secrets = readSecretFiles(parsed.data, file, (keys, message) => problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message }));
+  if (problems.length) throw new ConfigError(problems);
+  return toPolicy(parsed.data, file, secrets);
+}
+
+/** Secrets written literally in the policy are refused: they would end up in version control and backups. */
+function literalSecretProblems(doc: Document, lines: LineCounter, fromEnv: Set<Node>, file: string): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const channels = doc.get('notifications', true);
+  if (!isMap(channels)) return problems;
+  for (const pair of channels.items) {
+    const channelName = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+    for (const [kind, fields] of Object.entries(SECRET_FIELDS)) {
+      for (const field of fields) {
+        const keys = ['notifications', channelName, kind, field];
+        const node = doc.getIn(keys, true) as Node | undefined;
+        if (!isScalar(node) || fromEnv.has(node)) continue;
+        const literal = String(node.value);
+        // An SMTP URL without credentials is not a secret.
+        if (field === 'smtp_url' && !/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(literal)) continue;
+        problems.push({
+          file, line: lineOf(doc, lines, keys), path: formatPath(keys),
+          message: `a secret must not be written in the policy; use "\${ENV_VAR}" or ${field}_file`,
+        });
+      }
+    }
+  }
+  return problems;
+}
+
+type SecretValues = Record<string, Record<string, string>>;
+
+/** Reads every `<secret>_file`, relative to the policy file; the value is the file's content without trailing newlines. */
+function readSecretFiles(data: PolicyFile, file: string, report: (keys: PathKey[], message: string) => void): SecretValues {
+  const out: SecretValues = {};
+  const base = path.dirname(path.resolve(file));
+  for (const [channelName, channel] of Object.entries(data.notifications)) {
+    for (const [kind, fields] of Object.entries(SECRET_FIELDS)) {
+      const body = (channel as Record<string, Record<string, unknown> | undefined>)[kind];
+      if (!body) continue;
+      for (const field of fields) {
+        const inline = body[field];
+        const ref = body[`${field}_file`];
+        if (typeof inline === 'string') {
+          (out[channelName] ??= {})[field] = inline;
+        } else if (typeof ref === 'string') {
+          try {
+            (out[channelName] ??= {})[field] = readFileSync(path.resolve(base, ref), 'utf8').replace(/[\r\n]+$/, '');
+          } catch (err) {
+            report(['notifications', channelName, kind, `${field}_file`], `cannot read ${ref}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+          }
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** Reads and validates a policy file. Throws ConfigError listing every problem. */
@@ -132,7 +193,15 @@ export async function loadPolicy(file: string, env: Env = process.env): Promise<
   return parsePolicy(text, file, env);
 }
 
-function toPolicy(file: PolicyFile, source: string): Policy {
+function toChannel(name: string, c: PolicyFile['notifications'][string], secret: Record<string, string>): Channel {
+  if (c.email) return { kind: 'email', name, smtpUrl: secret.smtp_url ?? '', from: c.email.from, to: c.email.to };
+  if (c.pagerduty) return { kind: 'pagerduty', name, routingKey: secret.routing_key ?? '', url: c.pagerduty.url };
+  if (c.slack) return { kind: 'slack', name, webhookUrl: secret.webhook_url ?? '' };
+  const w = c.webhook as NonNullable<typeof c.webhook>;
+  return { kind: 'webhook', name, url: w.url, secret: secret.secret ?? '' };
+}
+
+function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Policy {
   const services: Record<string, ServicePolicy> = {};
   for (const [name, svc] of Object.entries(file.services)) {
     const d = file.defaults;
@@ -157,6 +226,7 @@ function toPolicy(file: PolicyFile, source: string): Policy {
       signals,
       rules: svc.rules.map((r) => ({ ...threshold(r), name: r.name, signal: r.signal, for: r.for, severity: r.severity, action: r.action })),
       recovery: svc.recovery.map((r) => ({ ...threshold(r), signal: r.signal })),
+      notify: svc.notify ?? {},
     };
   }
   return {
@@ -164,6 +234,15 @@ function toPolicy(file: PolicyFile, source: string): Policy {
     source: path.resolve(source),
     prometheus: file.prometheus ? { url: file.prometheus.url.replace(/\/+$/, ''), timeoutMs: file.prometheus.timeout } : undefined,
     services,
+    notifications: Object.fromEntries(Object.entries(file.notifications).map(([n, c]) => [n, toChannel(n, c, secrets[n] ?? {})])),
+    routes: file.routes,
+    escalation: file.escalation?.contacts ?? [],
+    maintenance: file.maintenance
+      ? file.maintenance.file
+        ? { kind: 'file', path: file.maintenance.file.path, content: file.maintenance.file.content, timeoutMs: file.maintenance.timeout }
+        : { kind: 'command', argv: file.maintenance.command ?? [], timeoutMs: file.maintenance.timeout }
+      : undefined,
+    digest: file.digest,
   };
 }
 

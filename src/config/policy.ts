@@ -56,7 +56,20 @@ export interface ServicePolicy {
   signals: Record<string, Signal>;
   rules: Rule[];
   recovery: RecoveryCheck[];
+  /** This service's routes; severities not named fall back to the policy's routes. */
+  notify: Partial<Record<Severity, string[]>>;
 }
+
+/** A notification channel with its secrets resolved (from the environment or a file). */
+export type Channel =
+  | { kind: 'email'; name: string; smtpUrl: string; from: string; to: string[] }
+  | { kind: 'pagerduty'; name: string; routingKey: string; url: string }
+  | { kind: 'slack'; name: string; webhookUrl: string }
+  | { kind: 'webhook'; name: string; url: string; secret: string };
+
+export type Maintenance =
+  | { kind: 'file'; path: string; content: string; timeoutMs: number }
+  | { kind: 'command'; argv: string[]; timeoutMs: number };
 
 export interface Policy {
   version: 1;
@@ -64,4 +77,10 @@ export interface Policy {
   source: string;
   prometheus?: { url: string; timeoutMs: number };
   services: Record<string, ServicePolicy>;
+  notifications: Record<string, Channel>;
+  routes: Partial<Record<Severity | 'detected', string[]>>;
+  /** Who to call when a rollback fails. */
+  escalation: string[];
+  maintenance?: Maintenance;
+  digest?: { schedule: string; timezone?: string; to: string[] };
 }

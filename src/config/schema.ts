@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { channelSchema, digestSchema, escalationSchema, maintenanceSchema, routesSchema, serviceNotifySchema } from './notify-schema.js';
 import { checkTemplate } from './template.js';
 
 const duration = z
@@ -96,6 +97,7 @@ const service = z
     signals: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'signal names are letters, digits, _ and -'), signal),
     rules: z.array(rule).min(1, 'a watched service needs at least one rule'),
     recovery: z.array(recovery).default([]),
+    notify: serviceNotifySchema.optional(),
   });
 
 /** The policy file as written by operators (snake_case keys). */
@@ -119,9 +121,29 @@ export const policyFileSchema = z
       })
       .prefault({}),
     services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . and -'), service),
+    notifications: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'channel names are letters, digits, _ . and -'), channelSchema).default({}),
+    routes: routesSchema.default({}),
+    escalation: escalationSchema.optional(),
+    maintenance: maintenanceSchema.optional(),
+    digest: digestSchema.optional(),
   });
 
 type Problem = { keys: (string | number)[]; message: string };
+
+function unknownChannel(name: string, channels: Record<string, unknown>): string {
+  return `unknown channel "${name}"; defined: ${Object.keys(channels).join(', ') || 'none (add them under notifications:)'}`;
+}
+
+function routeProblems(routes: Record<string, unknown>, at: (string | number)[], channels: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  for (const [severity, list] of Object.entries(routes)) {
+    if (!Array.isArray(list)) continue;
+    list.forEach((c: unknown, i) => {
+      if (typeof c === 'string' && !Object.hasOwn(channels, c)) problems.push({ keys: [...at, severity, i], message: unknownChannel(c, channels) });
+    });
+  }
+  return problems;
+}
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
@@ -131,7 +153,28 @@ const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object
  */
 export function crossReferenceProblems(raw: unknown): Problem[] {
   const problems: Problem[] = [];
-  if (!isMap(raw) || !isMap(raw.services)) return problems;
+  if (!isMap(raw)) return problems;
+  const channels = isMap(raw.notifications) ? raw.notifications : {};
+  if (isMap(raw.routes)) {
+    problems.push(...routeProblems(raw.routes, ['routes'], channels));
+    const detected = raw.routes.detected;
+    if (Array.isArray(detected)) {
+      detected.forEach((c: unknown, i) => {
+        const ch = typeof c === 'string' && Object.hasOwn(channels, c) ? channels[c] : undefined;
+        if (isMap(ch) && ch.slack === undefined && ch.webhook === undefined) {
+          problems.push({ keys: ['routes', 'detected', i], message: `"${String(c)}" is not a chat channel; deployment announcements go to slack or webhook channels only` });
+        }
+      });
+    }
+  }
+  if (isMap(raw.digest) && Array.isArray(raw.digest.to)) {
+    raw.digest.to.forEach((c: unknown, i) => {
+      const ch = typeof c === 'string' && Object.hasOwn(channels, c) ? channels[c] : undefined;
+      if (typeof c === 'string' && !ch) problems.push({ keys: ['digest', 'to', i], message: unknownChannel(c, channels) });
+      else if (isMap(ch) && ch.email === undefined) problems.push({ keys: ['digest', 'to', i], message: `"${String(c)}" is not an email channel` });
+    });
+  }
+  if (!isMap(raw.services)) return problems;
   for (const [svcName, svc] of Object.entries(raw.services)) {
     if (!isMap(svc)) continue;
     const signals = isMap(svc.signals) ? svc.signals : {};
@@ -153,6 +196,7 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
         seen.add(r.name);
       });
     }
+    if (isMap(svc.notify)) problems.push(...routeProblems(svc.notify, ['services', svcName, 'notify'], channels));
     const hasPrometheus = isMap(raw.prometheus) && raw.prometheus.url !== undefined;
     for (const [sigName, sig] of Object.entries(signals)) {
       if (!hasPrometheus && isMap(sig) && sig.prometheus !== undefined) {

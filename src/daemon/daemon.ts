@@ -10,6 +10,10 @@ import { servicesFor } from '../deploys/match.js';
 import { assess, concludeWindow, describeThreshold, emptyTally, type SampleResult, type WatchTally } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { Deployment, KnownGood, Store } from '../store/store.js';
+import { enableMaintenance } from '../actions/maintenance.js';
+import type { EventKind } from '../notify/event.js';
+import type { Announcer } from './announcer.js';
+import { buildEvent, type EvidenceInput, type SeenSample } from './evidence.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { revertDeployment } from './revert.js';
 import { ruleSignals, sampleSignals, valuesOf } from './sampling.js';
@@ -23,6 +27,8 @@ export interface DaemonDeps {
   log: Logger;
   dryRun?: boolean;
   now?: () => Date;
+  /** Queues notifications with the decisions that cause them; without it decisions are only recorded. */
+  announcer?: Announcer;
 }
 
 interface Watch {
@@ -30,6 +36,8 @@ interface Watch {
   service: ServicePolicy;
   template: TemplateValues;
   tally: WatchTally;
+  /** Recent samples per signal, for the evidence in messages and the chart. */
+  history: Map<string, SeenSample[]>;
   timer?: NodeJS.Timeout;
   ticking?: Promise<void>;
   done: boolean;
@@ -44,6 +52,8 @@ interface ServiceState {
   ref?: string;
   watch?: Watch;
 }
+
+const MAX_HISTORY = 2_000;
 
 /** The watch loop: detects deployments, samples, decides, reverts, records. */
 export class Daemon {
@@ -279,6 +289,8 @@ export class Daemon {
       'deployment detected',
     );
     await this.beginWatch(service, deployment, emptyTally(service));
+    const watch = this.serviceState(service.name).watch as Watch;
+    await this.announce(watch, 'deployment_detected', 'P2', {});
   }
 
   // ---- watching ----------------------------------------------------------------------------
@@ -302,6 +314,7 @@ export class Daemon {
       deployment,
       service,
       tally,
+      history: new Map(),
       done: false,
       template: { service: service.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) },
     };
@@ -341,7 +354,7 @@ export class Daemon {
       watch.tally = tally;
       await this.recordSamples(watch, at, measurements, results);
       for (const rule of verdict.notify) {
-        await this.decide(deployment, 'notify', rule.name, rule.severity, `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} samples`);
+        await this.announce(watch, 'rule_breached', rule.severity, { rule }, { kind: 'notify', rule: rule.name, severity: rule.severity, detail: `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} samples` }, rule.name);
         this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name, severity: rule.severity }, 'rule breached (notify only)');
       }
       if (verdict.kind === 'rollback') {
@@ -364,6 +377,10 @@ export class Daemon {
       const outcomes = Object.values(rules);
       const result = outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
       this.deps.metrics.samples.inc({ service: service.name, result });
+      const seen = watch.history.get(signal) ?? [];
+      seen.push({ t: at.getTime(), v: m.value, result: result as SampleResult });
+      if (seen.length > MAX_HISTORY) seen.splice(0, seen.length - MAX_HISTORY);
+      watch.history.set(signal, seen);
       return { deployment_id: deployment.id, stage: 'watch' as const, signal, taken_at: at, value: m.value, result: result as SampleResult, rules, detail: m.detail ?? null, latency_ms: m.latencyMs };
     });
     await this.deps.store.insertSamples(rows).catch((err) => {
@@ -380,16 +397,41 @@ export class Daemon {
     });
   }
 
-  private async decide(d: Deployment, kind: string, rule: string | null, severity: string | null, detail: string): Promise<void> {
-    await this.write(`decision ${kind}`, () => this.deps.store.insertDecision({ deployment_id: d.id, decided_at: this.now(), kind, rule, severity, detail }));
+
+  /**
+   * Records a decision (when given) and queues its notifications in one transaction. Without an
+   * announcer (tests, tools) the decision alone is recorded.
+   */
+  private async announce(
+    watch: Watch,
+    kind: EventKind,
+    severity: ServicePolicy['rules'][number]['severity'],
+    extra: Partial<EvidenceInput>,
+    decision?: { kind: string; rule?: string | null; severity?: string | null; detail: string },
+    dedupSuffix?: string,
+  ): Promise<void> {
+    const d = watch.deployment;
+    const record = decision ? { deployment_id: d.id, decided_at: this.now(), kind: decision.kind, rule: decision.rule ?? null, severity: decision.severity ?? null, detail: decision.detail } : undefined;
+    const announcer = this.deps.announcer;
+    if (!announcer) {
+      if (record) await this.write(`decision ${record.kind}`, () => this.deps.store.insertDecision(record));
+      return;
+    }
+    const rule = extra.rule;
+    const event = buildEvent({
+      kind, severity, policy: this.policy, service: watch.service, deployment: d, template: watch.template,
+      history: rule ? watch.history.get(rule.signal) : undefined, at: this.now(), ...extra,
+    });
+    await announcer.announce(event, { deploymentId: d.id, decision: record, dedupSuffix });
   }
 
   private async rollback(watch: Watch, rule: ServicePolicy['rules'][number], value: number | null): Promise<void> {
     const { service, deployment } = watch;
     const reason = `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} consecutive samples (last ${value})`;
     const decidedAt = this.now();
-    await this.decide(deployment, 'rollback', rule.name, rule.severity, this.deps.dryRun ? `dry run: ${reason}` : reason);
+    const decision = { kind: 'rollback', rule: rule.name, severity: rule.severity, detail: this.deps.dryRun ? `dry run: ${reason}` : reason };
     if (this.deps.dryRun) {
+      await this.announce(watch, 'rule_breached', rule.severity, { rule, reason: 'Dry run: rollguard would roll back now, and changed nothing.' }, decision, rule.name);
       await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'would_roll_back', reason: `dry run, nothing changed: ${reason}`, decided_at: decidedAt }));
       this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'dry_run' });
       this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name }, 'would roll back (dry run)');
@@ -397,6 +439,8 @@ export class Daemon {
     }
     await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: decidedAt }));
     deployment.state = 'rolling_back';
+    deployment.reason = reason;
+    await this.announce(watch, 'rollback_started', rule.severity, { rule }, decision);
     const s = this.serviceState(service.name);
     let outcome;
     try {
@@ -412,9 +456,17 @@ export class Daemon {
       await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'rollback_failed', reason: `the revert stopped on an unexpected error: ${String(err)}` }));
       this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
       deployment.state = 'rollback_failed';
+      await this.escalate(watch, rule, `the revert stopped on an unexpected error: ${String(err)}`, {});
       return;
     }
     deployment.state = outcome.state;
+    deployment.attempts = outcome.attempts;
+    if (outcome.state === 'rolled_back') {
+      deployment.recovered_at = outcome.recoveredAt ? new Date(outcome.recoveredAt) : null;
+      await this.announce(watch, 'rollback_succeeded', rule.severity, { rule, actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt, recoveredAt: outcome.recoveredAt });
+    } else {
+      await this.escalate(watch, rule, outcome.reason ?? 'rollback failed', { actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt });
+    }
     s.containerId = outcome.containerId;
     s.image = outcome.image;
     s.ref = outcome.ref;
@@ -423,10 +475,33 @@ export class Daemon {
   /** A window without a verdict: recorded, and the version does not become known-good. */
   private async inconclusive(watch: Watch, reason: string): Promise<void> {
     const { service, deployment } = watch;
-    await this.decide(deployment, 'inconclusive', null, null, reason);
+    deployment.reason = reason;
+    await this.announce(watch, 'watch_inconclusive', 'P1', { reason }, { kind: 'inconclusive', detail: reason });
     await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'inconclusive', reason, decided_at: this.now() }));
     deployment.state = 'inconclusive';
     this.log.warn({ service: service.name, deployment: deployment.id, reason }, 'watch inconclusive; the version does not become known-good');
+  }
+
+  /** Runbook "Rollback Failed": a P0 message to every P0 route, and the maintenance page if configured. */
+  private async escalate(watch: Watch, rule: ServicePolicy['rules'][number], reason: string, extra: Partial<EvidenceInput>): Promise<void> {
+    const d = watch.deployment;
+    d.reason = reason;
+    const maintenance = this.policy.maintenance;
+    if (maintenance) {
+      const started = this.now();
+      let detail: string;
+      let ok = true;
+      try {
+        detail = await enableMaintenance(maintenance, { service: watch.service.name, deployment: d.id });
+        this.log.warn({ service: watch.service.name, deployment: d.id, detail }, 'maintenance mode enabled');
+      } catch (err) {
+        ok = false;
+        detail = `maintenance hook failed: ${(err as Error).message}`;
+        this.log.error({ service: watch.service.name, deployment: d.id, err }, 'maintenance hook failed');
+      }
+      await this.write('action maintenance', () => this.deps.store.insertAction({ deployment_id: d.id, attempt: d.attempts, kind: 'maintenance', started_at: started, finished_at: this.now(), ok, detail }));
+    }
+    await this.announce(watch, 'rollback_failed', 'P0', { rule, reason, ...extra }, { kind: 'escalate', rule: rule.name, severity: 'P0', detail: reason });
   }
 
   private async conclude(watch: Watch): Promise<void> {
@@ -444,9 +519,9 @@ export class Daemon {
     await this.setKnownGood({
       service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: deployment.id, since: decidedAt,
     });
-    await this.decide(deployment, 'pass', null, null, `survived ${watch.tally.ticks} samples with no rollback rule breached`);
     await this.deps.store.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
     deployment.state = 'passed';
+    await this.announce(watch, 'deployment_passed', 'P2', {}, { kind: 'pass', detail: `survived ${watch.tally.ticks} samples with no rollback rule breached` });
     this.log.info({ service: service.name, deployment: deployment.id, image: shortId(c.Image), ref: c.Config.Image }, 'deployment passed; now known-good');
   }
 }

@@ -5,6 +5,7 @@ import type { Rule, ServicePolicy } from '../config/policy.js';
 import { containerInspectSchema, containerName, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
 import { describeThreshold, recoveryStatus } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
+import type { EvidenceAction, EvidenceCriterion } from '../notify/event.js';
 import type { Deployment, KnownGood, Store } from '../store/store.js';
 import { recoverySignals, sampleSignals, valuesOf } from './sampling.js';
 
@@ -20,12 +21,22 @@ export interface RevertDeps {
   ownContainers: Set<string>;
 }
 
-/** Where the service stands after a revert, for the daemon's bookkeeping. */
+/** Where the service stands after a revert, for the daemon's bookkeeping and the messages. */
 export interface RevertOutcome {
   state: 'rolled_back' | 'rollback_failed';
   containerId: string;
   image: string;
   ref: string;
+  /** Why it failed, for rollback_failed. */
+  reason?: string;
+  attempts: number;
+  /** Every step with its timing. */
+  actions: EvidenceAction[];
+  /** The recovery criteria as last measured. */
+  criteria: EvidenceCriterion[];
+  /** When the good container was started (last attempt), and when recovery was verified. */
+  revertAt?: number;
+  recoveredAt?: number;
 }
 
 /**
@@ -38,8 +49,11 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   const { store, reverter, log: parentLog, metrics } = deps;
   const log = parentLog.child({ service: service.name, deployment: deployment.id });
   const badId = deployment.container_id;
-  const unchanged: RevertOutcome = { state: 'rollback_failed', containerId: badId, image: deployment.to_image, ref: deployment.to_ref };
+  const actions: EvidenceAction[] = [];
+  let criteria: EvidenceCriterion[] = [];
+  let revertAt: number | undefined;
   let attempt = 0;
+  const unchanged = (): Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'> => ({ state: 'rollback_failed', containerId: badId, image: deployment.to_image, ref: deployment.to_ref });
 
   const step = async <T>(kind: string, detail: string, fn: () => Promise<T>): Promise<T> => {
     const started = deps.now();
@@ -59,16 +73,18 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       metrics.storeErrors.inc();
       log.error({ err, what }, 'could not record; the revert goes on');
     });
-  const record = (a: Parameters<Store['insertAction']>[0]): Promise<void> => write(`action ${a.kind}`, () => store.insertAction(a));
-  const fail = async (reason: string, outcome: RevertOutcome): Promise<RevertOutcome> => {
+  const record = (a: Parameters<Store['insertAction']>[0]): Promise<void> => {
+    actions.push({ kind: a.kind, attempt: a.attempt, startedAt: a.started_at.toISOString(), durationMs: a.finished_at.getTime() - a.started_at.getTime(), ok: a.ok, detail: a.detail ?? null });
+    return write(`action ${a.kind}`, () => store.insertAction(a));
+  };
+  const fail = async (reason: string, where: Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'>): Promise<RevertOutcome> => {
     log.error({ escalate: true, severity: 'P0', reason, attempts: attempt }, 'ROLLBACK FAILED — escalate to a human');
     await write('deployment state', () => store.updateDeployment(deployment.id, { state: 'rollback_failed', reason, attempts: attempt }));
-    await write('decision', () => store.insertDecision({ deployment_id: deployment.id, decided_at: deps.now(), kind: 'escalate', rule: rule.name, severity: 'P0', detail: reason }));
     metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
-    return outcome;
+    return { ...where, reason, attempts: attempt, actions, criteria, revertAt };
   };
 
-  if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged);
+  if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged());
   const goodSpec = containerInspectSchema.parse(known.spec);
   log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id) }, 'rolling back');
 
@@ -76,14 +92,14 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   try {
     image = await step('check-image', `known-good image ${shortId(known.image_id)} (${known.image_ref})`, () => reverter.resolveImage(known.image_id, known.image_ref));
   } catch (err) {
-    return fail(err instanceof RevertError ? err.message : String(err), unchanged);
+    return fail(err instanceof RevertError ? err.message : String(err), unchanged());
   }
 
   let badSpec: ContainerInspect;
   try {
     badSpec = await reverter.inspect(badId);
   } catch (err) {
-    return fail(`cannot inspect the deployed container ${badId.slice(0, 12)}: ${String(err)}; nothing was changed`, unchanged);
+    return fail(`cannot inspect the deployed container ${badId.slice(0, 12)}: ${String(err)}; nothing was changed`, unchanged());
   }
   const parkedName = `${containerName(badSpec)}.rollguard-bad.${deployment.id}`;
   try {
@@ -92,7 +108,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     );
   } catch (err) {
     await step('restore-bad', `put ${containerName(badSpec)} back`, () => reverter.restore(badId, badSpec)).catch(() => {});
-    return fail(`could not set the bad container aside: ${(err as Error).message}`, unchanged);
+    return fail(`could not set the bad container aside: ${(err as Error).message}`, unchanged());
   }
 
   let lastGood: string | undefined;
@@ -115,7 +131,9 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       continue;
     }
     lastGood = goodId;
+    revertAt = deps.now().getTime();
     const verified = await verifyRecovery(deps, service, deployment, attempt, goodId, template);
+    criteria = verified.criteria;
     await record({ deployment_id: deployment.id, attempt, kind: 'verify', started_at: verified.started, finished_at: deps.now(), ok: verified.met, detail: verified.detail });
     if (verified.met) {
       await step('remove-bad', `remove the bad container ${parkedName}`, () => reverter.remove(badId)).catch(() => {});
@@ -123,7 +141,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       await write('deployment state', () => store.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt }));
       metrics.rollbacks.inc({ service: service.name, outcome: 'succeeded' });
       log.info({ attempts: attempt, recoveryMs: recoveredAt.getTime() - deployment.started_at.getTime(), image: shortId(known.image_id) }, 'rolled back and recovered');
-      return { state: 'rolled_back', containerId: goodId, image: known.image_id, ref: known.image_ref };
+      return { state: 'rolled_back', containerId: goodId, image: known.image_id, ref: known.image_ref, attempts: attempt, actions, criteria, revertAt, recoveredAt: recoveredAt.getTime() };
     }
   }
   attempt = service.maxAttempts;
@@ -133,7 +151,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     });
   }
   await step('restore-bad', `no known-good container could be started; put ${containerName(badSpec)} back`, () => reverter.restore(badId, badSpec)).catch(() => {});
-  return fail(`the known-good container could not be started in ${service.maxAttempts} attempt(s); the deployed version was put back`, unchanged);
+  return fail(`the known-good container could not be started in ${service.maxAttempts} attempt(s); the deployed version was put back`, unchanged());
 }
 
 async function verifyRecovery(
@@ -143,18 +161,22 @@ async function verifyRecovery(
   attempt: number,
   containerId: string,
   template: { service: string; container: string; image: string; version: string },
-): Promise<{ met: boolean; detail: string; started: Date }> {
+): Promise<{ met: boolean; detail: string; started: Date; criteria: EvidenceCriterion[] }> {
   const started = deps.now();
   const deadline = started.getTime() + service.recoveryTimeoutMs;
   const names = recoverySignals(service);
   let detail = 'no recovery criteria configured; container started';
+  let criteria: EvidenceCriterion[] = [];
   for (;;) {
     const running = await deps.reverter.inspect(containerId).then((c) => c.State.Running, () => false);
-    if (!running) return { met: false, detail: 'the known-good container is not running', started };
-    if (!names.length) return { met: true, detail, started };
+    if (!running) return { met: false, detail: 'the known-good container is not running', started, criteria };
+    if (!names.length) return { met: true, detail, started, criteria };
     const at = deps.now();
     const measurements = await sampleSignals(deps.providers, deps.metrics, service, names, { template, containerId, at });
     const status = recoveryStatus(service.recovery, valuesOf(measurements));
+    criteria = service.recovery.map((c) => ({
+      signal: c.signal, threshold: describeThreshold(c), measured: measurements[c.signal]?.value ?? null, holds: !status.unmet.some((u) => u.check === c),
+    }));
     await deps.store
       .insertSamples(names.map((name) => {
         const m = measurements[name] as { value: number | null; detail?: string; latencyMs: number };
@@ -165,8 +187,8 @@ async function verifyRecovery(
     detail = status.met
       ? `recovered: ${service.recovery.map((c) => `${c.signal} ${describeThreshold(c)} (${measurements[c.signal]?.value})`).join(', ')}`
       : `attempt ${attempt}: not met: ${status.unmet.map((u) => `${u.check.signal} ${describeThreshold(u.check)} (got ${u.value ?? 'no data'})`).join(', ')}`;
-    if (status.met) return { met: true, detail, started };
-    if (deps.now().getTime() + service.intervalMs > deadline) return { met: false, detail, started };
+    if (status.met) return { met: true, detail, started, criteria };
+    if (deps.now().getTime() + service.intervalMs > deadline) return { met: false, detail, started, criteria };
     await deps.sleep(service.intervalMs);
   }
 }

@@ -9,8 +9,13 @@ import { ContainerStateProvider } from '../signals/container-state.js';
 import { HttpHealthProvider } from '../signals/http-health.js';
 import { PrometheusProvider } from '../signals/prometheus.js';
 import type { ProviderRegistry } from '../signals/registry.js';
+import { Dispatcher } from '../notify/dispatcher.js';
+import { createNotifiers } from '../notify/registry.js';
 import { openStore } from '../store/open-store.js';
+import { Outbox } from '../store/outbox.js';
+import { Announcer } from './announcer.js';
 import { Daemon } from './daemon.js';
+import { DigestScheduler } from './digest.js';
 import { claimStateDir } from './state-dir.js';
 
 export interface RunOptions {
@@ -48,13 +53,19 @@ export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> 
   const metrics = createMetrics();
   const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker) };
   setPrometheus(providers, policy);
-  const daemon = new Daemon(policy, { docker, store, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun });
+  let current = policy;
+  const outbox = new Outbox(store.sql);
+  const notifiers = createNotifiers();
+  const announcer: Announcer = new Announcer(store, outbox, () => current, log, metrics, () => dispatcher.kick());
+  const dispatcher = new Dispatcher({ outbox, notifiers, policy: () => current, log, metrics, beforeDrain: () => announcer.flushBacklog() });
+  const digest = new DigestScheduler(store, announcer, log);
+  const daemon = new Daemon(policy, { docker, store, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun, announcer });
   let stopping = false;
   const api = await startApi(
     opts.listen,
     {
       health: () => ({ ok: !stopping, docker: daemon.dockerConnected ? 'connected' : 'reconnecting', store: store.sql.kind }),
-      status: () => daemon.status(),
+      status: async () => ({ ...daemon.status(), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) }),
       history: (q) => store.listDeployments(q),
     },
     metrics,
@@ -66,6 +77,8 @@ export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> 
   });
   await stateDir.publish(api.url);
   await daemon.start();
+  dispatcher.start();
+  digest.update(policy);
   log.info({ api: api.url, policy: policy.source }, 'rollguard started');
 
   let reloading = Promise.resolve(true);
@@ -82,6 +95,8 @@ export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> 
           return false;
         }
         setPrometheus(providers, next);
+        current = next;
+        digest.update(next);
         await daemon.reload(next);
         return true;
       });
@@ -92,6 +107,9 @@ export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> 
       stopping = true;
       log.info('stopping: finishing in-flight work');
       await daemon.stop();
+      digest.stop();
+      await dispatcher.stop();
+      notifiers.close();
       await api.close();
       await store.sql.close().catch((err) => log.warn({ err }, 'closing the store failed'));
       await stateDir.release();

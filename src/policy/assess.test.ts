@@ -17,6 +17,7 @@ function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): Service
     stopTimeoutMs: 10_000,
     recoveryTimeoutMs: 120_000,
     minDataRatio: 0.8,
+    notify: {},
     signals: {
       error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[1m]))' },
       ready: { kind: 'http', name: 'ready', url: 'http://127.0.0.1:8000/health/ready/', timeoutMs: 2_000, status: 200, json: {} },

@@ -76,6 +76,27 @@ CREATE TABLE known_good (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'notification outbox',
+    sql: `
+CREATE TABLE outbox (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  deployment_id bigint REFERENCES deployments(id),
+  event         text NOT NULL,
+  channel       text NOT NULL,
+  dedup_key     text NOT NULL UNIQUE,
+  payload       jsonb NOT NULL,
+  status        text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','sent','failed')),
+  attempts      integer NOT NULL DEFAULT 0,
+  created_at    timestamptz NOT NULL,
+  next_attempt_at timestamptz NOT NULL,
+  sent_at       timestamptz,
+  last_error    text
+);
+CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE status = 'pending';
+`,
+  },
 ];
 
 const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database

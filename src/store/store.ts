@@ -80,6 +80,11 @@ function toDeployment(row: Record<string, unknown>): Deployment {
 export class Store {
   constructor(readonly sql: Sql) {}
 
+  /** The same repositories over a transaction. */
+  within(tx: Sql): Store {
+    return new Store(tx);
+  }
+
   async insertDeployment(d: NewDeployment): Promise<Deployment> {
     const rows = await this.sql.query(
       `INSERT INTO deployments (service, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, started_at, detected_at, window_ends_at)

@@ -1,0 +1,54 @@
+import type { Channel } from '../config/policy.js';
+import type { NotificationEvent } from './event.js';
+
+/** A delivery that did not happen. `permanent` failures (a 400 from the receiver) are not retried. */
+export class DeliveryError extends Error {
+  constructor(message: string, readonly permanent = false) {
+    super(message);
+    this.name = 'DeliveryError';
+  }
+}
+
+/** One message for one channel. */
+export interface Delivery {
+  event: NotificationEvent;
+  /** The outbox row's ID, sent as the delivery ID so receivers can drop duplicates. */
+  deliveryId: string;
+  /** PagerDuty incident key: one per deployment. */
+  incidentKey: string;
+}
+
+/** Sends to one kind of channel. Throws DeliveryError; its message never contains the channel's secrets. */
+export interface Notifier<C extends Channel = Channel> {
+  readonly kind: C['kind'];
+  send(channel: C, delivery: Delivery, signal: AbortSignal): Promise<void>;
+}
+
+/** Removes every secret of the channel from a text (error messages can echo URLs and keys). */
+export function scrub(text: string, channel: Channel): string {
+  const secrets: string[] = [];
+  switch (channel.kind) {
+    case 'email': {
+      secrets.push(channel.smtpUrl);
+      try {
+        const u = new URL(channel.smtpUrl);
+        if (u.password) secrets.push(u.password, decodeURIComponent(u.password));
+      } catch {
+        // not a URL: the whole string is already listed
+      }
+      break;
+    }
+    case 'pagerduty': secrets.push(channel.routingKey); break;
+    case 'slack': secrets.push(channel.webhookUrl, new URL(channel.webhookUrl).pathname); break;
+    case 'webhook': secrets.push(channel.secret); break;
+  }
+  let out = text;
+  for (const s of secrets.filter((x) => x && x.length >= 4).sort((a, b) => b.length - a.length)) out = out.split(s).join('[redacted]');
+  return out;
+}
+
+/** Turns an HTTP answer into a delivery error: 429 and 5xx are retried, other 4xx are permanent. */
+export function httpFailure(status: number, body: unknown): DeliveryError {
+  const text = typeof body === 'string' ? body : JSON.stringify(body ?? '');
+  return new DeliveryError(`HTTP ${status}: ${text.slice(0, 300)}`, status >= 400 && status < 500 && status !== 429 && status !== 408);
+}
