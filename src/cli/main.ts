@@ -5,6 +5,7 @@ import { loadPolicy } from '../config/load-policy.js';
 import { createLogger } from '../daemon/logger.js';
 import { runRollguard } from '../daemon/runtime.js';
 import { StateDirBusyError } from '../daemon/state-dir.js';
+import { sendTestMessage } from './notify-test.js';
 import { printHistory, printStatus } from './views.js';
 
 const program = new Command();
@@ -80,6 +81,22 @@ program
   .option(...stateDirOption)
   .action(async (opts: { json: boolean; stateDir: string }) => {
     process.exitCode = await printStatus(opts);
+  });
+
+const notify = program.command('notify').description('notification channels');
+notify
+  .command('test <channel>')
+  .description('send a test message to a channel of the policy and report the result')
+  .requiredOption('--policy <file>', 'policy YAML')
+  .action(async (channel: string, opts: { policy: string }) => {
+    try {
+      const p = await loadPolicy(opts.policy);
+      const result = await sendTestMessage(p, channel);
+      process.stdout.write(`${result}\n`);
+    } catch (err) {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
   });
 
 const positiveInt = (v: string): number => {

@@ -193,13 +193,13 @@ export interface HistoryRow {
 }
 
 /** Starts `rollguard run` as a real process with its own state directory and log file. */
-export async function startRollguard(policyText: string, opts: { databaseUrl?: string; stateDir?: string; extraArgs?: string[] } = {}): Promise<Rollguard> {
+export async function startRollguard(policyText: string, opts: { databaseUrl?: string; stateDir?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Rollguard> {
   const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'rg-state-')));
   const policyFile = path.join(stateDir, 'policy.yaml');
   await writeFile(policyFile, policyText);
   const logFile = path.join(stateDir, `rollguard-${Date.now()}.log`);
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, ROLLGUARD_STATE_DIR: stateDir, ROLLGUARD_LOG_LEVEL: 'debug' };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, ROLLGUARD_STATE_DIR: stateDir, ROLLGUARD_LOG_LEVEL: 'debug' };
   delete env.DATABASE_URL;
   if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
   const log = openSync(logFile, 'a');
