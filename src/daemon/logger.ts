@@ -5,6 +5,8 @@ export const REDACT_PATHS = [
   'password', '*.password', 'secret', '*.secret', 'token', '*.token', 'authorization', '*.authorization',
   'headers.authorization', '*.headers.authorization', 'routing_key', '*.routing_key', 'webhook_url', '*.webhook_url',
   'smtp_url', '*.smtp_url', 'databaseUrl', '*.databaseUrl', 'connectionString', '*.connectionString',
+  'routingKey', '*.routingKey', 'webhookUrl', '*.webhookUrl', 'smtpUrl', '*.smtpUrl',
+  'notifications.*.routingKey', 'notifications.*.webhookUrl', 'notifications.*.smtpUrl', 'notifications.*.secret',
 ];
 
 /** JSON logs; a readable form when stdout is a terminal. */

@@ -52,9 +52,10 @@ function plotArea(png: PNG): Box {
   return { left: xs[0]! + 1, right: xs.at(-1)! - 1, top: ys[0]! + 1, bottom: ys.at(-1)! - 1 };
 }
 
-/** Where the spec puts t: the points' and markers' time span across the full plot width. */
+/** Where the spec puts t: the points' and markers' time span plus 3 % of it left and right. */
 function xOf(t: number, [t0, t1]: [number, number], box: Box): number {
-  return Math.round(box.left + ((t - t0) / (t1 - t0)) * (box.right - box.left));
+  const pad = (t1 - t0) * 0.03;
+  return Math.round(box.left + ((t - t0 + pad) / (t1 - t0 + 2 * pad)) * (box.right - box.left));
 }
 
 /** Where the spec puts v: the values' and threshold's span plus 10 % of it above and below. */
@@ -120,11 +121,14 @@ describe('renderChart', () => {
     assert.equal(column(png, xOf(55, [0, 100], box), box).filter(isGreen).length, 0);
   });
 
-  it('widens the x range to include a marker outside the points', () => {
+  it('widens the x range to include a marker outside the points, keeping markers off the frame', () => {
     const png = render(chart({ deployAt: -100, revertAt: 200 }));
     const box = plotArea(png);
-    assert.ok(column(png, box.left, box).filter(isGray).length > 10);
-    assert.ok(column(png, box.right, box).filter(isGreen).length > 10);
+    const deployX = xOf(-100, [-100, 200], box);
+    const revertX = xOf(200, [-100, 200], box);
+    assert.ok(deployX > box.left + 5 && revertX < box.right - 5, 'markers stand clear of the frame');
+    assert.ok(column(png, deployX, box).filter(isGray).length > 10);
+    assert.ok(column(png, revertX, box).filter(isGreen).length > 10);
   });
 
   it('tints only the area above the threshold when direction is above', () => {

@@ -28,6 +28,7 @@ const COLORS = {
 const BREACH_TINT = 0.1;
 const MARGIN = 4;
 const HEADROOM = 0.1;
+const X_MARGIN = 0.03;
 const GRID = { rows: 4, columns: 6 };
 const DASH = { on: 6, off: 4 };
 
@@ -55,7 +56,8 @@ export function renderChart(chart: ChartData, opts: ChartOptions = {}): Buffer {
   ];
   const markers = moments.filter((m): m is { t: number; color: Rgb } => Number.isFinite(m.t));
 
-  const toX = scale([...points.map((p) => p.t), ...markers.map((m) => m.t)], plot.left, plot.right, 0);
+  // A little room left and right so the deploy and revert lines do not merge with the frame.
+  const toX = scale([...points.map((p) => p.t), ...markers.map((m) => m.t)], plot.left, plot.right, X_MARGIN);
   const values = points.flatMap((p) => (p.v === null ? [] : [p.v]));
   const toY = scale(threshold === null ? values : [...values, threshold], plot.bottom, plot.top, HEADROOM);
   const thresholdY = threshold === null ? null : toY(threshold);

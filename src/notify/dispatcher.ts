@@ -21,6 +21,16 @@ export interface DispatcherOptions {
   beforeDrain?: () => Promise<void>;
 }
 
+/**
+ * PagerDuty's dedup_key: one incident per deployment. The deployment's start time is part of it so
+ * that a new database (IDs from 1 again) cannot reopen or resolve an old incident.
+ */
+export function incidentKey(item: Pick<OutboxItem, 'deployment_id' | 'event' | 'id' | 'payload'>): string {
+  if (item.deployment_id === null) return `rollguard-${item.event}-${item.id}`;
+  const started = Date.parse(item.payload.deployment?.startedAt ?? '');
+  return `rollguard-${item.payload.service ?? 'service'}-${item.deployment_id}${Number.isFinite(started) ? `-${Math.floor(started / 1000)}` : ''}`;
+}
+
 /** 1 s, 2 s, 4 s … capped. */
 export function backoffMs(attempts: number, maxMs: number): number {
   return Math.min(maxMs, 1_000 * 2 ** Math.max(0, attempts - 1));
@@ -85,8 +95,9 @@ export class Dispatcher {
       }));
       if (this.stopped) break;
     }
-    const pending = await this.o.outbox.deliveryByChannel();
-    for (const c of pending) this.o.metrics.outboxPending.set({ channel: c.channel }, c.pending);
+    const pending = await this.o.outbox.pendingByChannel();
+    this.o.metrics.outboxPending.reset();
+    for (const channel of Object.keys(this.o.policy().notifications)) this.o.metrics.outboxPending.set({ channel }, pending[channel] ?? 0);
   }
 
   private async deliver(item: OutboxItem): Promise<void> {
@@ -105,7 +116,7 @@ export class Dispatcher {
       await notifier.send(channel, {
         event: item.payload,
         deliveryId: String(item.id),
-        incidentKey: item.deployment_id === null ? `rollguard-${item.event}-${item.id}` : `rollguard-${item.payload.service ?? 'service'}-${item.deployment_id}`,
+        incidentKey: incidentKey(item),
       }, AbortSignal.timeout(this.o.sendTimeoutMs ?? 15_000));
       await this.o.outbox.markSent(item.id, this.now());
       metrics.notifications.inc({ ...labels, result: 'sent' });

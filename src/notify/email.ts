@@ -27,11 +27,19 @@ export class EmailNotifier implements Notifier<EmailChannel> {
   readonly kind = 'email';
   private readonly transports = new Map<string, Transporter>();
 
+  /** One transport per channel and URL: a reload that rotates the SMTP credentials takes effect at once. */
   private transport(channel: EmailChannel): Transporter {
-    let t = this.transports.get(channel.name);
+    const key = `${channel.name}\n${channel.smtpUrl}`;
+    let t = this.transports.get(key);
     if (!t) {
+      for (const [k, old] of this.transports) {
+        if (k.startsWith(`${channel.name}\n`)) {
+          old.close();
+          this.transports.delete(k);
+        }
+      }
       t = nodemailer.createTransport({ ...smtpOptions(channel.smtpUrl), connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000, disableFileAccess: true, disableUrlAccess: true });
-      this.transports.set(channel.name, t);
+      this.transports.set(key, t);
     }
     return t;
   }

@@ -87,6 +87,12 @@ export class Outbox {
     return rows.map(toItem);
   }
 
+  /** Pending messages per channel (cheap: uses the partial index on pending rows). */
+  async pendingByChannel(): Promise<Record<string, number>> {
+    const rows = await this.sql.query<{ channel: string; n: string }>(`SELECT channel, count(*) AS n FROM outbox WHERE status = 'pending' GROUP BY channel`);
+    return Object.fromEntries(rows.map((r) => [r.channel, Number(r.n)]));
+  }
+
   async deliveryByChannel(): Promise<ChannelDelivery[]> {
     const rows = await this.sql.query<{ channel: string; pending: string; failed: string; sent: string; last_error: string | null }>(
       `SELECT channel,
