@@ -135,6 +135,10 @@ describe('parsePolicy: defaults and overrides', () => {
       rules: [{ name: 'down', signal: 'up', below: 1, for: 1, severity: 'P1', action: 'notify' }],
       recovery: [],
       notify: {},
+      warmupMs: 0,
+      onNoData: undefined,
+      inconclusiveIsGood: false,
+      minRequests: undefined,
     });
   });
 

@@ -53,6 +53,14 @@ export interface ServicePolicy {
   stopTimeoutMs: number;
   recoveryTimeoutMs: number;
   minDataRatio: number;
+  /** Samples taken before container start + warmupMs do not count. */
+  warmupMs: number;
+  /** Consecutive no-data samples of a rollback rule after which to notify or end the watch; never a revert. */
+  onNoData?: { after: number; then: 'notify' | 'inconclusive' };
+  /** An inconclusive window still makes the version known-good. */
+  inconclusiveIsGood: boolean;
+  /** Traffic floor: below it, Prometheus-based rules get no-data samples. */
+  minRequests?: { signal: string; atLeast: number };
   signals: Record<string, Signal>;
   rules: Rule[];
   recovery: RecoveryCheck[];

@@ -20,6 +20,15 @@ const timing = {
   stop_timeout: duration.optional().describe('Grace given to the bad container on revert before it is killed.'),
   recovery_timeout: positiveDuration.optional().describe('How long a revert may take to meet the recovery criteria before the attempt counts as failed.'),
   min_data_ratio: z.number().min(0).max(1).optional().describe('Share of samples of each rule signal that must carry data for a window to be conclusive; below it the deployment is inconclusive.'),
+  warmup: duration.optional().describe('After the container starts, wait this long before any sample counts (slow starters are not judged while starting).'),
+  on_no_data: z
+    .strictObject({
+      after: z.number().int().min(1).describe('Consecutive no-data samples of a rollback rule before acting.'),
+      then: z.enum(['notify', 'inconclusive']).default('notify').describe('notify: tell the on-call once and keep watching; inconclusive: end the watch as inconclusive. Never a revert.'),
+    })
+    .optional()
+    .describe('What to do when a rollback rule keeps getting no data (Prometheus down, no series).'),
+  inconclusive_is_good: z.boolean().optional().describe('Let a version whose window ended inconclusive become known-good anyway (default false).'),
 };
 
 const match = z
@@ -98,6 +107,13 @@ const service = z
     rules: z.array(rule).min(1, 'a watched service needs at least one rule'),
     recovery: z.array(recovery).default([]),
     notify: serviceNotifySchema.optional(),
+    min_requests: z
+      .strictObject({
+        signal: name.describe('A signal of this service measuring traffic, e.g. requests per second.'),
+        at_least: z.number().min(0).describe('Below this (or without data) samples of Prometheus-based rules are no-data: too little traffic to judge.'),
+      })
+      .optional()
+      .describe('Traffic floor: error rates over a handful of requests are noise, not evidence.'),
   });
 
 /** The policy file as written by operators (snake_case keys). */
@@ -118,6 +134,9 @@ export const policyFileSchema = z
         stop_timeout: duration.default(10_000),
         recovery_timeout: positiveDuration.default(120_000),
         min_data_ratio: z.number().min(0).max(1).default(0.8),
+        warmup: duration.default(0),
+        on_no_data: timing.on_no_data,
+        inconclusive_is_good: z.boolean().default(false),
       })
       .prefault({}),
     services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . and -'), service),
@@ -197,6 +216,9 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
       });
     }
     if (isMap(svc.notify)) problems.push(...routeProblems(svc.notify, ['services', svcName, 'notify'], channels));
+    if (isMap(svc.min_requests) && typeof svc.min_requests.signal === 'string' && !Object.hasOwn(signals, svc.min_requests.signal)) {
+      problems.push({ keys: ['services', svcName, 'min_requests', 'signal'], message: `unknown signal "${svc.min_requests.signal}"; defined: ${defined}` });
+    }
     const hasPrometheus = isMap(raw.prometheus) && raw.prometheus.url !== undefined;
     for (const [sigName, sig] of Object.entries(signals)) {
       if (!hasPrometheus && isMap(sig) && sig.prometheus !== undefined) {

@@ -17,6 +17,8 @@ function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): Service
     stopTimeoutMs: 10_000,
     recoveryTimeoutMs: 120_000,
     minDataRatio: 0.8,
+    warmupMs: 0,
+    inconclusiveIsGood: false,
     notify: {},
     signals: {
       error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[1m]))' },
