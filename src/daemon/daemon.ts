@@ -346,21 +346,28 @@ export class Daemon {
     if (watch.done || this.stopping) return;
     const { service, deployment } = watch;
     const at = this.now();
-    const names = ruleSignals(service);
+    const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
+    const floor = service.minRequests;
+    const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
     const measurements = await sampleSignals(this.deps.providers, this.deps.metrics, service, names, { template: watch.template, containerId: deployment.container_id, at });
     await this.queue.run(service.name, async () => {
       if (watch.done || this.stopping) return;
-      const { tally, results, verdict } = assess(service, watch.tally, valuesOf(measurements));
-      watch.tally = tally;
-      await this.recordSamples(watch, at, measurements, results);
-      for (const rule of verdict.notify) {
-        await this.announce(watch, 'rule_breached', rule.severity, { rule }, { kind: 'notify', rule: rule.name, severity: rule.severity, detail: `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} samples` }, rule.name);
-        this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name, severity: rule.severity }, 'rule breached (notify only)');
-      }
-      if (verdict.kind === 'rollback') {
-        this.endWatch(watch);
-        await this.rollback(watch, verdict.rule, measurements[verdict.rule.signal]?.value ?? null);
-        return;
+      if (!warmingUp) {
+        const traffic = floor ? measurements[floor.signal]?.value ?? null : null;
+        const lowTraffic = floor !== undefined && (traffic === null || traffic < floor.atLeast);
+        const { tally, results, verdict } = assess(service, watch.tally, valuesOf(measurements), { lowTraffic });
+        watch.tally = tally;
+        await this.recordSamples(watch, at, measurements, results, lowTraffic ? `traffic ${traffic ?? 'unknown'} below the floor of ${floor?.atLeast}` : undefined);
+        for (const rule of verdict.notify) {
+          await this.announce(watch, 'rule_breached', rule.severity, { rule }, { kind: 'notify', rule: rule.name, severity: rule.severity, detail: `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} samples` }, rule.name);
+          this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name, severity: rule.severity }, 'rule breached (notify only)');
+        }
+        if (verdict.kind === 'rollback') {
+          this.endWatch(watch);
+          await this.rollback(watch, verdict.rule, measurements[verdict.rule.signal]?.value ?? null);
+          return;
+        }
+        if (verdict.noData.length && (await this.onNoData(watch, verdict.noData))) return;
       }
       if (at.getTime() >= deployment.window_ends_at.getTime()) {
         this.endWatch(watch);
@@ -369,19 +376,40 @@ export class Daemon {
     });
   }
 
-  private async recordSamples(watch: Watch, at: Date, measurements: Record<string, { value: number | null; detail?: string; latencyMs: number }>, results: Record<string, SampleResult>): Promise<void> {
+  /** `on_no_data`: tell the on-call, or end the watch as inconclusive. Never a revert. Returns whether the watch ended. */
+  private async onNoData(watch: Watch, rules: ServicePolicy['rules']): Promise<boolean> {
+    const policy = watch.service.onNoData;
+    if (!policy) return false;
+    const names = rules.map((r) => `"${r.name}"`).join(', ');
+    const reason = `no data for ${policy.after} consecutive samples of ${names}`;
+    this.log.warn({ service: watch.service.name, deployment: watch.deployment.id, rules: rules.map((r) => r.name), then: policy.then }, 'rule without data');
+    if (policy.then === 'inconclusive') {
+      this.endWatch(watch);
+      await this.inconclusive(watch, `${reason}; the watch ended (on_no_data: inconclusive)`);
+      return true;
+    }
+    const rule = rules[0] as ServicePolicy['rules'][number];
+    await this.announce(watch, 'watch_inconclusive', rule.severity, { rule, reason: `${reason}; still watching, no revert without data` },
+      { kind: 'no-data', rule: rule.name, severity: rule.severity, detail: reason }, `no-data:${rule.name}:${watch.tally.ticks}`);
+    return false;
+  }
+
+
+  private async recordSamples(watch: Watch, at: Date, measurements: Record<string, { value: number | null; detail?: string; latencyMs: number }>, results: Record<string, SampleResult>, note?: string): Promise<void> {
     const { service, deployment } = watch;
     const rows = Object.entries(measurements).map(([signal, m]) => {
       const rules: Record<string, string> = {};
       for (const r of service.rules) if (r.signal === signal) rules[r.name] = results[r.name] ?? 'no-data';
       const outcomes = Object.values(rules);
-      const result = outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
+      // A signal no rule reads (the traffic floor) is ok whenever it has a value.
+      const result = !outcomes.length ? (m.value === null ? 'no-data' : 'ok') : outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
       this.deps.metrics.samples.inc({ service: service.name, result });
       const seen = watch.history.get(signal) ?? [];
       seen.push({ t: at.getTime(), v: m.value, result: result as SampleResult });
       if (seen.length > MAX_HISTORY) seen.splice(0, seen.length - MAX_HISTORY);
       watch.history.set(signal, seen);
-      return { deployment_id: deployment.id, stage: 'watch' as const, signal, taken_at: at, value: m.value, result: result as SampleResult, rules, detail: m.detail ?? null, latency_ms: m.latencyMs };
+      const detail = [m.detail, result === 'no-data' ? note : undefined].filter(Boolean).join('; ') || null;
+      return { deployment_id: deployment.id, stage: 'watch' as const, signal, taken_at: at, value: m.value, result: result as SampleResult, rules, detail, latency_ms: m.latencyMs };
     });
     await this.deps.store.insertSamples(rows).catch((err) => {
       this.deps.metrics.storeErrors.inc();
@@ -479,7 +507,7 @@ export class Daemon {
     await this.announce(watch, 'watch_inconclusive', 'P1', { reason }, { kind: 'inconclusive', detail: reason });
     await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'inconclusive', reason, decided_at: this.now() }));
     deployment.state = 'inconclusive';
-    this.log.warn({ service: service.name, deployment: deployment.id, reason }, 'watch inconclusive; the version does not become known-good');
+    this.log.warn({ service: service.name, deployment: deployment.id, reason }, 'watch inconclusive');
   }
 
   /** Runbook "Rollback Failed": a P0 message to every P0 route, and the maintenance page if configured. */
@@ -507,7 +535,7 @@ export class Daemon {
   private async conclude(watch: Watch): Promise<void> {
     const { service, deployment } = watch;
     const outcome = concludeWindow(service, watch.tally);
-    if (outcome.kind === 'inconclusive') return this.inconclusive(watch, outcome.reason);
+    if (outcome.kind === 'inconclusive' && !service.inconclusiveIsGood) return this.inconclusive(watch, outcome.reason);
     const decidedAt = this.now();
     let c: ContainerInspect;
     try {
@@ -519,6 +547,10 @@ export class Daemon {
     await this.setKnownGood({
       service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: deployment.id, since: decidedAt,
     });
+    if (outcome.kind === 'inconclusive') {
+      // inconclusive_is_good: recorded as inconclusive, but the version becomes the revert target.
+      return this.inconclusive(watch, `${outcome.reason}; now known-good (inconclusive_is_good)`);
+    }
     await this.deps.store.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
     deployment.state = 'passed';
     await this.announce(watch, 'deployment_passed', 'P2', {}, { kind: 'pass', detail: `survived ${watch.tally.ticks} samples with no rollback rule breached` });

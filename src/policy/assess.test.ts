@@ -184,7 +184,7 @@ describe('assess', () => {
     const { tally } = run(service([errorRate]), [{ error_rate: 0.2 }, { error_rate: null }, { error_rate: 0.01 }, { error_rate: 0.2 }, { error_rate: 0.3 }]);
     assert.deepEqual(tally, {
       ticks: 5,
-      rules: { 'error rate above 5%': { streak: 2, breaches: 3, withData: 4, samples: 5, notified: false } },
+      rules: { 'error rate above 5%': { streak: 2, breaches: 3, withData: 4, samples: 5, notified: false, noDataStreak: 0 } },
     });
   });
 
@@ -200,7 +200,41 @@ describe('assess', () => {
     const policy = service([{ ...errorRate, for: 1 }]);
     const { tally, verdict } = assess(policy, { ticks: 0, rules: {} }, { error_rate: 0.2 });
     assert.equal(summary(verdict), 'rollback:error rate above 5%');
-    assert.deepEqual(tally.rules['error rate above 5%'], { streak: 1, breaches: 1, withData: 1, samples: 1, notified: false });
+    assert.deepEqual(tally.rules['error rate above 5%'], { streak: 1, breaches: 1, withData: 1, samples: 1, notified: false, noDataStreak: 0 });
+  });
+});
+
+describe('assess: traffic floor and no data', () => {
+  it('below the traffic floor, rules over Prometheus queries get no data; readiness still counts', () => {
+    const policy = service([{ ...errorRate, for: 1 }, { ...readiness, for: 1 }]);
+    const { results, verdict } = assess(policy, emptyTally(policy), { error_rate: 0.9, ready: 1 }, { lowTraffic: true });
+    assert.deepEqual(results, { 'error rate above 5%': 'no-data', 'readiness failing': 'ok' });
+    assert.equal(verdict.kind, 'continue');
+    const down = assess(policy, emptyTally(policy), { error_rate: 0.9, ready: 0 }, { lowTraffic: true });
+    assert.equal(summary(down.verdict), 'rollback:readiness failing', 'a failing readiness check is judged at any traffic');
+  });
+
+  it('on_no_data reports a rollback rule once when its no-data streak reaches `after`, and never reverts', () => {
+    const policy = service([errorRate, restarting], { onNoData: { after: 3, then: 'notify' } });
+    let tally = emptyTally(policy);
+    const reported: string[][] = [];
+    for (const v of [null, null, null, null, 0.2, null, null, null]) {
+      const out = assess(policy, tally, { error_rate: v, restarts: null });
+      tally = out.tally;
+      assert.equal(out.verdict.kind, 'continue');
+      reported.push(out.verdict.noData.map((r) => r.name));
+    }
+    assert.deepEqual(reported, [[], [], ['error rate above 5%'], [], [], [], [], ['error rate above 5%']], 'once per streak, only rollback rules');
+  });
+
+  it('without on_no_data nothing is reported for missing data', () => {
+    const policy = service([errorRate]);
+    let tally = emptyTally(policy);
+    for (let i = 0; i < 10; i++) {
+      const out = assess(policy, tally, { error_rate: null });
+      tally = out.tally;
+      assert.deepEqual(out.verdict.noData, []);
+    }
   });
 });
 

@@ -15,6 +15,8 @@ export interface RuleTally {
   samples: number;
   /** Whether a notify rule has already fired during the current streak. */
   notified: boolean;
+  /** Consecutive no-data samples ending with the latest one. */
+  noDataStreak: number;
 }
 
 /** Everything `assess` needs to remember between ticks of one watch. */
@@ -25,8 +27,14 @@ export interface WatchTally {
 
 /** What one tick decided. */
 export type Verdict =
-  | { kind: 'continue'; notify: Rule[] }
-  | { kind: 'rollback'; rule: Rule; notify: Rule[] };
+  | { kind: 'continue'; notify: Rule[]; noData: Rule[] }
+  | { kind: 'rollback'; rule: Rule; notify: Rule[]; noData: Rule[] };
+
+/** Why a tick's samples cannot count for some rules. */
+export interface TickContext {
+  /** Traffic is below the service's `min_requests` floor: Prometheus-based rules get no data. */
+  lowTraffic?: boolean;
+}
 
 /** How a finished window ended when no rollback rule fired. */
 export type WindowOutcome = { kind: 'passed' } | { kind: 'inconclusive'; reason: string };
@@ -46,27 +54,32 @@ export function describeThreshold(threshold: Threshold): string {
 
 export function emptyTally(service: ServicePolicy): WatchTally {
   const rules: Record<string, RuleTally> = {};
-  for (const rule of service.rules) rules[rule.name] = { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false };
+  for (const rule of service.rules) rules[rule.name] = { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false, noDataStreak: 0 };
   return { ticks: 0, rules };
 }
 
 /**
  * Folds one tick's values into the tally and decides. A rule fires after `for` consecutive
  * breaches; a no-data sample ends a streak (no data is never evidence of a breach). A notify
- * rule fires once per streak. The first rollback rule to fire, in policy order, wins.
+ * rule fires once per streak. The first rollback rule to fire, in policy order, wins. Below the
+ * traffic floor, rules over Prometheus queries get no data. A rollback rule whose no-data streak
+ * reaches `on_no_data.after` is reported in `noData` (once per streak) — never a revert.
  */
 export function assess(
   service: ServicePolicy,
   tally: WatchTally,
   values: Record<string, Value>,
+  ctx: TickContext = {},
 ): { tally: WatchTally; results: Record<string, SampleResult>; verdict: Verdict } {
   const results: Record<string, SampleResult> = {};
   const rules: Record<string, RuleTally> = {};
   const notify: Rule[] = [];
+  const noData: Rule[] = [];
   let rollback: Rule | undefined;
   for (const rule of service.rules) {
-    const before = tally.rules[rule.name] ?? { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false };
-    const result = classify(rule, values[rule.signal] ?? null);
+    const before = tally.rules[rule.name] ?? { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false, noDataStreak: 0 };
+    const floored = ctx.lowTraffic && service.signals[rule.signal]?.kind === 'prometheus';
+    const result = floored ? 'no-data' : classify(rule, values[rule.signal] ?? null);
     results[rule.name] = result;
     const streak = result === 'breach' ? before.streak + 1 : 0;
     const fires = streak >= rule.for;
@@ -76,13 +89,15 @@ export function assess(
       withData: before.withData + (result === 'no-data' ? 0 : 1),
       samples: before.samples + 1,
       notified: fires && (before.notified || rule.action === 'notify'),
+      noDataStreak: result === 'no-data' ? before.noDataStreak + 1 : 0,
     };
+    if (rule.action === 'rollback' && service.onNoData && after.noDataStreak === service.onNoData.after) noData.push(rule);
     if (fires && rule.action === 'notify' && !before.notified) notify.push(rule);
     if (fires && rule.action === 'rollback' && !rollback) rollback = rule;
     rules[rule.name] = after;
   }
   const next = { ticks: tally.ticks + 1, rules };
-  return { tally: next, results, verdict: rollback ? { kind: 'rollback', rule: rollback, notify } : { kind: 'continue', notify } };
+  return { tally: next, results, verdict: rollback ? { kind: 'rollback', rule: rollback, notify, noData } : { kind: 'continue', notify, noData } };
 }
 
 /**
