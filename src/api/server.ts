@@ -1,5 +1,8 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
+import { z } from 'zod';
+import { parseDuration } from '../config/duration.js';
+import { bearerMatches } from './auth.js';
 import type { Metrics } from './metrics.js';
 
 /** What the HTTP API reads from the running daemon. */
@@ -7,6 +10,34 @@ export interface ApiSource {
   health(): { ok: boolean; [k: string]: unknown };
   status(): unknown | Promise<unknown>;
   history(opts: { service?: string; limit?: number }): Promise<unknown>;
+  hold(service: string, forMs: number, reason: string): Promise<unknown>;
+  release(service: string): Promise<unknown>;
+}
+
+/** An error whose message and HTTP status the API passes to the caller. */
+interface StatusError extends Error { status: number }
+const isStatusError = (err: unknown): err is StatusError => err instanceof Error && typeof (err as Partial<StatusError>).status === 'number';
+
+const MAX_BODY = 64 * 1024;
+const holdBody = z.strictObject({
+  service: z.string().min(1),
+  for: z.string().refine((t) => (parseDuration(t) ?? 0) > 0, { message: 'expected a duration such as 10m' }),
+  reason: z.string().min(1).max(1_000),
+});
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw Object.assign(new Error('body too large'), { status: 413 });
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  } catch {
+    throw Object.assign(new Error('body is not JSON'), { status: 400 });
+  }
 }
 
 /** Splits `127.0.0.1:9817` / `[::1]:9817` / `9817` into host and port. */
@@ -24,12 +55,27 @@ function send(res: http.ServerResponse, status: number, body: unknown, type = 'a
 }
 
 /** /healthz, /metrics, and read-only JSON views of status and history. */
-export async function startApi(listen: string, source: ApiSource, metrics: Metrics, log: Logger): Promise<{ server: http.Server; url: string; close: () => Promise<void> }> {
+export async function startApi(listen: string, source: ApiSource, metrics: Metrics, log: Logger, token?: string): Promise<{ server: http.Server; url: string; close: () => Promise<void> }> {
   const { host, port } = parseListen(listen);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
+    const changes = url.pathname.startsWith('/api/v1/holds');
+    if (!changes && req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
     const route = async (): Promise<void> => {
+      if (changes) {
+        if (!token) return send(res, 403, { error: 'state-changing API calls are disabled: start rollguard with ROLLGUARD_API_TOKEN or ROLLGUARD_API_TOKEN_FILE' });
+        if (!bearerMatches(req.headers.authorization, token)) return send(res, 401, { error: 'missing or wrong bearer token' });
+        if (req.method === 'POST' && url.pathname === '/api/v1/holds') {
+          const parsed = holdBody.safeParse(await readJson(req));
+          if (!parsed.success) {
+            return send(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
+          }
+          return send(res, 201, await source.hold(parsed.data.service, parseDuration(parsed.data.for) as number, parsed.data.reason));
+        }
+        const m = /^\/api\/v1\/holds\/([^/]+)$/.exec(url.pathname);
+        if (req.method === 'DELETE' && m) return send(res, 200, await source.release(decodeURIComponent(m[1] as string)));
+        return send(res, 404, { error: 'not found' });
+      }
       switch (url.pathname) {
         case '/healthz': {
           const h = source.health();
@@ -49,6 +95,7 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
       }
     };
     route().catch((err) => {
+      if (isStatusError(err)) return send(res, err.status, { error: err.message });
       log.error({ err, path: url.pathname }, 'API request failed');
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
     });

@@ -82,7 +82,9 @@ export async function printStatus(opts: { json: boolean; stateDir: string }): Pr
   for (const [name, svc] of Object.entries(s.services)) {
     const watch = svc.watch as { deployment: number; state: string; to_ref: string; samples: number; window_ends_at: string } | null;
     const what = watch ? `watching deployment ${watch.deployment} (${watch.to_ref}), ${watch.samples} samples, window ends ${watch.window_ends_at}` : 'idle';
-    process.stdout.write(`  ${name}: ${svc.ref ?? 'no container'} — ${what}\n`);
+    const hold = svc.hold as { kind: string; until: string | null; reason: string } | null;
+    const held = hold ? `; ${hold.kind === 'freeze' ? 'FROZEN (migrations)' : `HELD until ${hold.until}`}: ${hold.reason}` : '';
+    process.stdout.write(`  ${name}: ${svc.ref ?? 'no container'} — ${what}${held}\n`);
   }
   const n = s.notifications;
   if (Array.isArray(n) && n.length) {

@@ -138,6 +138,7 @@ describe('parsePolicy: defaults and overrides', () => {
       warmupMs: 0,
       onNoData: undefined,
       inconclusiveIsGood: false,
+      onMigrations: 'hold',
       minRequests: undefined,
     });
   });

@@ -226,6 +226,7 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       warmupMs: svc.warmup ?? d.warmup,
       onNoData: svc.on_no_data ?? d.on_no_data,
       inconclusiveIsGood: svc.inconclusive_is_good ?? d.inconclusive_is_good,
+      onMigrations: svc.on_migrations,
       minRequests: svc.min_requests ? { signal: svc.min_requests.signal, atLeast: svc.min_requests.at_least } : undefined,
       signals,
       rules: svc.rules.map((r) => ({ ...threshold(r), name: r.name, signal: r.signal, for: r.for, severity: r.severity, action: r.action })),

@@ -59,6 +59,11 @@ export interface ServicePolicy {
   onNoData?: { after: number; then: 'notify' | 'inconclusive' };
   /** An inconclusive window still makes the version known-good. */
   inconclusiveIsGood: boolean;
+  /**
+   * A deployment labelled `rollguard.migrations=true` is not reverted automatically (`hold`, the
+   * default: page and wait for `rollguard release`) unless this says `revert`.
+   */
+  onMigrations: 'hold' | 'revert';
   /** Traffic floor: below it, Prometheus-based rules get no-data samples. */
   minRequests?: { signal: string; atLeast: number };
   signals: Record<string, Signal>;

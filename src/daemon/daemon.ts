@@ -14,6 +14,7 @@ import { enableMaintenance } from '../actions/maintenance.js';
 import type { EventKind } from '../notify/event.js';
 import type { Announcer } from './announcer.js';
 import { buildEvent, type EvidenceInput, type SeenSample } from './evidence.js';
+import { Holds, type Hold } from '../store/holds.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { revertDeployment } from './revert.js';
 import { ruleSignals, sampleSignals, valuesOf } from './sampling.js';
@@ -38,9 +39,23 @@ interface Watch {
   tally: WatchTally;
   /** Recent samples per signal, for the evidence in messages and the chart. */
   history: Map<string, SeenSample[]>;
+  /** The deployed container is labelled rollguard.migrations=true. */
+  migrations: boolean;
+  /** The hold whose pause has been announced, so it is told once. */
+  announcedHold?: number;
+  /** An operator released a migration freeze: revert normally from now on. */
+  freezeReleased?: boolean;
   timer?: NodeJS.Timeout;
   ticking?: Promise<void>;
   done: boolean;
+}
+
+/** A hold or release that cannot be done; `status` is the HTTP status the API answers with. */
+export class HoldError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+    this.name = 'HoldError';
+  }
 }
 
 /** What rollguard believes runs for a service right now. */
@@ -54,6 +69,8 @@ interface ServiceState {
 }
 
 const MAX_HISTORY = 2_000;
+/** A deployment carrying DB migrations sets this container label to `true`. */
+export const MIGRATIONS_LABEL = 'rollguard.migrations';
 
 /** The watch loop: detects deployments, samples, decides, reverts, records. */
 export class Daemon {
@@ -61,6 +78,9 @@ export class Daemon {
   private readonly state = new Map<string, ServiceState>();
   private readonly queue = new KeyedQueue();
   private readonly ownContainers = new Set<string>();
+  /** Active holds and freezes by service. */
+  private readonly holds = new Map<string, Hold>();
+  private readonly holdRepo: Holds;
   private readonly events: DockerEventFollower;
   private readonly now: () => Date;
   private readonly log: Logger;
@@ -71,6 +91,7 @@ export class Daemon {
     this.now = deps.now ?? (() => new Date());
     this.log = deps.log;
     this.events = new DockerEventFollower(deps.docker, deps.log, (ev) => this.onContainerStarted(ev));
+    this.holdRepo = new Holds(deps.store.sql);
   }
 
   get dockerConnected(): boolean {
@@ -79,6 +100,7 @@ export class Daemon {
 
   /** Reconciles with what runs now (adopting, resuming, catching up), then follows Docker events. */
   async start(): Promise<void> {
+    for (const h of await this.holdRepo.active(this.now())) this.holds.set(h.service, h);
     this.events.start();
     await Promise.all(Object.values(this.policy.services).map((svc) => this.queue.run(svc.name, () => this.reconcile(svc))));
     this.log.info({ services: Object.keys(this.policy.services), dryRun: !!this.deps.dryRun, store: this.deps.store.sql.kind }, 'rollguard watching');
@@ -117,6 +139,7 @@ export class Daemon {
         container: s?.containerId?.slice(0, 12) ?? null,
         image: s?.image ?? null,
         ref: s?.ref ?? null,
+        hold: this.holds.get(name) ?? null,
         watch: w && !w.done
           ? {
               deployment: w.deployment.id,
@@ -180,7 +203,7 @@ export class Daemon {
         s.containerId = current.Id;
         s.image = current.Image;
         s.ref = current.Config.Image;
-        await this.beginWatch(service, d, await this.replayTally(service, d));
+        await this.beginWatch(service, d, await this.replayTally(service, d), current.Config.Labels ?? {});
         continue;
       }
       const reason = d.state === 'rolling_back'
@@ -288,7 +311,7 @@ export class Daemon {
       { service: service.name, deployment: deployment.id, from: fromRef, fromImage: fromImage && shortId(fromImage), to: c.Config.Image, toImage: shortId(c.Image) },
       'deployment detected',
     );
-    await this.beginWatch(service, deployment, emptyTally(service));
+    await this.beginWatch(service, deployment, emptyTally(service), c.Config.Labels ?? {});
     const watch = this.serviceState(service.name).watch as Watch;
     await this.announce(watch, 'deployment_detected', 'P2', {});
   }
@@ -309,8 +332,9 @@ export class Daemon {
     return tally;
   }
 
-  private async beginWatch(service: ServicePolicy, deployment: Deployment, tally: WatchTally): Promise<void> {
+  private async beginWatch(service: ServicePolicy, deployment: Deployment, tally: WatchTally, labels: Record<string, string> = {}): Promise<void> {
     const watch: Watch = {
+      migrations: labels[MIGRATIONS_LABEL] === 'true',
       deployment,
       service,
       tally,
@@ -363,16 +387,91 @@ export class Daemon {
           this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name, severity: rule.severity }, 'rule breached (notify only)');
         }
         if (verdict.kind === 'rollback') {
+          if (await this.paused(watch, verdict.rule)) return;
           this.endWatch(watch);
           await this.rollback(watch, verdict.rule, measurements[verdict.rule.signal]?.value ?? null);
           return;
         }
         if (verdict.noData.length && (await this.onNoData(watch, verdict.noData))) return;
       }
-      if (at.getTime() >= deployment.window_ends_at.getTime()) {
+      if (at.getTime() >= deployment.window_ends_at.getTime() && !this.activeHold(watch)) {
         this.endWatch(watch);
         await this.conclude(watch);
       }
+    });
+  }
+
+  /** The hold or freeze on this watch's deployment, if still in force. */
+  private activeHold(watch: Watch): Hold | undefined {
+    const h = this.holds.get(watch.service.name);
+    if (!h || h.deployment_id !== watch.deployment.id) return undefined;
+    if (h.until && h.until.getTime() <= this.now().getTime()) {
+      this.holds.delete(watch.service.name);
+      this.log.info({ service: h.service, deployment: h.deployment_id, hold: h.id }, 'hold expired; automatic reverts resume');
+      return undefined;
+    }
+    return h;
+  }
+
+  /**
+   * Whether a revert the rules call for must wait: an operator's hold (fix forward), or a
+   * deployment carrying DB migrations (runbook: database rollbacks can cause data loss), which
+   * pages and waits for `rollguard release` unless the policy says `on_migrations: revert`.
+   * The watch goes on, so when the hold ends and the rule still breaches the revert proceeds.
+   */
+  private async paused(watch: Watch, rule: ServicePolicy['rules'][number]): Promise<boolean> {
+    let hold = this.activeHold(watch);
+    if (!hold && watch.migrations && !watch.freezeReleased && watch.service.onMigrations !== 'revert') {
+      hold = await this.addHold(watch, 'freeze', null, `deployment carries DB migrations (label ${MIGRATIONS_LABEL}=true); not reverted automatically`);
+    }
+    if (!hold) return false;
+    if (watch.announcedHold !== hold.id) {
+      watch.announcedHold = hold.id;
+      const what = hold.kind === 'freeze'
+        ? `${hold.reason}. Revert by hand, or run \`rollguard release ${hold.service}\` to let rollguard revert.`
+        : `Held until ${hold.until?.toISOString()} by an operator: ${hold.reason}. If the rule still breaches then, the revert proceeds.`;
+      this.log.warn({ service: hold.service, deployment: hold.deployment_id, rule: rule.name, hold: hold.kind, until: hold.until }, 'revert paused');
+      await this.announce(watch, 'rule_breached', hold.kind === 'freeze' ? 'P0' : rule.severity, { rule, reason: what },
+        { kind: hold.kind === 'freeze' ? 'frozen' : 'held', rule: rule.name, severity: rule.severity, detail: what }, `${hold.kind}:${hold.id}`);
+    }
+    return true;
+  }
+
+  private async addHold(watch: Watch, kind: Hold['kind'], until: Date | null, reason: string): Promise<Hold> {
+    const row = { service: watch.service.name, deployment_id: watch.deployment.id, kind, reason, created_at: this.now(), until };
+    const hold = await this.holdRepo.add(row).catch((err) => {
+      this.log.error({ err }, 'could not record a hold; it applies in memory');
+      return { ...row, id: -Date.now(), released_at: null } as Hold;
+    });
+    this.holds.set(watch.service.name, hold);
+    return hold;
+  }
+
+  /** `rollguard hold`: pauses automatic reverts of the service's current deployment until `until`. */
+  async hold(serviceName: string, forMs: number, reason: string): Promise<Hold> {
+    return this.queue.run(serviceName, async () => {
+      const watch = this.state.get(serviceName)?.watch;
+      if (!this.policy.services[serviceName]) throw new HoldError(`unknown service "${serviceName}"`, 404);
+      if (!watch || watch.done) throw new HoldError(`no deployment of ${serviceName} is being watched; nothing to hold`, 409);
+      const existing = this.activeHold(watch);
+      if (existing) await this.holdRepo.release(existing.id, this.now()).catch(() => {});
+      const hold = await this.addHold(watch, 'hold', new Date(this.now().getTime() + forMs), reason);
+      this.log.warn({ service: serviceName, deployment: watch.deployment.id, until: hold.until, reason }, 'hold placed: automatic reverts paused');
+      return hold;
+    });
+  }
+
+  /** `rollguard release`: ends a hold or a migration freeze; a rule still breaching reverts at the next sample. */
+  async release(serviceName: string): Promise<Hold> {
+    return this.queue.run(serviceName, async () => {
+      const h = this.holds.get(serviceName);
+      if (!h) throw new HoldError(`${serviceName} has no hold or freeze`, 404);
+      this.holds.delete(serviceName);
+      await this.holdRepo.release(h.id, this.now()).catch((err) => this.log.error({ err }, 'could not record a release'));
+      const watch = this.state.get(serviceName)?.watch;
+      if (watch && h.kind === 'freeze') watch.freezeReleased = true;
+      this.log.warn({ service: serviceName, deployment: h.deployment_id, hold: h.kind }, 'released: automatic reverts resume');
+      return { ...h, released_at: this.now() };
     });
   }
 

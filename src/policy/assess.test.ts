@@ -19,6 +19,7 @@ function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): Service
     minDataRatio: 0.8,
     warmupMs: 0,
     inconclusiveIsGood: false,
+    onMigrations: 'hold',
     notify: {},
     signals: {
       error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[1m]))' },

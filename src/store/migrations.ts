@@ -97,6 +97,23 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE status = 'pending';
 `,
   },
+  {
+    version: 3,
+    name: 'holds and migration freezes',
+    sql: `
+CREATE TABLE holds (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  service       text NOT NULL,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  kind          text NOT NULL CHECK (kind IN ('hold','freeze')),
+  reason        text NOT NULL,
+  created_at    timestamptz NOT NULL,
+  until         timestamptz,
+  released_at   timestamptz
+);
+CREATE INDEX holds_active_idx ON holds (service) WHERE released_at IS NULL;
+`,
+  },
 ];
 
 const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database
