@@ -2,6 +2,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { Policy } from '../config/policy.js';
 import type { NotificationEvent } from '../notify/event.js';
+import { Holds } from '../store/holds.js';
 import type { Store } from '../store/store.js';
 import type { Announcer } from './announcer.js';
 
@@ -18,7 +19,7 @@ export async function digestEvent(store: Store, since: Date, until: Date): Promi
   const digest = {
     since: since.toISOString(), until: until.toISOString(), watched,
     passed: count('passed'), rolledBack: count('rolled_back'), rollbackFailed: count('rollback_failed'), inconclusive: count('inconclusive'),
-    pendingHolds: null,
+    pendingHolds: await new Holds(store.sql).countActive(until),
   };
   return {
     kind: 'digest',
