@@ -33,6 +33,12 @@ export type Signal = PrometheusSignal | HttpSignal | ContainerSignal;
 export type Threshold = { above: number; below?: undefined } | { below: number; above?: undefined };
 
 export type Rule = Threshold & {
+  /**
+   * Baseline-relative threshold: `above` is NaN in the loaded policy and set per deployment to
+   * baseline × ratio or baseline + delta, the baseline being the query's average over `windowMs`
+   * before the deploy. A rule whose baseline could not be measured has no data.
+   */
+  baseline?: { windowMs: number; ratio?: number; delta?: number };
   name: string;
   signal: string;
   /** Consecutive breaching samples needed before the rule fires. */

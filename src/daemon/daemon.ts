@@ -7,7 +7,7 @@ import type { TemplateValues } from '../config/template.js';
 import { containerName, inspectContainer, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
 import { DockerEventFollower, type ContainerStarted } from '../deploys/docker-events.js';
 import { servicesFor } from '../deploys/match.js';
-import { assess, concludeWindow, describeThreshold, emptyTally, type SampleResult, type WatchTally } from '../policy/assess.js';
+import { assess, concludeWindow, describeThreshold, emptyTally, withBaseline, type SampleResult, type WatchTally } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { Deployment, KnownGood, Store } from '../store/store.js';
 import { enableMaintenance } from '../actions/maintenance.js';
@@ -15,6 +15,8 @@ import type { EventKind } from '../notify/event.js';
 import type { Announcer } from './announcer.js';
 import { buildEvent, type EvidenceInput, type SeenSample } from './evidence.js';
 import { Holds, type Hold } from '../store/holds.js';
+import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
+import { renderTemplate } from '../config/template.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { revertDeployment } from './revert.js';
 import { ruleSignals, sampleSignals, valuesOf } from './sampling.js';
@@ -332,7 +334,32 @@ export class Daemon {
     return tally;
   }
 
-  private async beginWatch(service: ServicePolicy, deployment: Deployment, tally: WatchTally, labels: Record<string, string> = {}): Promise<void> {
+  /**
+   * Applies baseline-relative rules: each one's threshold comes from the same query's average
+   * over its baseline range before the deploy (a range query at deploy time). A baseline that
+   * cannot be measured leaves the rule without data — never a guess.
+   */
+  private async resolveBaselines(service: ServicePolicy, deployment: Deployment, template: TemplateValues): Promise<ServicePolicy> {
+    if (!service.rules.some((r) => r.baseline)) return service;
+    const prometheus = this.deps.providers.prometheus;
+    const rules = await Promise.all(service.rules.map(async (rule) => {
+      if (!rule.baseline) return rule;
+      const signal = service.signals[rule.signal];
+      const measured = signal?.kind === 'prometheus' && prometheus instanceof PrometheusProvider
+        ? await rangeAverage(prometheus, renderTemplate(signal.query, template), deployment.started_at, rule.baseline.windowMs, service.intervalMs)
+        : { value: null, points: 0, detail: 'no Prometheus configured' };
+      const resolved = withBaseline(rule, measured.value);
+      const detail = `${rule.name}: baseline ${measured.value ?? 'unknown'} over ${rule.baseline.windowMs / 1000} s before the deploy (${measured.points} points${measured.detail ? `; ${measured.detail}` : ''}); threshold ${describeThreshold(resolved)}`;
+      this.log.info({ service: service.name, deployment: deployment.id, rule: rule.name, baseline: measured.value, threshold: resolved.above }, 'baseline measured');
+      await this.write('decision baseline', () => this.deps.store.insertDecision({ deployment_id: deployment.id, decided_at: this.now(), kind: 'baseline', rule: rule.name, severity: rule.severity, detail }));
+      return resolved;
+    }));
+    return { ...service, rules };
+  }
+
+  private async beginWatch(policyService: ServicePolicy, deployment: Deployment, tally: WatchTally, labels: Record<string, string> = {}): Promise<void> {
+    const template = { service: policyService.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
+    const service = await this.resolveBaselines(policyService, deployment, template);
     const watch: Watch = {
       migrations: labels[MIGRATIONS_LABEL] === 'true',
       deployment,
@@ -340,7 +367,7 @@ export class Daemon {
       tally,
       history: new Map(),
       done: false,
-      template: { service: service.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) },
+      template,
     };
     this.serviceState(service.name).watch = watch;
     this.deps.metrics.activeWatches.set(this.activeWatches());

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RecoveryCheck, Rule, ServicePolicy, Threshold } from '../config/policy.js';
-import { assess, classify, concludeWindow, emptyTally, recoveryStatus, type SampleResult, type Value, type Verdict, type WatchTally } from './assess.js';
+import { assess, classify, concludeWindow, describeThreshold, emptyTally, recoveryStatus, withBaseline, type SampleResult, type Value, type Verdict, type WatchTally } from './assess.js';
 
 const errorRate: Rule = { name: 'error rate above 5%', signal: 'error_rate', above: 0.05, for: 3, severity: 'P0', action: 'rollback' };
 const readiness: Rule = { name: 'readiness failing', signal: 'ready', below: 1, for: 3, severity: 'P0', action: 'rollback' };
@@ -323,5 +323,35 @@ describe('recoveryStatus', () => {
 
   it('with no recovery checks, recovery is met at once', () => {
     assert.deepEqual(recoveryStatus([], {}), { met: true, unmet: [] });
+  });
+});
+
+describe('baseline-relative thresholds', () => {
+  const ratio: Rule = { name: 'errors 50% above baseline', signal: 'error_rate', above: Number.NaN, baseline: { windowMs: 1_800_000, ratio: 1.5 }, for: 1, severity: 'P1', action: 'rollback' };
+  const delta: Rule = { ...ratio, name: 'errors 2 points above baseline', baseline: { windowMs: 1_800_000, delta: 0.02 } };
+
+  const cases: [string, Rule, number | null, number, SampleResult][] = [
+    ['ratio: 0.04 against 1.5 × 0.02 breaches', ratio, 0.02, 0.04, 'breach'],
+    ['ratio: 0.025 against 1.5 × 0.02 is ok', ratio, 0.02, 0.025, 'ok'],
+    ['delta: 0.05 against 0.02 + 0.02 breaches', delta, 0.02, 0.05, 'breach'],
+    ['delta: 0.035 against 0.02 + 0.02 is ok', delta, 0.02, 0.035, 'ok'],
+    ['no baseline: no data, never a breach', ratio, null, 0.9, 'no-data'],
+  ];
+  for (const [name, rule, baseline, value, want] of cases) {
+    it(name, () => assert.equal(classify(withBaseline(rule, baseline), value), want));
+  }
+
+  it('an unresolved baseline rule has no data', () => {
+    assert.equal(classify(ratio, 0.9), 'no-data');
+  });
+
+  it('describes the effective threshold and where it came from', () => {
+    assert.equal(describeThreshold(withBaseline(ratio, 0.02)), 'above 0.03 (1.5× baseline)');
+    assert.equal(describeThreshold(withBaseline(delta, 0.01)), 'above 0.03 (baseline + 0.02)');
+    assert.equal(describeThreshold(withBaseline(ratio, null)), 'above 1.5× baseline (no baseline)');
+  });
+
+  it('leaves rules without a baseline unchanged', () => {
+    assert.equal(withBaseline(errorRate, 0.5), errorRate);
   });
 });

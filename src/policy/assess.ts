@@ -45,11 +45,26 @@ export function breaches(threshold: Threshold, value: number): boolean {
 
 export function classify(threshold: Threshold, value: Value): SampleResult {
   if (value === null || Number.isNaN(value)) return 'no-data';
+  // An unresolved threshold (a baseline that could not be measured) cannot judge anything.
+  if (Number.isNaN(threshold.above ?? threshold.below)) return 'no-data';
   return breaches(threshold, value) ? 'breach' : 'ok';
 }
 
-export function describeThreshold(threshold: Threshold): string {
+export function describeThreshold(threshold: Threshold & { baseline?: { ratio?: number; delta?: number } }): string {
+  const base = threshold.baseline;
+  if (base) {
+    const how = base.ratio !== undefined ? `${base.ratio}× baseline` : `baseline + ${base.delta}`;
+    return Number.isNaN(threshold.above) ? `above ${how} (no baseline)` : `above ${threshold.above} (${how})`;
+  }
   return threshold.above !== undefined ? `above ${threshold.above}` : `below ${threshold.below}`;
+}
+
+/** A rule with its baseline applied: `above` becomes baseline × ratio or baseline + delta; NaN when unknown. */
+export function withBaseline<R extends { baseline?: { ratio?: number; delta?: number } }>(rule: R, baseline: number | null): R {
+  if (!rule.baseline) return rule;
+  const b = rule.baseline;
+  const above = baseline === null || !Number.isFinite(baseline) ? Number.NaN : b.ratio !== undefined ? baseline * b.ratio : baseline + (b.delta ?? 0);
+  return { ...rule, above, below: undefined };
 }
 
 export function emptyTally(service: ServicePolicy): WatchTally {

@@ -27,6 +27,11 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
     this.http = http ?? axios.create({ baseURL: baseUrl, timeout: timeoutMs, validateStatus: () => true, maxRedirects: 0 });
   }
 
+  /** The configured client, for range queries. */
+  get client(): AxiosInstance {
+    return this.http;
+  }
+
   async measure(signal: PrometheusSignal, ctx: ProbeContext): Promise<Measurement> {
     const started = performance.now();
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
@@ -50,6 +55,40 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
     if (data.result.length > 1) return done(null, `query returned ${data.result.length} series; aggregate it to one (e.g. sum(...))`);
     return toValue(done, (data.result[0] as { value: [number, string] }).value[1]);
   }
+}
+
+const rangeResponse = z.object({
+  status: z.literal('success'),
+  data: z.object({ resultType: z.literal('matrix'), result: z.array(z.object({ metric: z.record(z.string(), z.string()), values: z.array(sampleValue) })) }),
+});
+
+/**
+ * The average of a query over [end - rangeMs, end] from a range query at `stepMs` resolution:
+ * the baseline a deployment is compared with. NaN points (no traffic) are skipped.
+ */
+export async function rangeAverage(
+  provider: PrometheusProvider,
+  query: string,
+  end: Date,
+  rangeMs: number,
+  stepMs: number,
+): Promise<{ value: number | null; points: number; detail?: string }> {
+  const step = Math.max(stepMs, Math.ceil(rangeMs / 10_000)) / 1000; // Prometheus allows at most 11,000 points
+  let body: unknown;
+  try {
+    const res = await provider.client.get('/api/v1/query_range', { params: { query, start: (end.getTime() - rangeMs) / 1000, end: end.getTime() / 1000, step } });
+    body = res.data;
+    if (res.status !== 200) return { value: null, points: 0, detail: `Prometheus answered HTTP ${res.status}` };
+  } catch (err) {
+    return { value: null, points: 0, detail: `Prometheus unreachable: ${errorText(err)}` };
+  }
+  const parsed = rangeResponse.safeParse(body);
+  if (!parsed.success) return { value: null, points: 0, detail: 'Prometheus answered with an unexpected body' };
+  const series = parsed.data.data.result;
+  if (series.length !== 1) return { value: null, points: 0, detail: series.length ? `baseline query returned ${series.length} series; aggregate it to one` : 'no history before the deploy' };
+  const values = (series[0] as { values: [number, string][] }).values.map(([, v]) => Number(v)).filter((v) => Number.isFinite(v));
+  if (!values.length) return { value: null, points: 0, detail: 'no usable history before the deploy' };
+  return { value: values.reduce((a, b) => a + b, 0) / values.length, points: values.length };
 }
 
 function toValue(done: (v: number | null, d?: string) => Measurement, text: string): Measurement {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import {
-  buildFixtures, deploy, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
+  buildFixtures, deploy, docker, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
   waitFor, type FixtureImages, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
@@ -111,6 +114,47 @@ describe('policy rule kinds on the real Prometheus and Docker engine', { timeout
       await prom.start();
       await prom.waitForData();
     }
+  });
+
+  /** A fixture version with its own image ID and error percentage. */
+  async function variant(tag: string, errorPct: number): Promise<string> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-variant-'));
+    try {
+      await writeFile(path.join(dir, 'Dockerfile'), `FROM rollguard-fixture:v1\nENV ERROR_PCT=${errorPct}\nLABEL rollguard.test.variant=${tag}\n`);
+      await docker('build', '-q', '-t', `rollguard-fixture:${tag}`, dir);
+      return docker('image', 'inspect', '-f', '{{.Id}}', `rollguard-fixture:${tag}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('above_baseline catches a regression an absolute 5 % threshold misses, and passes a version as good as before', async () => {
+    const base = await variant('rules-base-2pct', 2);
+    const same = await variant('rules-same-2pct', 2);
+    const worse = await variant('rules-worse-4pct', 4);
+    const text = policy(prom.url, '').replace(
+      '      - name: readiness failing\n',
+      '      - name: errors 50% above baseline\n        signal: error_rate\n        above_baseline: 1.5\n        baseline: 15s\n        for: 3\n        severity: P1\n        action: rollback\n      - name: readiness failing\n',
+    ).replace('{signal: error_rate, below: 0.01}', '{signal: error_rate, below: 0.03}'); // the known-good version runs at 2 %
+    assert.match(text, /above_baseline: 1.5/);
+    assert.match(text, /below: 0.03/);
+    await rg?.stop();
+    await db?.drop();
+    db = await freshDatabase();
+    await deploy(NAME, 'rollguard-fixture:rules-base-2pct', [], PORT);
+    rg = await startRollguard(text, { databaseUrl: db.url });
+    const daemon = rg;
+    await waitFor('adoption of the 2 % version', async () => (await daemon.status()).services[SERVICE]?.image === base);
+    await new Promise((r) => setTimeout(r, 16_000)); // a baseline range of history at 2 %
+    const ok = await deployAndSettle(daemon, 'rollguard-fixture:rules-same-2pct');
+    assert.equal(ok.state, 'passed', `as good as before: ${ok.reason}`);
+    assert.equal((await inspect(NAME))?.Image, same);
+    await new Promise((r) => setTimeout(r, 16_000));
+    const bad = await deployAndSettle(daemon, 'rollguard-fixture:rules-worse-4pct');
+    assert.equal(bad.state, 'rolled_back', `4 % against a 2 % baseline: ${bad.reason}`);
+    assert.match(bad.reason ?? '', /errors 50% above baseline/);
+    assert.match(await daemon.logs(), /"baseline measured"/);
+    assert.notEqual((await inspect(NAME))?.Image, worse);
   });
 
   it('inconclusive_is_good: an inconclusive version becomes the revert target', async () => {
