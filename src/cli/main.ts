@@ -1,10 +1,12 @@
 #!/usr/bin/env -S node --optimize-for-size
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/errors.js';
+import { policyJsonSchemaText } from '../config/json-schema.js';
 import { loadPolicy } from '../config/load-policy.js';
 import { createLogger } from '../daemon/logger.js';
 import { runRollguard } from '../daemon/runtime.js';
 import { StateDirBusyError } from '../daemon/state-dir.js';
+import { placeHold, releaseHold } from './holds.js';
 import { sendTestMessage } from './notify-test.js';
 import { printHistory, printStatus } from './views.js';
 
@@ -27,7 +29,7 @@ program
     let rollguard: Awaited<ReturnType<typeof runRollguard>> | undefined;
     let reloadRequested = false;
     process.on('SIGHUP', () => {
-      if (rollguard) void rollguard.reload();
+      if (rollguard) void rollguard.reload('SIGHUP');
       else reloadRequested = true;
     });
     try {
@@ -55,7 +57,7 @@ program
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
-    if (reloadRequested) void running.reload();
+    if (reloadRequested) void running.reload('SIGHUP');
   });
 
 const policy = program.command('policy').description('work with policy files');
@@ -72,6 +74,13 @@ policy
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
     }
+  });
+
+policy
+  .command('schema')
+  .description('print the JSON Schema of policy files, for editors (config/rollguard.schema.json holds a copy)')
+  .action(() => {
+    process.stdout.write(policyJsonSchemaText());
   });
 
 program
@@ -98,6 +107,31 @@ notify
       process.exitCode = 1;
     }
   });
+
+const report = async (work: () => Promise<string>): Promise<void> => {
+  try {
+    process.stdout.write(`${await work()}\n`);
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+};
+
+program
+  .command('hold <service>')
+  .description('pause automatic reverts of the service\'s current deployment (fix forward); the revert proceeds at the deadline if the rule still breaches')
+  .requiredOption('--for <duration>', 'how long, e.g. 10m')
+  .requiredOption('--reason <text>', 'why; recorded and shown in status and alerts')
+  .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
+  .option(...stateDirOption)
+  .action((service: string, opts: { for: string; reason: string; api?: string; stateDir: string }) => report(() => placeHold(service, opts)));
+
+program
+  .command('release <service>')
+  .description('end a hold or a migration freeze; a rule still breaching reverts at the next sample')
+  .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
+  .option(...stateDirOption)
+  .action((service: string, opts: { api?: string; stateDir: string }) => report(() => releaseHold(service, opts)));
 
 const positiveInt = (v: string): number => {
   const n = Number(v);

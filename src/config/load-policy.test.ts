@@ -62,8 +62,13 @@ describe('parsePolicy: the example policy', () => {
     assert.deepEqual(Object.keys(policy.services), ['web']);
   });
 
-  it('substitutes ${PROMETHEUS_URL} into prometheus.url', () => {
+  it('reads prometheus.url and its default timeout', () => {
     assert.deepEqual(policy.prometheus, { url: 'http://127.0.0.1:9090', timeoutMs: 5_000 });
+  });
+
+  it('substitutes ${PROMETHEUS_URL} into prometheus.url', () => {
+    const substituted = parsePolicy(text.replace('url: http://127.0.0.1:9090', 'url: ${PROMETHEUS_URL}'), 'config/policy.example.yaml', { PROMETHEUS_URL: 'http://127.0.0.1:19090' });
+    assert.equal(substituted.prometheus?.url, 'http://127.0.0.1:19090');
   });
 
   it('turns the defaults into milliseconds and counts', () => {
@@ -336,7 +341,7 @@ describe('parsePolicy: problems', () => {
   ];
   for (const [what, lines] of thresholds) {
     it(`rejects a rule with ${what}`, () => {
-      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:10: services.web.rules[0]: set exactly one of above or below']);
+      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:10: services.web.rules[0]: set exactly one of above, below, above_baseline or above_baseline_by']);
     });
   }
 

@@ -62,21 +62,26 @@ export const channelSchema = z
       const file = body[`${field}_file`] !== undefined;
       if (inline === file) ctx.addIssue({ code: 'custom', path: [kind], message: `set exactly one of ${field} or ${field}_file` });
     }
-  });
+  })
+  .describe('A notification channel: exactly one of email, pagerduty, slack or webhook.');
 
 const channelList = z.array(name).min(1);
 
 export const routesSchema = z
   .strictObject({
     P0: channelList.optional().describe('Channels for P0 events (and every ROLLBACK FAILED escalation).'),
-    P1: channelList.optional(),
-    P2: channelList.optional(),
+    P1: channelList.optional().describe('Channels for P1 events (watch inconclusive, P1 rules).'),
+    P2: channelList.optional().describe('Channels for P2 events (deployment passed, P2 rules).'),
     detected: channelList.optional().describe('Chat channels (slack or webhook) told of every deployment detected.'),
   })
   .describe('Which channels hear which severity. A service may override with its own `notify:`.');
 
 export const serviceNotifySchema = z
-  .strictObject({ P0: channelList.optional(), P1: channelList.optional(), P2: channelList.optional() })
+  .strictObject({
+    P0: channelList.optional().describe('Channels for this service\'s P0 events (ROLLBACK FAILED also goes to the top-level P0 routes).'),
+    P1: channelList.optional().describe('Channels for this service\'s P1 events.'),
+    P2: channelList.optional().describe('Channels for this service\'s P2 events.'),
+  })
   .describe('This service\'s routes by severity; a severity not named here uses the top-level routes.');
 
 export const escalationSchema = z
@@ -90,11 +95,16 @@ const timeout = z
 
 export const maintenanceSchema = z
   .strictObject({
-    file: z.strictObject({ path: z.string().min(1), content: z.string().default('System maintenance in progress.\n') }).optional()
+    file: z
+      .strictObject({
+        path: z.string().min(1).describe('File to write.'),
+        content: z.string().default('System maintenance in progress.\n').describe('What to write into it.'),
+      })
+      .optional()
       .describe('Write this file (e.g. the page nginx serves in maintenance mode).'),
     command: z.array(z.string().min(1)).min(1).optional()
       .describe('Run this program with these arguments (no shell); ROLLGUARD_SERVICE and ROLLGUARD_DEPLOYMENT are set.'),
-    timeout: timeout.default(30_000),
+    timeout: timeout.default(30_000).describe('Give up on writing the file or running the command after this long (a duration; default 30s).'),
   })
   .superRefine((m, ctx) => {
     if ((m.file === undefined) === (m.command === undefined)) ctx.addIssue({ code: 'custom', message: 'set exactly one of file or command' });
@@ -103,7 +113,7 @@ export const maintenanceSchema = z
 
 export const digestSchema = z
   .strictObject({
-    schedule: z.string().refine((s) => cron.validate(s), { message: 'expected a cron expression such as "0 8 * * *"' }),
+    schedule: z.string().refine((s) => cron.validate(s), { message: 'expected a cron expression such as "0 8 * * *"' }).describe('When to send it, as a cron expression such as "0 8 * * *".'),
     timezone: z.string().optional().describe('IANA time zone of the schedule; the host\'s when absent.'),
     to: channelList.describe('Email channels that receive the digest.'),
   })

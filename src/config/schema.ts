@@ -13,14 +13,26 @@ const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be gre
 const name = z.string().min(1);
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
+/** What each timing key means; the service-level and the `defaults` keys share these words. */
+const timingHelp = {
+  window: 'Watch each deployment this long (a duration: 500ms, 15s, 10m, 1h); surviving it makes the version known-good.',
+  interval: 'Sample every signal this often (a duration).',
+  max_attempts: 'Rollback attempts before escalating (runbook: escalate after 2).',
+  stop_timeout: 'Grace given to the bad container on revert before it is killed (a duration).',
+  recovery_timeout: 'How long a revert may take to meet the recovery criteria before the attempt counts as failed (a duration).',
+  min_data_ratio: 'Share of samples of each rule signal that must carry data for a window to be conclusive; below it the deployment is inconclusive.',
+  warmup: 'After the container starts, wait this long before any sample counts (slow starters are not judged while starting).',
+  inconclusive_is_good: 'Let a version whose window ended inconclusive become known-good anyway.',
+} as const;
+
 const timing = {
-  window: positiveDuration.optional().describe('Watch each deployment this long; surviving it makes the version known-good.'),
-  interval: positiveDuration.optional().describe('Sample every signal this often.'),
-  max_attempts: z.number().int().min(1).max(10).optional().describe('Rollback attempts before escalating (runbook: escalate after 2).'),
-  stop_timeout: duration.optional().describe('Grace given to the bad container on revert before it is killed.'),
-  recovery_timeout: positiveDuration.optional().describe('How long a revert may take to meet the recovery criteria before the attempt counts as failed.'),
-  min_data_ratio: z.number().min(0).max(1).optional().describe('Share of samples of each rule signal that must carry data for a window to be conclusive; below it the deployment is inconclusive.'),
-  warmup: duration.optional().describe('After the container starts, wait this long before any sample counts (slow starters are not judged while starting).'),
+  window: positiveDuration.optional().describe(timingHelp.window),
+  interval: positiveDuration.optional().describe(timingHelp.interval),
+  max_attempts: z.number().int().min(1).max(10).optional().describe(timingHelp.max_attempts),
+  stop_timeout: duration.optional().describe(timingHelp.stop_timeout),
+  recovery_timeout: positiveDuration.optional().describe(timingHelp.recovery_timeout),
+  min_data_ratio: z.number().min(0).max(1).optional().describe(timingHelp.min_data_ratio),
+  warmup: duration.optional().describe(timingHelp.warmup),
   on_no_data: z
     .strictObject({
       after: z.number().int().min(1).describe('Consecutive no-data samples of a rollback rule before acting.'),
@@ -28,20 +40,27 @@ const timing = {
     })
     .optional()
     .describe('What to do when a rollback rule keeps getting no data (Prometheus down, no series).'),
-  inconclusive_is_good: z.boolean().optional().describe('Let a version whose window ended inconclusive become known-good anyway (default false).'),
+  inconclusive_is_good: z.boolean().optional().describe(`${timingHelp.inconclusive_is_good} Default false.`),
 };
 
 const match = z
   .strictObject({
     container: name.optional().describe('Container name.'),
-    compose: z.strictObject({ project: name, service: name }).optional().describe('Docker Compose project and service.'),
+    compose: z
+      .strictObject({
+        project: name.describe('Compose project name (the com.docker.compose.project label).'),
+        service: name.describe('Compose service name (the com.docker.compose.service label).'),
+      })
+      .optional()
+      .describe('Docker Compose project and service.'),
     labels: z.record(z.string(), z.string()).optional().describe('Container labels that must all be present with these values.'),
   })
   .superRefine((m, ctx) => {
     const forms = [m.container, m.compose, m.labels].filter((v) => v !== undefined).length;
     if (forms !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of container, compose or labels' });
     if (m.labels && Object.keys(m.labels).length === 0) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'must name at least one label' });
-  });
+  })
+  .describe('How this service\'s containers are recognised: exactly one of container, compose or labels.');
 
 const jsonExpectation = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -58,11 +77,12 @@ const signal = z
     http: z
       .strictObject({
         url: httpUrl.describe('URL to GET.'),
-        timeout: positiveDuration.default(2_000).describe('Refused or slower than this is a failure.'),
+        timeout: positiveDuration.default(2_000).describe('Refused or slower than this is a failure (default 2s).'),
         status: z.number().int().min(100).max(599).default(200).describe('Expected HTTP status.'),
         json: z.record(z.string(), jsonExpectation).default({}).describe('Dot paths into the JSON body and the values they must equal.'),
       })
-      .optional(),
+      .optional()
+      .describe('An HTTP check: 1 when every expectation holds, 0 otherwise (refused and timeouts included).'),
     container: z
       .enum(['restart_count', 'oom_killed', 'running', 'health'])
       .optional()
@@ -71,7 +91,8 @@ const signal = z
   .superRefine((s, ctx) => {
     const kinds = [s.prometheus, s.http, s.container].filter((v) => v !== undefined).length;
     if (kinds !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of prometheus, http or container' });
-  });
+  })
+  .describe('What to measure: exactly one of prometheus, http or container.');
 
 function oneThreshold(t: { above?: number; below?: number }, ctx: z.RefinementCtx): void {
   if ((t.above === undefined) === (t.below === undefined)) {
@@ -85,28 +106,42 @@ const rule = z
     signal: name.describe('A key of this service\'s signals.'),
     above: z.number().optional().describe('Breached when the value is above this.'),
     below: z.number().optional().describe('Breached when the value is below this.'),
+    above_baseline: z.number().positive().optional().describe('Breached when the value is above this multiple of the baseline (e.g. 1.5: 50 % worse than before the deploy).'),
+    above_baseline_by: z.number().optional().describe('Breached when the value is above the baseline plus this (e.g. 0.02: two points more error rate than before the deploy).'),
+    baseline: positiveDuration.default(1_800_000).describe('With above_baseline(_by): the baseline is the average of the same query over this range before the deploy (default 30m).'),
     for: z.number().int().min(1).default(1).describe('Consecutive breaching samples before the rule fires.'),
-    severity: z.enum(['P0', 'P1', 'P2']).default('P1'),
+    severity: z.enum(['P0', 'P1', 'P2']).default('P1').describe('P0, P1 or P2: picks the notification routes (default P1).'),
     action: z.enum(['rollback', 'notify']).default('notify').describe('rollback reverts to the known-good version; notify only records and tells.'),
   })
-  .superRefine(oneThreshold);
+  .superRefine((r, ctx) => {
+    const set = [r.above, r.below, r.above_baseline, r.above_baseline_by].filter((v) => v !== undefined).length;
+    if (set !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of above, below, above_baseline or above_baseline_by' });
+  })
+  .describe('A threshold on one signal; set exactly one of above, below, above_baseline or above_baseline_by.');
 
 const recovery = z
   .strictObject({
-    signal: name,
+    signal: name.describe('A key of this service\'s signals.'),
     above: z.number().optional().describe('Holds when the value is above this.'),
     below: z.number().optional().describe('Holds when the value is below this.'),
   })
-  .superRefine(oneThreshold);
+  .superRefine(oneThreshold)
+  .describe('A success criterion checked after a revert; set exactly one of above or below.');
 
 const service = z
   .strictObject({
     match,
     ...timing,
-    signals: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'signal names are letters, digits, _ and -'), signal),
-    rules: z.array(rule).min(1, 'a watched service needs at least one rule'),
-    recovery: z.array(recovery).default([]),
+    signals: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'signal names are letters, digits, _ and -'), signal)
+      .describe('What rollguard measures, by name (letters, digits, _ and -); rules and recovery refer to these names.'),
+    rules: z.array(rule).min(1, 'a watched service needs at least one rule').describe('Thresholds that decide: notify, or roll back to the known-good version.'),
+    recovery: z.array(recovery).default([]).describe('Runbook success criteria checked after a revert; all must hold (no data does not hold).'),
     notify: serviceNotifySchema.optional(),
+    on_migrations: z
+      .enum(['hold', 'revert'])
+      .default('hold')
+      .describe('A deployment labelled rollguard.migrations=true: hold (default) pages and waits for `rollguard release`; revert reverts it like any other.'),
     min_requests: z
       .strictObject({
         signal: name.describe('A signal of this service measuring traffic, e.g. requests per second.'),
@@ -114,33 +149,41 @@ const service = z
       })
       .optional()
       .describe('Traffic floor: error rates over a handful of requests are noise, not evidence.'),
-  });
+  })
+  .describe('A watched service; any of the defaults keys may be overridden here.');
 
 /** The policy file as written by operators (snake_case keys). */
 export const policyFileSchema = z
   .strictObject({
-    version: z.literal(1, { error: 'expected 1 (the only policy version)' }),
+    version: z.literal(1, { error: 'expected 1 (the only policy version)' }).describe('Policy file format version; always 1.'),
     prometheus: z
       .strictObject({
         url: httpUrl.describe('Prometheus base URL.'),
-        timeout: positiveDuration.default(5_000).describe('A query slower than this is no data.'),
+        timeout: positiveDuration.default(5_000).describe('A query slower than this is no data (default 5s).'),
       })
-      .optional(),
+      .optional()
+      .describe('The Prometheus server that prometheus signals query; required when any service uses one.'),
     defaults: z
       .strictObject({
-        window: positiveDuration.default(600_000),
-        interval: positiveDuration.default(15_000),
-        max_attempts: z.number().int().min(1).max(10).default(2),
-        stop_timeout: duration.default(10_000),
-        recovery_timeout: positiveDuration.default(120_000),
-        min_data_ratio: z.number().min(0).max(1).default(0.8),
-        warmup: duration.default(0),
+        window: positiveDuration.default(600_000).describe(`${timingHelp.window} Default 10m.`),
+        interval: positiveDuration.default(15_000).describe(`${timingHelp.interval} Default 15s.`),
+        max_attempts: z.number().int().min(1).max(10).default(2).describe(`${timingHelp.max_attempts} Default 2.`),
+        stop_timeout: duration.default(10_000).describe(`${timingHelp.stop_timeout} Default 10s.`),
+        recovery_timeout: positiveDuration.default(120_000).describe(`${timingHelp.recovery_timeout} Default 2m.`),
+        min_data_ratio: z.number().min(0).max(1).default(0.8).describe(`${timingHelp.min_data_ratio} Default 0.8.`),
+        warmup: duration.default(0).describe(`${timingHelp.warmup} Default 0s.`),
         on_no_data: timing.on_no_data,
-        inconclusive_is_good: z.boolean().default(false),
+        inconclusive_is_good: z.boolean().default(false).describe(`${timingHelp.inconclusive_is_good} Default false.`),
       })
-      .prefault({}),
-    services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . and -'), service),
-    notifications: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'channel names are letters, digits, _ . and -'), channelSchema).default({}),
+      .prefault({})
+      .describe('Timings for every service; each service may override any of them.'),
+    services: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . and -'), service)
+      .describe('The services to watch, by name (letters, digits, _ . and -).'),
+    notifications: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'channel names are letters, digits, _ . and -'), channelSchema)
+      .default({})
+      .describe('Named notification channels; routes refer to these names. Secrets by ${ENV} or <field>_file, never literal.'),
     routes: routesSchema.default({}),
     escalation: escalationSchema.optional(),
     maintenance: maintenanceSchema.optional(),
@@ -208,6 +251,13 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
       });
     }
     if (Array.isArray(svc.rules)) {
+      svc.rules.forEach((r: unknown, i) => {
+        if (!isMap(r) || (r.above_baseline === undefined && r.above_baseline_by === undefined) || typeof r.signal !== 'string') return;
+        const sig = Object.hasOwn(signals, r.signal) ? signals[r.signal] : undefined;
+        if (isMap(sig) && sig.prometheus === undefined) {
+          problems.push({ keys: ['services', svcName, 'rules', i, r.above_baseline !== undefined ? 'above_baseline' : 'above_baseline_by'], message: 'a baseline needs a prometheus signal (its history before the deploy)' });
+        }
+      });
       const seen = new Set<string>();
       svc.rules.forEach((r: unknown, i) => {
         if (!isMap(r) || typeof r.name !== 'string') return;

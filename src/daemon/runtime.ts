@@ -2,9 +2,11 @@ import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { ContainerReverter } from '../actions/container-revert.js';
 import { createMetrics } from '../api/metrics.js';
+import { apiToken } from '../api/auth.js';
 import { startApi } from '../api/server.js';
 import { loadPolicy } from '../config/load-policy.js';
 import type { Policy } from '../config/policy.js';
+import { diffPolicies, isUnchanged, summarizeDiff } from '../config/policy-diff.js';
 import { ContainerStateProvider } from '../signals/container-state.js';
 import { HttpHealthProvider } from '../signals/http-health.js';
 import { PrometheusProvider } from '../signals/prometheus.js';
@@ -16,6 +18,7 @@ import { Outbox } from '../store/outbox.js';
 import { Announcer } from './announcer.js';
 import { Daemon } from './daemon.js';
 import { DigestScheduler } from './digest.js';
+import { watchPolicyFile } from './policy-watcher.js';
 import { claimStateDir } from './state-dir.js';
 
 export interface RunOptions {
@@ -28,11 +31,17 @@ export interface RunOptions {
   docker?: Docker;
 }
 
+/** What asked for a reload: the operator's signal, or the policy file changing on disk. */
+export type ReloadTrigger = 'SIGHUP' | 'file change';
+
 export interface RunningRollguard {
   apiUrl: string;
   daemon: Daemon;
-  /** Re-reads the policy file; a bad file is refused (logged) and the running policy kept. Resolves true when applied. */
-  reload(): Promise<boolean>;
+  /**
+   * Re-reads the policy file; a bad file is refused (logged with its problems) and the running
+   * policy kept, resolving false. A file change that changes nothing is not applied again.
+   */
+  reload(trigger?: ReloadTrigger): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -44,6 +53,37 @@ function setPrometheus(providers: ProviderRegistry, policy: Policy): void {
 export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> {
   const { log } = opts;
   const policy = await loadPolicy(opts.policyFile);
+  // Armed before start-up so that an edit made while the store opens is not missed; it is
+  // applied once rollguard runs.
+  let running: RunningRollguard | undefined;
+  let changedDuringStartup = false;
+  const policyWatch = watchPolicyFile(opts.policyFile, {
+    log,
+    onChange: () => {
+      if (running) void running.reload('file change');
+      else changedDuringStartup = true;
+    },
+  });
+  let started: RunningRollguard;
+  try {
+    started = await composeAndStart(opts, policy);
+  } catch (err) {
+    policyWatch.close();
+    throw err;
+  }
+  running = {
+    ...started,
+    async stop() {
+      policyWatch.close();
+      await started.stop();
+    },
+  };
+  if (changedDuringStartup) void running.reload('file change');
+  return running;
+}
+
+async function composeAndStart(opts: RunOptions, policy: Policy): Promise<RunningRollguard> {
+  const { log } = opts;
   const stateDir = await claimStateDir(opts.stateDir);
   const store = await openStore({ databaseUrl: opts.databaseUrl, stateDir: opts.stateDir, log }).catch(async (err) => {
     await stateDir.release();
@@ -67,9 +107,12 @@ export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> 
       health: () => ({ ok: !stopping, docker: daemon.dockerConnected ? 'connected' : 'reconnecting', store: store.sql.kind }),
       status: async () => ({ ...daemon.status(), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) }),
       history: (q) => store.listDeployments(q),
+      hold: (service, forMs, reason) => daemon.hold(service, forMs, reason),
+      release: (service) => daemon.release(service),
     },
     metrics,
     log,
+    apiToken(),
   ).catch(async (err) => {
     await store.sql.close().catch(() => {});
     await stateDir.release();
@@ -81,25 +124,42 @@ export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> 
   digest.update(policy);
   log.info({ api: api.url, policy: policy.source }, 'rollguard started');
 
+  const apply = async (trigger: ReloadTrigger): Promise<boolean> => {
+    let next: Policy;
+    try {
+      next = await loadPolicy(opts.policyFile);
+    } catch (err) {
+      const problems = (err as { problems?: unknown }).problems;
+      log.error({ trigger, problems, err: problems ? undefined : err }, 'policy reload refused; the running policy is kept');
+      return false;
+    }
+    const changes = diffPolicies(current, next);
+    // Editors save more often than they change anything; an explicit SIGHUP is always applied.
+    if (trigger === 'file change' && isUnchanged(changes)) {
+      log.debug({ trigger }, 'policy file saved without changes');
+      return true;
+    }
+    log.info({ trigger, summary: summarizeDiff(changes), changes }, 'applying policy changes');
+    setPrometheus(providers, next);
+    current = next;
+    digest.update(next);
+    await daemon.reload(next);
+    return true;
+  };
+
   let reloading = Promise.resolve(true);
   return {
     apiUrl: api.url,
     daemon,
-    reload() {
-      reloading = reloading.then(async () => {
-        let next: Policy;
-        try {
-          next = await loadPolicy(opts.policyFile);
-        } catch (err) {
-          log.error({ problems: (err as { problems?: unknown }).problems, err: (err as { problems?: unknown }).problems ? undefined : err }, 'policy reload refused; the running policy is kept');
+    reload(trigger = 'SIGHUP') {
+      // Callers do not await (signal and watch handlers): a rejection here would end the process
+      // and leave every later reload chained to it.
+      reloading = reloading
+        .then(() => apply(trigger))
+        .catch((err: unknown) => {
+          log.error({ err, trigger }, 'policy reload failed part-way');
           return false;
-        }
-        setPrometheus(providers, next);
-        current = next;
-        digest.update(next);
-        await daemon.reload(next);
-        return true;
-      });
+        });
       return reloading;
     },
     async stop() {
