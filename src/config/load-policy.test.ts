@@ -341,7 +341,7 @@ describe('parsePolicy: problems', () => {
   ];
   for (const [what, lines] of thresholds) {
     it(`rejects a rule with ${what}`, () => {
-      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:10: services.web.rules[0]: set exactly one of above, below, above_baseline or above_baseline_by']);
+      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:10: services.web.rules[0]: set exactly one of above, below, above_baseline, above_baseline_by or burn_rate']);
     });
   }
 

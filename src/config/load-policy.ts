@@ -230,9 +230,11 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       minRequests: svc.min_requests ? { signal: svc.min_requests.signal, atLeast: svc.min_requests.at_least } : undefined,
       signals,
       rules: svc.rules.map((r) => ({
-        ...(r.above_baseline !== undefined || r.above_baseline_by !== undefined
-          ? { above: Number.NaN, baseline: { windowMs: r.baseline, ...(r.above_baseline !== undefined ? { ratio: r.above_baseline } : { delta: r.above_baseline_by }) } }
-          : threshold(r)),
+        ...(r.burn_rate
+          ? { above: 1, burnRate: { slo: r.burn_rate.slo, windows: r.burn_rate.windows.map(([shortMs, longMs, factor]) => ({ shortMs, longMs, factor })) } }
+          : r.above_baseline !== undefined || r.above_baseline_by !== undefined
+            ? { above: Number.NaN, baseline: { windowMs: r.baseline, ...(r.above_baseline !== undefined ? { ratio: r.above_baseline } : { delta: r.above_baseline_by }) } }
+            : threshold(r)),
         name: r.name, signal: r.signal, for: r.for, severity: r.severity, action: r.action,
       })),
       recovery: svc.recovery.map((r) => ({ ...threshold(r), signal: r.signal })),

@@ -39,6 +39,12 @@ export type Rule = Threshold & {
    * before the deploy. A rule whose baseline could not be measured has no data.
    */
   baseline?: { windowMs: number; ratio?: number; delta?: number };
+  /**
+   * SLO burn-rate rule: each sample is the highest of min(burn(short), burn(long)) / factor over the
+   * window pairs, burn being the error ratio over the range divided by the budget (1 - slo); `above`
+   * is 1, so it breaches when some pair burns faster than its factor in both windows.
+   */
+  burnRate?: { slo: number; windows: { shortMs: number; longMs: number; factor: number }[] };
   name: string;
   signal: string;
   /** Consecutive breaching samples needed before the rule fires. */

@@ -67,8 +67,34 @@ describe('policy: the rule kinds of the decision tree', () => {
       'p.yaml:11: services.web.on_no_data.after: Too small: expected number to be >=1',
       'p.yaml:11: services.web.on_no_data.then: expected one of "notify", "inconclusive"',
       'p.yaml:12: services.web.on_migrations: expected one of "hold", "revert"',
-      'p.yaml:14: services.web.rules[0]: set exactly one of above, below, above_baseline or above_baseline_by',
+      'p.yaml:14: services.web.rules[0]: set exactly one of above, below, above_baseline, above_baseline_by or burn_rate',
       'p.yaml:15: services.web.rules[1].above_baseline_by: a baseline needs a prometheus signal (its history before the deploy)',
+    ]);
+  });
+});
+
+describe('policy: SLO burn-rate rules', () => {
+  const BURN = HEAD.replace(
+    "      ready: {http:",
+    "      error_ratio: {prometheus: 'sum(rate(x{service=\"{{service}}\",code=~\"5..\"}[{{range}}])) / sum(rate(x{service=\"{{service}}\"}[{{range}}]))'}\n      ready: {http:",
+  );
+
+  it('reads slo and the window pairs into milliseconds; the rule breaches above a score of 1', () => {
+    const rule = parsePolicy(`${BURN}    rules:\n      - {name: budget, signal: error_ratio, burn_rate: {slo: 0.999, windows: [[5m, 1h, 14.4], [30m, 6h, 6]]}, action: rollback}\n`, 'p.yaml', {}).services.web?.rules[0];
+    assert.deepEqual(rule?.burnRate, { slo: 0.999, windows: [{ shortMs: 300_000, longMs: 3_600_000, factor: 14.4 }, { shortMs: 1_800_000, longMs: 21_600_000, factor: 6 }] });
+    assert.equal(rule?.above, 1);
+  });
+
+  it('needs a {{range}} query, and keeps {{range}} queries for burn-rate rules only', () => {
+    assert.deepEqual(problems(`${BURN}    rules:
+      - {name: budget, signal: error_rate, burn_rate: {slo: 0.999, windows: [[5m, 1h, 14.4]]}}
+      - {name: plain, signal: error_ratio, above: 0.01}
+      - {name: bad slo, signal: error_ratio, burn_rate: {slo: 1, windows: []}}
+`), [
+      'p.yaml:12: services.web.rules[0].signal: a burn_rate rule needs a prometheus signal written with {{range}}, e.g. sum(rate(errors[{{range}}])) / sum(rate(requests[{{range}}]))',
+      'p.yaml:13: services.web.rules[1].signal: this signal is written with {{range}}, which only burn_rate rules fill in',
+      'p.yaml:14: services.web.rules[2].burn_rate.slo: Too big: expected number to be <1',
+      'p.yaml:14: services.web.rules[2].burn_rate.windows: Too small: expected array to have >=1 items',
     ]);
   });
 });

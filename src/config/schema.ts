@@ -108,16 +108,26 @@ const rule = z
     below: z.number().optional().describe('Breached when the value is below this.'),
     above_baseline: z.number().positive().optional().describe('Breached when the value is above this multiple of the baseline (e.g. 1.5: 50 % worse than before the deploy).'),
     above_baseline_by: z.number().optional().describe('Breached when the value is above the baseline plus this (e.g. 0.02: two points more error rate than before the deploy).'),
+    burn_rate: z
+      .strictObject({
+        slo: z.number().gt(0).lt(1).describe('The availability objective, e.g. 0.999; the error budget is 1 - slo.'),
+        windows: z
+          .array(z.tuple([positiveDuration, positiveDuration, z.number().positive()]))
+          .min(1)
+          .describe('[short, long, factor] pairs, e.g. [[5m, 1h, 14.4], [30m, 6h, 6]]: breached when the budget burns faster than factor in both the short and the long window of any pair.'),
+      })
+      .optional()
+      .describe('SLO burn-rate rule (multi-window, multi-burn-rate, as in the SRE workbook). The signal is a Prometheus error ratio written with {{range}}, e.g. sum(rate(errors[{{range}}])) / sum(rate(requests[{{range}}])).'),
     baseline: positiveDuration.default(1_800_000).describe('With above_baseline(_by): the baseline is the average of the same query over this range before the deploy (default 30m).'),
     for: z.number().int().min(1).default(1).describe('Consecutive breaching samples before the rule fires.'),
     severity: z.enum(['P0', 'P1', 'P2']).default('P1').describe('P0, P1 or P2: picks the notification routes (default P1).'),
     action: z.enum(['rollback', 'notify']).default('notify').describe('rollback reverts to the known-good version; notify only records and tells.'),
   })
   .superRefine((r, ctx) => {
-    const set = [r.above, r.below, r.above_baseline, r.above_baseline_by].filter((v) => v !== undefined).length;
-    if (set !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of above, below, above_baseline or above_baseline_by' });
+    const set = [r.above, r.below, r.above_baseline, r.above_baseline_by, r.burn_rate].filter((v) => v !== undefined).length;
+    if (set !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of above, below, above_baseline, above_baseline_by or burn_rate' });
   })
-  .describe('A threshold on one signal; set exactly one of above, below, above_baseline or above_baseline_by.');
+  .describe('A threshold on one signal; set exactly one of above, below, above_baseline, above_baseline_by or burn_rate.');
 
 const recovery = z
   .strictObject({
@@ -258,6 +268,24 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
           problems.push({ keys: ['services', svcName, 'rules', i, r.above_baseline !== undefined ? 'above_baseline' : 'above_baseline_by'], message: 'a baseline needs a prometheus signal (its history before the deploy)' });
         }
       });
+      const rangeSignal = (name: unknown): boolean => {
+        const sig = typeof name === 'string' && Object.hasOwn(signals, name) ? signals[name] : undefined;
+        return isMap(sig) && typeof sig.prometheus === 'string' && /\{\{\s*range\s*\}\}/.test(sig.prometheus);
+      };
+      svc.rules.forEach((r: unknown, i) => {
+        if (!isMap(r)) return;
+        if (r.burn_rate !== undefined && typeof r.signal === 'string' && Object.hasOwn(signals, r.signal) && !rangeSignal(r.signal)) {
+          problems.push({ keys: ['services', svcName, 'rules', i, 'signal'], message: 'a burn_rate rule needs a prometheus signal written with {{range}}, e.g. sum(rate(errors[{{range}}])) / sum(rate(requests[{{range}}]))' });
+        }
+        if (r.burn_rate === undefined && rangeSignal(r.signal)) {
+          problems.push({ keys: ['services', svcName, 'rules', i, 'signal'], message: 'this signal is written with {{range}}, which only burn_rate rules fill in' });
+        }
+      });
+      if (Array.isArray(svc.recovery)) {
+        svc.recovery.forEach((c: unknown, i) => {
+          if (isMap(c) && rangeSignal(c.signal)) problems.push({ keys: ['services', svcName, 'recovery', i, 'signal'], message: 'this signal is written with {{range}}, which only burn_rate rules fill in' });
+        });
+      }
       const seen = new Set<string>();
       svc.rules.forEach((r: unknown, i) => {
         if (!isMap(r) || typeof r.name !== 'string') return;

@@ -3,6 +3,12 @@ export const TEMPLATE_VARS = ['service', 'container', 'image', 'version'] as con
 export type TemplateVar = (typeof TEMPLATE_VARS)[number];
 export type TemplateValues = Record<TemplateVar, string>;
 
+/**
+ * `{{range}}`: the range of a burn-rate window (`5m`, `1h`), written by rollguard itself from
+ * validated durations, so it may stand outside quotes: `rate(errors[{{range}}])`.
+ */
+export const RANGE_VAR = 'range';
+
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 
 /**
@@ -42,7 +48,9 @@ export function checkTemplate(query: string): string[] {
       const match = PLACEHOLDER.exec(query);
       if (!match || match.index !== i) continue;
       const name = match[1] as string;
-      if (!(TEMPLATE_VARS as readonly string[]).includes(name)) {
+      if (name === RANGE_VAR) {
+        if (quote) problems.push(`{{${RANGE_VAR}}} is a range such as 5m and stands outside quotes, e.g. rate(x[{{${RANGE_VAR}}}])`);
+      } else if (!(TEMPLATE_VARS as readonly string[]).includes(name)) {
         problems.push(`unknown placeholder {{${name}}}; valid: ${TEMPLATE_VARS.map((v) => `{{${v}}}`).join(', ')}`);
       } else if (quote !== '"') {
         problems.push(`{{${name}}} must stand inside a double-quoted label value, e.g. service="{{${name}}}"`);
@@ -53,9 +61,15 @@ export function checkTemplate(query: string): string[] {
   return problems;
 }
 
-/** Substitutes `{{var}}` placeholders with PromQL-escaped values. */
-export function renderTemplate(query: string, values: TemplateValues): string {
-  return query.replace(PLACEHOLDER, (whole, name: string) =>
-    Object.hasOwn(values, name) ? escapePromqlString(values[name as TemplateVar]) : whole,
-  );
+/** Substitutes `{{var}}` placeholders with PromQL-escaped values; `{{range}}` with `range` when given. */
+export function renderTemplate(query: string, values: TemplateValues, range?: string): string {
+  return query.replace(PLACEHOLDER, (whole, name: string) => {
+    if (name === RANGE_VAR) return range ?? whole;
+    return Object.hasOwn(values, name) ? escapePromqlString(values[name as TemplateVar]) : whole;
+  });
+}
+
+/** Whether a query is written for burn-rate windows. */
+export function usesRange(query: string): boolean {
+  return new RegExp(`\\{\\{\\s*${RANGE_VAR}\\s*\\}\\}`).test(query);
 }

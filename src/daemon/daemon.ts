@@ -7,7 +7,7 @@ import type { TemplateValues } from '../config/template.js';
 import { containerName, inspectContainer, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
 import { DockerEventFollower, type ContainerStarted } from '../deploys/docker-events.js';
 import { servicesFor } from '../deploys/match.js';
-import { assess, concludeWindow, describeThreshold, emptyTally, withBaseline, type SampleResult, type WatchTally } from '../policy/assess.js';
+import { assess, concludeWindow, describeThreshold, emptyTally, valueKey, withBaseline, type SampleResult, type WatchTally } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { Deployment, KnownGood, Store } from '../store/store.js';
 import { enableMaintenance } from '../actions/maintenance.js';
@@ -19,7 +19,7 @@ import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import { renderTemplate } from '../config/template.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { revertDeployment } from './revert.js';
-import { ruleSignals, sampleSignals, valuesOf } from './sampling.js';
+import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
 
 export interface DaemonDeps {
   docker: Docker;
@@ -400,7 +400,12 @@ export class Daemon {
     const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
     const floor = service.minRequests;
     const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
-    const measurements = await sampleSignals(this.deps.providers, this.deps.metrics, service, names, { template: watch.template, containerId: deployment.container_id, at });
+    const probe = { template: watch.template, containerId: deployment.container_id, at };
+    const [measurements, burns] = await Promise.all([
+      sampleSignals(this.deps.providers, this.deps.metrics, service, names, probe),
+      warmingUp ? {} : sampleBurnRates(this.deps.providers, service, probe),
+    ]);
+    Object.assign(measurements, burns);
     await this.queue.run(service.name, async () => {
       if (watch.done || this.stopping) return;
       if (!warmingUp) {
@@ -416,7 +421,7 @@ export class Daemon {
         if (verdict.kind === 'rollback') {
           if (await this.paused(watch, verdict.rule)) return;
           this.endWatch(watch);
-          await this.rollback(watch, verdict.rule, measurements[verdict.rule.signal]?.value ?? null);
+          await this.rollback(watch, verdict.rule, measurements[valueKey(verdict.rule)]?.value ?? null);
           return;
         }
         if (verdict.noData.length && (await this.onNoData(watch, verdict.noData))) return;
@@ -525,7 +530,7 @@ export class Daemon {
     const { service, deployment } = watch;
     const rows = Object.entries(measurements).map(([signal, m]) => {
       const rules: Record<string, string> = {};
-      for (const r of service.rules) if (r.signal === signal) rules[r.name] = results[r.name] ?? 'no-data';
+      for (const r of service.rules) if (valueKey(r) === signal) rules[r.name] = results[r.name] ?? 'no-data';
       const outcomes = Object.values(rules);
       // A signal no rule reads (the traffic floor) is ok whenever it has a value.
       const result = !outcomes.length ? (m.value === null ? 'no-data' : 'ok') : outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
@@ -574,7 +579,7 @@ export class Daemon {
     const rule = extra.rule;
     const event = buildEvent({
       kind, severity, policy: this.policy, service: watch.service, deployment: d, template: watch.template,
-      history: rule ? watch.history.get(rule.signal) : undefined, at: this.now(), ...extra,
+      history: rule ? watch.history.get(valueKey(rule)) : undefined, at: this.now(), ...extra,
     });
     await announcer.announce(event, { deploymentId: d.id, decision: record, dedupSuffix });
   }

@@ -2,6 +2,7 @@ import type { Policy, Rule, ServicePolicy, Severity } from '../config/policy.js'
 import { shortId } from '../deploys/container-inspect.js';
 import type { EventKind, EvidenceAction, EvidenceCriterion, EvidenceSample, NotificationEvent } from '../notify/event.js';
 import { describeThreshold } from '../policy/assess.js';
+import { formatDuration } from '../config/duration.js';
 import { renderTemplate, type TemplateValues } from '../config/template.js';
 import type { Deployment } from '../store/store.js';
 
@@ -71,7 +72,7 @@ function graphUrl(i: EvidenceInput): string | undefined {
   const end = Math.max(i.at.getTime(), i.deployment.window_ends_at.getTime());
   const rangeS = Math.max(60, Math.ceil((end - i.deployment.started_at.getTime()) / 1000) + 60);
   const params = new URLSearchParams({
-    'g0.expr': renderTemplate(signal.query, i.template),
+    'g0.expr': renderTemplate(signal.query, i.template, i.rule?.burnRate?.windows[0] ? formatDuration(i.rule.burnRate.windows[0].shortMs) : undefined),
     'g0.tab': '0',
     'g0.range_input': `${rangeS}s`,
     'g0.end_input': new Date(end + 30_000).toISOString().replace(/\.\d+Z$/, 'Z'),

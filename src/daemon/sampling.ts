@@ -2,7 +2,9 @@ import type { Metrics } from '../api/metrics.js';
 import type { ServicePolicy, Signal } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
 import type { Measurement } from '../signals/provider.js';
+import { measureBurnRate } from '../signals/burn-rate.js';
 import { measure, type ProviderRegistry } from '../signals/registry.js';
+import { valueKey } from '../policy/assess.js';
 
 /** Measures the named signals of a service concurrently, all at one evaluation time. */
 export async function sampleSignals(
@@ -23,9 +25,26 @@ export async function sampleSignals(
   return Object.fromEntries(entries);
 }
 
-/** Signals the rules of a service read, each once. */
+/** Signals the rules of a service read directly, each once (burn-rate rules measure their own windows). */
 export function ruleSignals(service: ServicePolicy): string[] {
-  return [...new Set(service.rules.map((r) => r.signal))];
+  return [...new Set(service.rules.filter((r) => !r.burnRate).map((r) => r.signal))];
+}
+
+/** Burn-rate samples of the service's burn-rate rules, keyed by `valueKey(rule)`. */
+export async function sampleBurnRates(
+  providers: ProviderRegistry,
+  service: ServicePolicy,
+  ctx: { template: TemplateValues; containerId: string; at: Date },
+): Promise<Record<string, Measurement>> {
+  const out: Record<string, Measurement> = {};
+  const prometheus = providers.prometheus;
+  await Promise.all(service.rules.filter((r) => r.burnRate).map(async (rule) => {
+    const signal = service.signals[rule.signal];
+    out[valueKey(rule)] = prometheus && signal?.kind === 'prometheus'
+      ? await measureBurnRate(prometheus, signal, rule.burnRate as NonNullable<typeof rule.burnRate>, ctx)
+      : { value: null, detail: 'no Prometheus configured', latencyMs: 0 };
+  }));
+  return out;
 }
 
 /** Signals the recovery criteria read, each once. */

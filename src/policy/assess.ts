@@ -1,3 +1,4 @@
+import { formatDuration } from '../config/duration.js';
 import type { RecoveryCheck, Rule, ServicePolicy, Threshold } from '../config/policy.js';
 
 /** How one sample of a signal compares to one rule. */
@@ -50,7 +51,17 @@ export function classify(threshold: Threshold, value: Value): SampleResult {
   return breaches(threshold, value) ? 'breach' : 'ok';
 }
 
-export function describeThreshold(threshold: Threshold & { baseline?: { ratio?: number; delta?: number } }): string {
+/** Where a rule's sample value is found: the signal's value, or the burn rate measured for that rule. */
+export function valueKey(rule: { name: string; signal: string; burnRate?: unknown }): string {
+  return rule.burnRate ? `burn:${rule.name}` : rule.signal;
+}
+
+export function describeThreshold(threshold: Threshold & { baseline?: { ratio?: number; delta?: number }; burnRate?: { slo: number; windows: { shortMs: number; longMs: number; factor: number }[] } }): string {
+  if (threshold.burnRate) {
+    const budget = +(1 - threshold.burnRate.slo).toPrecision(6);
+    const pairs = threshold.burnRate.windows.map((w) => `${w.factor}× in ${formatDuration(w.shortMs)} and ${formatDuration(w.longMs)}`).join(' or ');
+    return `burning the ${budget} error budget faster than ${pairs}`;
+  }
   const base = threshold.baseline;
   if (base) {
     const how = base.ratio !== undefined ? `${base.ratio}× baseline` : `baseline + ${base.delta}`;
@@ -94,7 +105,7 @@ export function assess(
   for (const rule of service.rules) {
     const before = tally.rules[rule.name] ?? { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false, noDataStreak: 0 };
     const floored = ctx.lowTraffic && service.signals[rule.signal]?.kind === 'prometheus';
-    const result = floored ? 'no-data' : classify(rule, values[rule.signal] ?? null);
+    const result = floored ? 'no-data' : classify(rule, values[valueKey(rule)] ?? null);
     results[rule.name] = result;
     const streak = result === 'breach' ? before.streak + 1 : 0;
     const fires = streak >= rule.for;

@@ -35,7 +35,7 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
   async measure(signal: PrometheusSignal, ctx: ProbeContext): Promise<Measurement> {
     const started = performance.now();
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
-    const query = renderTemplate(signal.query, ctx.template);
+    const query = renderTemplate(signal.query, ctx.template, ctx.range);
     let body: unknown;
     try {
       const res = await this.http.get('/api/v1/query', { params: { query, time: ctx.at.getTime() / 1000 } });

@@ -8,6 +8,8 @@ export interface ProbeContext {
   containerId: string;
   /** Evaluation time, for Prometheus instant queries. */
   at: Date;
+  /** Fills `{{range}}` in burn-rate queries. */
+  range?: string;
 }
 
 /**
