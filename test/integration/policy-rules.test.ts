@@ -157,6 +157,20 @@ describe('policy rule kinds on the real Prometheus and Docker engine', { timeout
     assert.notEqual((await inspect(NAME))?.Image, worse);
   });
 
+  it('an SLO burn-rate rule reverts a deploy that burns the budget in both windows and passes one that does not', async () => {
+    const text = policy(prom.url, '')
+      .replace('    signals:\n', `    signals:\n      error_ratio:\n        prometheus: sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[{{range}}])) / sum(rate(http_requests_total{service="{{service}}"}[{{range}}]))\n`)
+      .replace('      - name: error rate above 5%\n        signal: error_rate\n        above: 0.05', '      - name: error budget burning\n        signal: error_ratio\n        burn_rate: {slo: 0.99, windows: [[3s, 6s, 2]]}');
+    assert.match(text, /burn_rate: \{slo: 0.99/);
+    const daemon = await fresh(text);
+    const good = await deployAndSettle(daemon, 'rollguard-fixture:v1.1');
+    assert.equal(good.state, 'passed', `no budget burnt: ${good.reason}`);
+    const bad = await deployAndSettle(daemon, 'rollguard-fixture:v2-errors');
+    assert.equal(bad.state, 'rolled_back', `20 % errors burn a 1 % budget 20× in both windows: ${bad.reason}`);
+    assert.match(bad.reason ?? '', /error budget burning/);
+    assert.equal((await inspect(NAME))?.Image, images.good2);
+  });
+
   it('inconclusive_is_good: an inconclusive version becomes the revert target', async () => {
     const daemon = await fresh(policy(prom.url, 'inconclusive_is_good: true'));
     await prom.stop();
