@@ -232,6 +232,8 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       rules: svc.rules.map((r) => ({
         ...(r.burn_rate
           ? { above: 1, burnRate: { slo: r.burn_rate.slo, windows: r.burn_rate.windows.map(([shortMs, longMs, factor]) => ({ shortMs, longMs, factor })) } }
+          : r.min_series !== undefined
+            ? { above: r.min_series - 0.5, scope: { minSeries: r.min_series, perSeries: threshold(r) } }
           : r.above_baseline !== undefined || r.above_baseline_by !== undefined
             ? { above: Number.NaN, baseline: { windowMs: r.baseline, ...(r.above_baseline !== undefined ? { ratio: r.above_baseline } : { delta: r.above_baseline_by }) } }
             : threshold(r)),

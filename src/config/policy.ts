@@ -45,6 +45,11 @@ export type Rule = Threshold & {
    * is 1, so it breaches when some pair burns faster than its factor in both windows.
    */
   burnRate?: { slo: number; windows: { shortMs: number; longMs: number; factor: number }[] };
+  /**
+   * Scope rule: the query returns one series per tenant/route; each sample is how many series
+   * cross `perSeries`, and the rule (`above: minSeries - 0.5`) breaches when at least `minSeries` do.
+   */
+  scope?: { minSeries: number; perSeries: Threshold };
   name: string;
   signal: string;
   /** Consecutive breaching samples needed before the rule fires. */

@@ -98,3 +98,21 @@ describe('policy: SLO burn-rate rules', () => {
     ]);
   });
 });
+
+describe('policy: scope rules (min_series)', () => {
+  it('a scope rule counts the series beyond its per-series threshold and breaches from min_series on', () => {
+    const rule = parsePolicy(`${HEAD}    rules:\n      - {name: tenants, signal: error_rate, above: 0.05, min_series: 2, action: rollback}\n`, 'p.yaml', {}).services.web?.rules[0];
+    assert.deepEqual(rule?.scope, { minSeries: 2, perSeries: { above: 0.05 } });
+    assert.equal(rule?.above, 1.5);
+  });
+
+  it('min_series needs a prometheus signal and a per-series threshold', () => {
+    assert.deepEqual(problems(`${HEAD}    rules:
+      - {name: http, signal: ready, below: 1, min_series: 2}
+      - {name: nothr, signal: error_rate, above_baseline: 2, min_series: 2}
+`), [
+      'p.yaml:11: services.web.rules[0].min_series: min_series needs a prometheus signal returning one series per tenant or route',
+      'p.yaml:12: services.web.rules[1].min_series: min_series goes with above or below (the threshold each series is held to)',
+    ]);
+  });
+});

@@ -118,6 +118,7 @@ const rule = z
       })
       .optional()
       .describe('SLO burn-rate rule (multi-window, multi-burn-rate, as in the SRE workbook). The signal is a Prometheus error ratio written with {{range}}, e.g. sum(rate(errors[{{range}}])) / sum(rate(requests[{{range}}])).'),
+    min_series: z.number().int().min(1).optional().describe('Scope rule over a query that returns one series per tenant/route (e.g. sum by (tenant) (...)): breached only when at least this many series cross above/below at once — "single tenant affected: fix forward".'),
     baseline: positiveDuration.default(1_800_000).describe('With above_baseline(_by): the baseline is the average of the same query over this range before the deploy (default 30m).'),
     for: z.number().int().min(1).default(1).describe('Consecutive breaching samples before the rule fires.'),
     severity: z.enum(['P0', 'P1', 'P2']).default('P1').describe('P0, P1 or P2: picks the notification routes (default P1).'),
@@ -274,6 +275,11 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
       };
       svc.rules.forEach((r: unknown, i) => {
         if (!isMap(r)) return;
+        if (r.min_series !== undefined) {
+          const sig = typeof r.signal === 'string' && Object.hasOwn(signals, r.signal) ? signals[r.signal] : undefined;
+          if (isMap(sig) && sig.prometheus === undefined) problems.push({ keys: ['services', svcName, 'rules', i, 'min_series'], message: 'min_series needs a prometheus signal returning one series per tenant or route' });
+          if (r.above === undefined && r.below === undefined) problems.push({ keys: ['services', svcName, 'rules', i, 'min_series'], message: 'min_series goes with above or below (the threshold each series is held to)' });
+        }
         if (r.burn_rate !== undefined && typeof r.signal === 'string' && Object.hasOwn(signals, r.signal) && !rangeSignal(r.signal)) {
           problems.push({ keys: ['services', svcName, 'rules', i, 'signal'], message: 'a burn_rate rule needs a prometheus signal written with {{range}}, e.g. sum(rate(errors[{{range}}])) / sum(rate(requests[{{range}}]))' });
         }

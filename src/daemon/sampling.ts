@@ -4,7 +4,8 @@ import type { TemplateValues } from '../config/template.js';
 import type { Measurement } from '../signals/provider.js';
 import { measureBurnRate } from '../signals/burn-rate.js';
 import { measure, type ProviderRegistry } from '../signals/registry.js';
-import { valueKey } from '../policy/assess.js';
+import { breaches, valueKey } from '../policy/assess.js';
+import { PrometheusProvider } from '../signals/prometheus.js';
 
 /** Measures the named signals of a service concurrently, all at one evaluation time. */
 export async function sampleSignals(
@@ -27,10 +28,10 @@ export async function sampleSignals(
 
 /** Signals the rules of a service read directly, each once (burn-rate rules measure their own windows). */
 export function ruleSignals(service: ServicePolicy): string[] {
-  return [...new Set(service.rules.filter((r) => !r.burnRate).map((r) => r.signal))];
+  return [...new Set(service.rules.filter((r) => !r.burnRate && !r.scope).map((r) => r.signal))];
 }
 
-/** Burn-rate samples of the service's burn-rate rules, keyed by `valueKey(rule)`. */
+/** Samples of the rules that measure for themselves (burn rate, scope), keyed by `valueKey(rule)`. */
 export async function sampleBurnRates(
   providers: ProviderRegistry,
   service: ServicePolicy,
@@ -38,11 +39,16 @@ export async function sampleBurnRates(
 ): Promise<Record<string, Measurement>> {
   const out: Record<string, Measurement> = {};
   const prometheus = providers.prometheus;
-  await Promise.all(service.rules.filter((r) => r.burnRate).map(async (rule) => {
+  await Promise.all(service.rules.filter((r) => r.burnRate || r.scope).map(async (rule) => {
     const signal = service.signals[rule.signal];
-    out[valueKey(rule)] = prometheus && signal?.kind === 'prometheus'
-      ? await measureBurnRate(prometheus, signal, rule.burnRate as NonNullable<typeof rule.burnRate>, ctx)
-      : { value: null, detail: 'no Prometheus configured', latencyMs: 0 };
+    if (!prometheus || signal?.kind !== 'prometheus') {
+      out[valueKey(rule)] = { value: null, detail: 'no Prometheus configured', latencyMs: 0 };
+    } else if (rule.burnRate) {
+      out[valueKey(rule)] = await measureBurnRate(prometheus, signal, rule.burnRate, ctx);
+    } else if (rule.scope && prometheus instanceof PrometheusProvider) {
+      const per = rule.scope.perSeries;
+      out[valueKey(rule)] = await prometheus.countBeyond(signal, ctx, (v) => breaches(per, v));
+    }
   }));
   return out;
 }

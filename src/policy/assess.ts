@@ -52,11 +52,13 @@ export function classify(threshold: Threshold, value: Value): SampleResult {
 }
 
 /** Where a rule's sample value is found: the signal's value, or the burn rate measured for that rule. */
-export function valueKey(rule: { name: string; signal: string; burnRate?: unknown }): string {
-  return rule.burnRate ? `burn:${rule.name}` : rule.signal;
+export function valueKey(rule: { name: string; signal: string; burnRate?: unknown; scope?: unknown }): string {
+  if (rule.burnRate) return `burn:${rule.name}`;
+  return rule.scope ? `scope:${rule.name}` : rule.signal;
 }
 
-export function describeThreshold(threshold: Threshold & { baseline?: { ratio?: number; delta?: number }; burnRate?: { slo: number; windows: { shortMs: number; longMs: number; factor: number }[] } }): string {
+export function describeThreshold(threshold: Threshold & { baseline?: { ratio?: number; delta?: number }; burnRate?: { slo: number; windows: { shortMs: number; longMs: number; factor: number }[] }; scope?: { minSeries: number; perSeries: Threshold } }): string {
+  if (threshold.scope) return `${describeThreshold(threshold.scope.perSeries)} in at least ${threshold.scope.minSeries} series`;
   if (threshold.burnRate) {
     const budget = +(1 - threshold.burnRate.slo).toPrecision(6);
     const pairs = threshold.burnRate.windows.map((w) => `${w.factor}× in ${formatDuration(w.shortMs)} and ${formatDuration(w.longMs)}`).join(' or ');

@@ -32,6 +32,33 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
     return this.http;
   }
 
+  /**
+   * For scope rules: how many of the query's series cross `perSeries` (a query that returns one
+   * series per tenant or route). No series at all is no data.
+   */
+  async countBeyond(signal: PrometheusSignal, ctx: ProbeContext, beyond: (v: number) => boolean): Promise<Measurement> {
+    const started = performance.now();
+    const query = renderTemplate(signal.query, ctx.template, ctx.range);
+    let body: unknown;
+    try {
+      const res = await this.http.get('/api/v1/query', { params: { query, time: ctx.at.getTime() / 1000 } });
+      if (res.status !== 200) return { value: null, detail: `Prometheus answered HTTP ${res.status}`, latencyMs: performance.now() - started };
+      body = res.data;
+    } catch (err) {
+      return { value: null, detail: `Prometheus unreachable: ${errorText(err)}`, latencyMs: performance.now() - started };
+    }
+    const parsed = queryResponse.safeParse(body);
+    if (!parsed.success || parsed.data.status !== 'success' || parsed.data.data.resultType !== 'vector') {
+      return { value: null, detail: 'expected an instant vector with one series per tenant or route', latencyMs: performance.now() - started };
+    }
+    const series = parsed.data.data.result;
+    const values = series.map((r) => Number(r.value[1])).filter((v) => !Number.isNaN(v));
+    if (!values.length) return { value: null, detail: 'query returned no series', latencyMs: performance.now() - started };
+    const over = series.filter((r) => beyond(Number(r.value[1])));
+    const labels = over.slice(0, 5).map((r) => Object.entries(r.metric).map(([k, v]) => `${k}=${v}`).join(',') || '{}');
+    return { value: over.length, detail: `${over.length} of ${values.length} series: ${labels.join(' ')}${over.length > 5 ? ' …' : ''}`, latencyMs: performance.now() - started };
+  }
+
   async measure(signal: PrometheusSignal, ctx: ProbeContext): Promise<Measurement> {
     const started = performance.now();
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });

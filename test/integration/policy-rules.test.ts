@@ -171,6 +171,20 @@ describe('policy rule kinds on the real Prometheus and Docker engine', { timeout
     assert.equal((await inspect(NAME))?.Image, images.good2);
   });
 
+  it('a scope rule (min_series) reverts only when several series are affected, not one', async () => {
+    // One series per status code: the good version has traffic on 200 only, the bad one on 200 and 500.
+    const text = policy(prom.url, '')
+      .replace('    signals:\n', '    signals:\n      rate_by_code:\n        prometheus: sum by (code) (rate(http_requests_total{service="{{service}}"}[3s]))\n')
+      .replace('      - name: error rate above 5%\n        signal: error_rate\n        above: 0.05', '      - name: several codes busy\n        signal: rate_by_code\n        above: 1\n        min_series: 2');
+    assert.match(text, /min_series: 2/);
+    const daemon = await fresh(text);
+    const good = await deployAndSettle(daemon, 'rollguard-fixture:v1.1');
+    assert.equal(good.state, 'passed', `one series busy is not enough: ${good.reason}`);
+    const bad = await deployAndSettle(daemon, 'rollguard-fixture:v2-errors');
+    assert.equal(bad.state, 'rolled_back', `two series busy: ${bad.reason}`);
+    assert.match(bad.reason ?? '', /several codes busy/);
+  });
+
   it('inconclusive_is_good: an inconclusive version becomes the revert target', async () => {
     const daemon = await fresh(policy(prom.url, 'inconclusive_is_good: true'));
     await prom.stop();

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AxiosInstance } from 'axios';
+import { PrometheusProvider } from './prometheus.js';
+
+const ctx = { template: { service: 'web', container: 'web', image: 'app:v2', version: 'v2' }, containerId: 'c', at: new Date(1_700_000_000_000) };
+const signal = { kind: 'prometheus' as const, name: 'errors', query: 'sum by (tenant) (rate(errors{service="{{service}}"}[1m]))' };
+
+/** A Prometheus HTTP API answering one fixed body, recording the queries asked. */
+function answering(status: number, data: unknown): { provider: PrometheusProvider; queries: string[] } {
+  const queries: string[] = [];
+  const http = { async get(_url: string, opts: { params: { query: string } }) { queries.push(opts.params.query); return { status, data }; } } as unknown as AxiosInstance;
+  return { provider: new PrometheusProvider('http://127.0.0.1:9', 1_000, http), queries };
+}
+
+const vector = (values: [string, string][]) => ({ status: 'success', data: { resultType: 'vector', result: values.map(([tenant, v]) => ({ metric: { tenant }, value: [1_700_000_000, v] })) } });
+
+describe('PrometheusProvider', () => {
+  const cases: [string, number, unknown, number | null, RegExp | undefined][] = [
+    ['one series is the value', 200, vector([['a', '0.2']]), 0.2, undefined],
+    ['no series is no data', 200, vector([]), null, /no series/],
+    ['several series are no data, with the advice to aggregate', 200, vector([['a', '1'], ['b', '2']]), null, /2 series; aggregate/],
+    ['NaN is no data', 200, vector([['a', 'NaN']]), null, /NaN/],
+    ['a query error is no data', 200, { status: 'error', errorType: 'bad_data', error: 'parse error' }, null, /bad_data: parse error/],
+    ['HTTP 503 is no data', 503, 'down', null, /HTTP 503/],
+    ['an unexpected body is no data', 200, { hello: 1 }, null, /unexpected body/],
+  ];
+  for (const [name, status, body, want, detail] of cases) {
+    it(name, async () => {
+      const m = await answering(status, body).provider.measure(signal, ctx);
+      assert.equal(m.value, want);
+      if (detail) assert.match(m.detail ?? '', detail);
+    });
+  }
+
+  it('renders the template with escaped values', async () => {
+    const { provider, queries } = answering(200, vector([['a', '1']]));
+    await provider.measure(signal, { ...ctx, template: { ...ctx.template, service: 'web"} or vector(1) #' } });
+    assert.equal(queries[0], 'sum by (tenant) (rate(errors{service="web\\"} or vector(1) #"}[1m]))');
+  });
+
+  it('countBeyond counts the series past the per-series threshold', async () => {
+    const { provider } = answering(200, vector([['a', '0.2'], ['b', '0.01'], ['c', '0.09']]));
+    const m = await provider.countBeyond(signal, ctx, (v) => v > 0.05);
+    assert.equal(m.value, 2);
+    assert.match(m.detail ?? '', /2 of 3 series: tenant=a tenant=c/);
+  });
+
+  it('countBeyond without series is no data', async () => {
+    const m = await answering(200, vector([])).provider.countBeyond(signal, ctx, () => true);
+    assert.equal(m.value, null);
+  });
+});
