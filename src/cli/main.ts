@@ -8,6 +8,8 @@ import { runRollguard } from '../daemon/runtime.js';
 import { StateDirBusyError } from '../daemon/state-dir.js';
 import { placeHold, releaseHold } from './holds.js';
 import { sendTestMessage } from './notify-test.js';
+import { formatLiveCheck, liveCheck, liveCheckPassed } from './live-check.js';
+import { runSimulate, UsageError } from './simulate.js';
 import { printHistory, printStatus } from './views.js';
 
 const program = new Command();
@@ -64,11 +66,19 @@ const policy = program.command('policy').description('work with policy files');
 policy
   .command('check <file>')
   .description('validate a policy file; prints every problem as file:line: key: message')
-  .action(async (file: string) => {
+  .option('--live', 'then query each PromQL signal and request each HTTP check once; exit 1 when any fails', false)
+  .option('--image <ref>', 'with --live: the image reference for {{image}} and {{version}} (default: placeholders)')
+  .option('--container <name>', 'with --live: the container name for {{container}} (default: the match name or a placeholder)')
+  .action(async (file: string, opts: { live: boolean; image?: string; container?: string }) => {
     try {
       const p = await loadPolicy(file);
       const services = Object.values(p.services);
       process.stdout.write(`${file}: ok — ${services.length} service(s): ${services.map((s) => `${s.name} (${s.rules.length} rules)`).join(', ')}\n`);
+      if (opts.live) {
+        const report = await liveCheck(p, { image: opts.image, container: opts.container });
+        process.stdout.write(`${formatLiveCheck(report, p.prometheus?.url)}\n`);
+        if (!liveCheckPassed(report)) process.exitCode = 1;
+      }
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(`${err.message}\n`);
@@ -150,6 +160,27 @@ program
     process.exitCode = await printHistory(opts);
   });
 
+program
+  .command('simulate')
+  .description('replay the policy against Prometheus history: one deploy (--service S --deploy-at TIME), or rollguard\'s recorded deployments (--since 7d) showing which verdicts would change')
+  .requiredOption('--policy <file>', 'policy YAML to replay')
+  .option('--service <name>', 'the service (required with --deploy-at; a filter with --since)')
+  .option('--deploy-at <time>', 'when the deploy happened: RFC 3339 (2026-11-26T14:05:00Z) or Unix seconds')
+  .option('--window <duration>', 'how long to replay after the deploy (default: the policy\'s window)')
+  .option('--since <duration>', 'replay every recorded deployment started this long ago or later, e.g. 7d')
+  .option('--image <ref>', 'with --deploy-at: the image reference for {{image}} and {{version}}')
+  .option('--container <name>', 'with --deploy-at: the container name for {{container}}')
+  .option('--json', 'print JSON', false)
+  .option(...stateDirOption)
+  .action(async (opts: { policy: string; service?: string; deployAt?: string; window?: string; since?: string; image?: string; container?: string; json: boolean; stateDir: string }) => {
+    try {
+      process.exitCode = await runSimulate(opts);
+    } catch (err) {
+      if (!(err instanceof ConfigError || err instanceof UsageError)) throw err;
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    }
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`rollguard: ${err instanceof Error ? err.message : String(err)}\n`);
