@@ -2,29 +2,20 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Policy, Rule, ServicePolicy } from './policy.js';
 import { diffPolicies, isUnchanged, summarizeDiff, type PolicyDiff } from './policy-diff.js';
+import { servicePolicy } from '../policy/service.fixture.js';
 
 const rule = (name: string, over: Partial<Rule> = {}): Rule =>
   ({ name, signal: 'error_rate', above: 0.05, for: 3, severity: 'P0', action: 'rollback', ...over }) as Rule;
 
 function service(name: string, over: Partial<ServicePolicy> = {}): ServicePolicy {
-  return {
+  return servicePolicy({
     name,
     match: { kind: 'container', name },
-    windowMs: 600_000,
-    intervalMs: 15_000,
-    maxAttempts: 2,
-    stopTimeoutMs: 10_000,
-    recoveryTimeoutMs: 120_000,
-    minDataRatio: 0.8,
-    warmupMs: 0,
-    inconclusiveIsGood: false,
-    onMigrations: 'hold',
     signals: { error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(x[1m]))' } },
     rules: [rule('error rate above 5%')],
     recovery: [{ signal: 'error_rate', below: 0.01 }],
-    notify: {},
     ...over,
-  };
+  });
 }
 
 function policy(services: ServicePolicy[], over: Partial<Policy> = {}): Policy {

@@ -2,25 +2,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RecoveryCheck, Rule, ServicePolicy, Threshold } from '../config/policy.js';
 import { assess, classify, concludeWindow, describeThreshold, emptyTally, recoveryStatus, withBaseline, type SampleResult, type Value, type Verdict, type WatchTally } from './assess.js';
+import { servicePolicy } from './service.fixture.js';
 
 const errorRate: Rule = { name: 'error rate above 5%', signal: 'error_rate', above: 0.05, for: 3, severity: 'P0', action: 'rollback' };
 const readiness: Rule = { name: 'readiness failing', signal: 'ready', below: 1, for: 3, severity: 'P0', action: 'rollback' };
 const restarting: Rule = { name: 'container restarting', signal: 'restarts', above: 2, for: 1, severity: 'P1', action: 'notify' };
 
 function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): ServicePolicy {
-  return {
-    name: 'web',
+  return servicePolicy({
     match: { kind: 'container', name: 'himalytix-web' },
-    windowMs: 600_000,
-    intervalMs: 15_000,
-    maxAttempts: 2,
-    stopTimeoutMs: 10_000,
-    recoveryTimeoutMs: 120_000,
-    minDataRatio: 0.8,
-    warmupMs: 0,
-    inconclusiveIsGood: false,
-    onMigrations: 'hold',
-    notify: {},
     signals: {
       error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[1m]))' },
       ready: { kind: 'http', name: 'ready', url: 'http://127.0.0.1:8000/health/ready/', timeoutMs: 2_000, status: 200, json: {} },
@@ -29,7 +19,7 @@ function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): Service
     rules,
     recovery: [{ signal: 'error_rate', below: 0.01 }, { signal: 'ready', above: 0 }],
     ...overrides,
-  };
+  });
 }
 
 /** Feeds one tick of values per element through assess, starting from an empty tally. */

@@ -4,6 +4,7 @@ import type { Rule, ServicePolicy } from '../config/policy.js';
 import type { Value } from './assess.js';
 import { withBaseline } from './assess.js';
 import { replay, replayableService, replayTimes, type ReplayInput, type ReplayResult } from './replay.js';
+import { servicePolicy } from './service.fixture.js';
 
 const T0 = Date.parse('2026-11-26T12:00:00Z');
 const INTERVAL = 15_000;
@@ -14,19 +15,11 @@ const restarting: Rule = { name: 'restarting', signal: 'restarts', above: 2, for
 const slowNotify: Rule = { name: 'errors above 1%', signal: 'error_rate', above: 0.01, for: 2, severity: 'P2', action: 'notify' };
 
 function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): ServicePolicy {
-  return {
+  return servicePolicy({
     name: 'sim',
     match: { kind: 'container', name: 'rg-sim' },
     windowMs: 6 * INTERVAL,
     intervalMs: INTERVAL,
-    maxAttempts: 2,
-    stopTimeoutMs: 10_000,
-    recoveryTimeoutMs: 120_000,
-    minDataRatio: 0.8,
-    warmupMs: 0,
-    inconclusiveIsGood: false,
-    onMigrations: 'hold',
-    notify: {},
     signals: {
       error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(errors{service="{{service}}"}[1m]))' },
       request_rate: { kind: 'prometheus', name: 'request_rate', query: 'sum(rate(requests{service="{{service}}"}[1m]))' },
@@ -34,9 +27,8 @@ function service(rules: Rule[], overrides: Partial<ServicePolicy> = {}): Service
       restarts: { kind: 'container', name: 'restarts', field: 'restart_count' },
     },
     rules,
-    recovery: [],
     ...overrides,
-  };
+  });
 }
 
 /** One tick per element, at T0 + (i + 1) × interval, like the daemon's ticks. */
