@@ -11,6 +11,7 @@ export interface ApiSource {
   status(): unknown | Promise<unknown>;
   history(opts: { service?: string; limit?: number }): Promise<unknown>;
   hold(service: string, forMs: number, reason: string): Promise<unknown>;
+  markMigrations(service: string, image: string): Promise<unknown>;
   release(service: string): Promise<unknown>;
 }
 
@@ -23,6 +24,12 @@ const holdBody = z.strictObject({
   service: z.string().min(1),
   for: z.string().refine((t) => (parseDuration(t) ?? 0) > 0, { message: 'expected a duration such as 10m' }),
   reason: z.string().min(1).max(1_000),
+});
+
+/** The deploy pipeline's word that a deployment carries DB migrations (as the container label would). */
+const migrationsBody = z.strictObject({
+  service: z.string().min(1),
+  image: z.string().min(1).describe('The image reference (tag) or image ID being deployed.'),
 });
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
@@ -59,7 +66,7 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
   const { host, port } = parseListen(listen);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const changes = url.pathname.startsWith('/api/v1/holds');
+    const changes = url.pathname.startsWith('/api/v1/holds') || url.pathname === '/api/v1/migrations';
     if (!changes && req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
     const route = async (): Promise<void> => {
       if (changes) {
@@ -71,6 +78,13 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
             return send(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
           }
           return send(res, 201, await source.hold(parsed.data.service, parseDuration(parsed.data.for) as number, parsed.data.reason));
+        }
+        if (req.method === 'POST' && url.pathname === '/api/v1/migrations') {
+          const parsed = migrationsBody.safeParse(await readJson(req));
+          if (!parsed.success) {
+            return send(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
+          }
+          return send(res, 200, await source.markMigrations(parsed.data.service, parsed.data.image));
         }
         const m = /^\/api\/v1\/holds\/([^/]+)$/.exec(url.pathname);
         if (req.method === 'DELETE' && m) return send(res, 200, await source.release(decodeURIComponent(m[1] as string)));

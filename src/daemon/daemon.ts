@@ -83,6 +83,8 @@ export class Daemon {
   /** Active holds and freezes by service. */
   private readonly holds = new Map<string, Hold>();
   private readonly holdRepo: Holds;
+  /** Images announced by the deploy API as carrying DB migrations, by service, for their next deployment. */
+  private readonly pendingMigrations = new Map<string, string>();
   private readonly events: DockerEventFollower;
   private readonly now: () => Date;
   private readonly log: Logger;
@@ -205,7 +207,7 @@ export class Daemon {
         s.containerId = current.Id;
         s.image = current.Image;
         s.ref = current.Config.Image;
-        await this.beginWatch(service, d, await this.replayTally(service, d), current.Config.Labels ?? {});
+        await this.beginWatch(service, d, 'replay', current.Config.Labels ?? {});
         continue;
       }
       const reason = d.state === 'rolling_back'
@@ -315,6 +317,11 @@ export class Daemon {
     );
     await this.beginWatch(service, deployment, emptyTally(service), c.Config.Labels ?? {});
     const watch = this.serviceState(service.name).watch as Watch;
+    const announced = this.pendingMigrations.get(service.name);
+    if (announced === c.Config.Image || announced === c.Image) {
+      watch.migrations = true;
+      this.pendingMigrations.delete(service.name);
+    }
     await this.announce(watch, 'deployment_detected', 'P2', {});
   }
 
@@ -330,7 +337,12 @@ export class Daemon {
       ticks.set(t, values);
     }
     let tally = emptyTally(service);
-    for (const t of [...ticks.keys()].sort((a, b) => a - b)) tally = assess(service, tally, ticks.get(t) ?? {}).tally;
+    const floor = service.minRequests;
+    for (const t of [...ticks.keys()].sort((a, b) => a - b)) {
+      const values = ticks.get(t) ?? {};
+      const traffic = floor ? values[floor.signal] ?? null : null;
+      tally = assess(service, tally, values, { lowTraffic: floor !== undefined && (traffic === null || traffic < floor.atLeast) }).tally;
+    }
     return tally;
   }
 
@@ -357,9 +369,11 @@ export class Daemon {
     return { ...service, rules };
   }
 
-  private async beginWatch(policyService: ServicePolicy, deployment: Deployment, tally: WatchTally, labels: Record<string, string> = {}): Promise<void> {
+  /** Starts (or, with 'replay', resumes from its recorded samples) the watch of a deployment. */
+  private async beginWatch(policyService: ServicePolicy, deployment: Deployment, start: WatchTally | 'replay', labels: Record<string, string> = {}): Promise<void> {
     const template = { service: policyService.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
     const service = await this.resolveBaselines(policyService, deployment, template);
+    const tally = start === 'replay' ? await this.replayTally(service, deployment) : start;
     const watch: Watch = {
       migrations: labels[MIGRATIONS_LABEL] === 'true',
       deployment,
@@ -477,6 +491,26 @@ export class Daemon {
     });
     this.holds.set(watch.service.name, hold);
     return hold;
+  }
+
+  /**
+   * The deploy API's migration flag: the deployment of `image` (tag or image ID) carries DB
+   * migrations. Applies to the watch of that image if it runs now, else to the next deployment of
+   * it (pipelines call this just before deploying).
+   */
+  async markMigrations(serviceName: string, image: string): Promise<{ service: string; image: string; applied: 'current' | 'next' }> {
+    if (!this.policy.services[serviceName]) throw new HoldError(`unknown service "${serviceName}"`, 404);
+    return this.queue.run(serviceName, async () => {
+      const watch = this.state.get(serviceName)?.watch;
+      if (watch && !watch.done && (watch.deployment.to_ref === image || watch.deployment.to_image === image)) {
+        watch.migrations = true;
+        this.log.warn({ service: serviceName, deployment: watch.deployment.id, image }, 'deployment marked as carrying DB migrations');
+        return { service: serviceName, image, applied: 'current' as const };
+      }
+      this.pendingMigrations.set(serviceName, image);
+      this.log.warn({ service: serviceName, image }, 'the next deployment of this image is marked as carrying DB migrations');
+      return { service: serviceName, image, applied: 'next' as const };
+    });
   }
 
   /** `rollguard hold`: pauses automatic reverts of the service's current deployment until `until`. */

@@ -108,6 +108,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
       status: async () => ({ ...daemon.status(), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) }),
       history: (q) => store.listDeployments(q),
       hold: (service, forMs, reason) => daemon.hold(service, forMs, reason),
+      markMigrations: (service, image) => daemon.markMigrations(service, image),
       release: (service) => daemon.release(service),
     },
     metrics,

@@ -124,6 +124,23 @@ describe('fix-forward holds and the migration freeze on a real Docker host', { t
     assert.equal((await inspect(NAME))?.Image, images.good);
   });
 
+  it('the deploy API can mark the next deployment of an image as carrying migrations', async () => {
+    const daemon = await fresh(policyText(prom.url));
+    const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const unknown = await fetch(`${daemon.apiUrl}/api/v1/migrations`, { method: 'POST', headers, body: JSON.stringify({ service: 'nope', image: 'x' }) });
+    assert.equal(unknown.status, 404);
+    const res = await fetch(`${daemon.apiUrl}/api/v1/migrations`, { method: 'POST', headers, body: JSON.stringify({ service: SERVICE, image: 'rollguard-fixture:v2-unready' }) });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { service: SERVICE, image: 'rollguard-fixture:v2-unready', applied: 'next' });
+    await deploy(NAME, 'rollguard-fixture:v2-unready', [], PORT); // no label: the API said so
+    await waitFor('the freeze', async () => {
+      const s = await daemon.status();
+      return (s.services[SERVICE] as unknown as { hold: { kind: string } | null }).hold?.kind === 'freeze';
+    }, 30_000);
+    assert.equal((await newest(daemon))?.state, 'watching');
+    assert.equal((await inspect(NAME))?.Image, images.unready, 'frozen: not reverted');
+  });
+
   it('on_migrations: revert reverts a migration deployment like any other', async () => {
     const daemon = await fresh(policyText(prom.url, '60s', '    on_migrations: revert\n'));
     await deploy(NAME, 'rollguard-fixture:v2-unready', ['--label', 'rollguard.migrations=true'], PORT);
