@@ -423,7 +423,7 @@ describe('parsePolicy: problems', () => {
         '    rules:',
         '      - {name: down, signal: up now, below: 1}',
       ];
-      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:6: services.web.signals.up now: signal names are letters, digits, _ and -']);
+      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:6: services.web.signals["up now"]: signal names are letters, digits, _ and -']);
     },
   );
 

@@ -14,12 +14,24 @@ type PathKey = string | number;
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const WHOLE_ENV_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
-/** `services.web.rules[0].above` */
+/** The line of the first alias in the document, for errors the YAML library raises without a position. */
+function aliasLine(doc: Document, lines: LineCounter): number | undefined {
+  let line: number | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (line === undefined && node.range) line = lines.linePos(node.range[0]).line;
+    },
+  });
+  return line;
+}
+
+/** `services.web.rules[0].above`; a key that is not a plain name is quoted: `signals["up now"]`. */
 export function formatPath(keys: readonly PropertyKey[]): string {
   let out = '';
   for (const key of keys) {
     if (typeof key === 'number') out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
+    else if (/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
+    else out += `[${JSON.stringify(String(key))}]`;
   }
   return out;
 }
@@ -107,7 +119,15 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
   const fromEnv = substituteEnv(doc, env, lines, (line, message) => problems.push({ file, line, path: '', message }));
   problems.push(...literalSecretProblems(doc, lines, fromEnv, file));
 
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // The YAML library reports some problems only when the document is resolved: an alias
+    // without its anchor, or an alias explosion ("billion laughs").
+    problems.push({ file, line: aliasLine(doc, lines), path: '', message: (err as Error).message.split('\n')[0] ?? String(err) });
+    throw new ConfigError(problems);
+  }
   const parsed = policyFileSchema.safeParse(raw ?? {}, { reportInput: true });
   for (const { keys, message } of crossReferenceProblems(raw)) {
     problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message });
