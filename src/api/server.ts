@@ -32,6 +32,16 @@ const migrationsBody = z.strictObject({
   image: z.string().min(1).describe('The image reference (tag) or image ID being deployed.'),
 });
 
+/** Reads a JSON body and validates it at the edge; a body that does not fit is a 400 naming each problem. */
+async function readBody<S extends z.ZodType>(req: http.IncomingMessage, schema: S): Promise<z.output<S>> {
+  const parsed = schema.safeParse(await readJson(req));
+  if (!parsed.success) {
+    const error = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+    throw Object.assign(new Error(error), { status: 400 });
+  }
+  return parsed.data;
+}
+
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -73,18 +83,12 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
         if (!token) return send(res, 403, { error: 'state-changing API calls are disabled: start rollguard with ROLLGUARD_API_TOKEN or ROLLGUARD_API_TOKEN_FILE' });
         if (!bearerMatches(req.headers.authorization, token)) return send(res, 401, { error: 'missing or wrong bearer token' });
         if (req.method === 'POST' && url.pathname === '/api/v1/holds') {
-          const parsed = holdBody.safeParse(await readJson(req));
-          if (!parsed.success) {
-            return send(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
-          }
-          return send(res, 201, await source.hold(parsed.data.service, parseDuration(parsed.data.for) as number, parsed.data.reason));
+          const body = await readBody(req, holdBody);
+          return send(res, 201, await source.hold(body.service, parseDuration(body.for) as number, body.reason));
         }
         if (req.method === 'POST' && url.pathname === '/api/v1/migrations') {
-          const parsed = migrationsBody.safeParse(await readJson(req));
-          if (!parsed.success) {
-            return send(res, 400, { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
-          }
-          return send(res, 200, await source.markMigrations(parsed.data.service, parsed.data.image));
+          const body = await readBody(req, migrationsBody);
+          return send(res, 200, await source.markMigrations(body.service, body.image));
         }
         const m = /^\/api\/v1\/holds\/([^/]+)$/.exec(url.pathname);
         if (req.method === 'DELETE' && m) return send(res, 200, await source.release(decodeURIComponent(m[1] as string)));
