@@ -114,6 +114,41 @@ CREATE TABLE holds (
 CREATE INDEX holds_active_idx ON holds (service) WHERE released_at IS NULL;
 `,
   },
+  {
+    version: 4,
+    name: 'revert phase',
+    sql: `
+ALTER TABLE deployments ADD COLUMN phase text;
+`,
+  },
+  {
+    version: 5,
+    name: 'images reverted away from',
+    sql: `
+CREATE TABLE bad_images (
+  service       text NOT NULL,
+  image_id      text NOT NULL,
+  image_ref     text NOT NULL,
+  deployment_id bigint REFERENCES deployments(id),
+  marked_at     timestamptz NOT NULL,
+  reason        text NOT NULL,
+  PRIMARY KEY (service, image_id)
+);
+`,
+  },
+  {
+    version: 6,
+    name: 'per-service leadership leases',
+    sql: `
+CREATE TABLE leases (
+  service       text PRIMARY KEY,
+  holder        text NOT NULL,
+  fence         bigint NOT NULL,
+  acquired_at   timestamptz NOT NULL,
+  expires_at    timestamptz NOT NULL
+);
+`,
+  },
 ];
 
 const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database

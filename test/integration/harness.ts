@@ -14,7 +14,8 @@ import pg from 'pg';
 
 const run = promisify(execFile);
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = path.join(ROOT, 'dist/cli/main.js');
+/** The built CLI; ROLLGUARD_DIST points at another build (e.g. `tsc --outDir .dist-x`) so parallel work does not share dist/; it must sit inside the checkout so node_modules resolve. */
+export const CLI = path.join(process.env.ROLLGUARD_DIST ? path.resolve(process.env.ROLLGUARD_DIST) : path.join(ROOT, 'dist'), 'cli/main.js');
 export const FIXTURE_PORT = 18080;
 
 export async function docker(...args: string[]): Promise<string> {
