@@ -68,7 +68,10 @@ export class ContainerReverter {
     return imageId;
   }
 
-  /** Stops the bad container with the policy's grace, keeps it from restarting, and renames it out of the way. */
+  /**
+   * Stops the bad container with the policy's grace, keeps it from restarting, and renames it out
+   * of the way. Safe to repeat: a container already stopped or already under `parkedName` is left so.
+   */
   async park(containerId: string, parkedName: string, stopTimeoutMs: number): Promise<void> {
     const container = this.docker.getContainer(containerId);
     try {
@@ -76,7 +79,8 @@ export class ContainerReverter {
       await container.stop({ t: Math.ceil(stopTimeoutMs / 1000) }).catch((err: { statusCode?: number }) => {
         if (err.statusCode !== 304) throw err; // 304: already stopped
       });
-      await container.rename({ name: parkedName });
+      const current = containerName(await inspectContainer(this.docker, containerId));
+      if (current !== parkedName) await container.rename({ name: parkedName });
     } catch (err) {
       throw new RevertError(`cannot stop and set aside container ${containerId.slice(0, 12)}: ${dockerMessage(err)}`, { cause: err });
     }
@@ -105,6 +109,16 @@ export class ContainerReverter {
 
   async inspect(containerId: string): Promise<ContainerInspect> {
     return inspectContainer(this.docker, containerId);
+  }
+
+  /** The container with this ID or name, or undefined when there is none. */
+  async find(idOrName: string): Promise<ContainerInspect | undefined> {
+    try {
+      return await inspectContainer(this.docker, idOrName);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw new RevertError(`cannot inspect container ${idOrName}: ${dockerMessage(err)}`, { cause: err });
+    }
   }
 
   async remove(containerId: string): Promise<void> {

@@ -1,10 +1,9 @@
-import type { Logger } from 'pino';
-import type { Metrics } from '../api/metrics.js';
 import type { Policy, Severity, ServicePolicy } from '../config/policy.js';
 import type { NotificationEvent } from '../notify/event.js';
 import { PAGER_RESOLVES, PAGER_TRIGGERS } from '../notify/pagerduty.js';
 import type { NewOutboxItem, Outbox } from '../store/outbox.js';
 import type { DecisionRecord, Store } from '../store/store.js';
+import type { ResolveId, WriteBehind } from '../store/write-behind.js';
 
 const SEVERITIES: readonly Severity[] = ['P0', 'P1', 'P2'];
 
@@ -21,20 +20,24 @@ export function channelsFor(policy: Policy, service: ServicePolicy | undefined, 
   return service?.notify[severity] ?? policy.routes[severity] ?? [];
 }
 
+/** A decision and the notifications it causes, written together. */
+interface Batch {
+  decision?: DecisionRecord;
+  items: NewOutboxItem[];
+}
+
 /**
  * Queues notifications in the transactional outbox, in the same transaction as the decision
- * that caused them. When the store is down the batch is kept in memory and written as soon as
- * it is back, so nothing is lost while rollguard keeps running.
+ * that caused them. The batch goes through the same ordered write queue as every other record,
+ * so during a store outage it waits in memory behind the deployment it names and is written as
+ * soon as the store is back: nothing is lost while rollguard keeps running.
  */
 export class Announcer {
-  private readonly backlog: { decision?: DecisionRecord; items: NewOutboxItem[] }[] = [];
-
   constructor(
     private readonly store: Store,
     private readonly outbox: Outbox,
+    private readonly writes: WriteBehind,
     private readonly policy: () => Policy,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
     private readonly onQueued: () => void,
   ) {}
 
@@ -56,7 +59,9 @@ export class Announcer {
         created_at: new Date(event.at),
       });
     }
-    await this.write({ decision: opts.decision, items });
+    if (!opts.decision && !items.length) return;
+    const batch: Batch = { decision: opts.decision, items };
+    await this.writes.write(opts.decision ? `decision ${opts.decision.kind} and notifications` : `notifications ${event.kind}`, (resolve) => this.commit(resolved(batch, resolve)));
   }
 
   /** PagerDuty: triggers open the deployment's incident; a resolve is sent only for an incident that was opened. */
@@ -66,31 +71,23 @@ export class Announcer {
     return this.outbox.hasEvent(deploymentId, channel, PAGER_TRIGGERS).catch(() => true);
   }
 
-  private async write(batch: { decision?: DecisionRecord; items: NewOutboxItem[] }): Promise<void> {
-    if (!batch.decision && !batch.items.length) return;
-    try {
-      await this.flushBacklog();
-      await this.commit(batch);
-    } catch (err) {
-      this.backlog.push(batch);
-      this.metrics.storeErrors.inc();
-      this.log.error({ err, kept: this.backlog.length }, 'could not record a decision and its notifications; kept in memory until the store is back');
-    }
-  }
-
-  private async commit(batch: { decision?: DecisionRecord; items: NewOutboxItem[] }): Promise<void> {
+  private async commit(batch: Batch): Promise<void> {
     await this.store.sql.transaction(async (tx) => {
       if (batch.decision) await this.store.within(tx).insertDecision(batch.decision);
       await this.outbox.add(batch.items, tx);
     });
     if (batch.items.length) this.onQueued();
   }
+}
 
-  /** Writes what was kept in memory during a store outage, oldest first. */
-  async flushBacklog(): Promise<void> {
-    while (this.backlog.length) {
-      await this.commit(this.backlog[0] as { decision?: DecisionRecord; items: NewOutboxItem[] });
-      this.backlog.shift();
-    }
-  }
+/** The batch with provisional deployment IDs (given during a store outage) replaced by the real ones. */
+function resolved(batch: Batch, resolve: ResolveId): Batch {
+  const id = (n: number | null): number | null => (n === null ? null : resolve(n));
+  return {
+    decision: batch.decision && { ...batch.decision, deployment_id: resolve(batch.decision.deployment_id) },
+    items: batch.items.map((i) => {
+      const deployment = i.payload.deployment && { ...i.payload.deployment, id: resolve(i.payload.deployment.id) };
+      return { ...i, deployment_id: id(i.deployment_id), payload: deployment ? { ...i.payload, deployment } : i.payload };
+    }),
+  };
 }

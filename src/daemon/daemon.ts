@@ -18,8 +18,10 @@ import { Holds, type Hold } from '../store/holds.js';
 import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import { renderTemplate } from '../config/template.js';
 import { KeyedQueue } from './keyed-queue.js';
-import { revertDeployment } from './revert.js';
+import { isParked, revertDeployment } from './revert.js';
 import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
+import type { Writes } from '../store/write-behind.js';
+import { noFailpoints, type Failpoint } from './failpoints.js';
 
 export interface DaemonDeps {
   docker: Docker;
@@ -32,6 +34,10 @@ export interface DaemonDeps {
   now?: () => Date;
   /** Queues notifications with the decisions that cause them; without it decisions are only recorded. */
   announcer?: Announcer;
+  /** Every record the loop and the revert make goes through here, so a store outage never stops protection. */
+  writes: Writes;
+  /** Test hook for placing a kill -9 in a given revert phase; a no-op unless armed. */
+  failpoint?: Failpoint;
 }
 
 interface Watch {
@@ -201,6 +207,11 @@ export class Daemon {
     s.knownGood = known;
 
     for (const d of open) {
+      if (d.state === 'rolling_back' || (await this.parkedByRevert(d))) {
+        // Level-triggered: what Docker shows decides where the revert picks up, not only the recorded phase.
+        await this.resumeRevert(service, d);
+        return;
+      }
       const resumable = current && d.state === 'watching' && d.container_id === current.Id && d.to_image === current.Image;
       if (resumable && current) {
         log.info({ deployment: d.id }, 'resuming the watch of a deployment');
@@ -210,12 +221,8 @@ export class Daemon {
         await this.beginWatch(service, d, 'replay', current.Config.Labels ?? {});
         continue;
       }
-      const reason = d.state === 'rolling_back'
-        ? 'rollguard stopped during the revert; check the service and finish by hand'
-        : 'the deployed container was no longer running when rollguard started';
-      const state = d.state === 'rolling_back' ? 'rollback_failed' : 'superseded';
-      await store.updateDeployment(d.id, { state, reason, decided_at: this.now() });
-      if (state === 'rollback_failed') log.error({ escalate: true, deployment: d.id, reason }, 'ROLLBACK FAILED — escalate to a human');
+      const reason = 'the deployed container was no longer running when rollguard started';
+      await this.deps.writes.updateDeployment(d.id, { state: 'superseded', reason, decided_at: this.now() });
     }
     if (!current) return;
     if (s.watch && !s.watch.done) return;
@@ -233,9 +240,41 @@ export class Daemon {
     await this.detect(service, current, known?.image_id ?? null, known?.image_ref ?? null);
   }
 
+  /** Whether the deployment's container is one a revert set aside (stopped and renamed) before rollguard stopped. */
+  private async parkedByRevert(d: Deployment): Promise<boolean> {
+    const c = await this.deps.reverter.find(d.container_id).catch(() => undefined);
+    return !!c && isParked(containerName(c));
+  }
+
+  /**
+   * Finishes a revert that a crash or restart cut short: the decision stands, and each step is
+   * picked up from what Docker shows (see revertDeployment), so nothing is done twice and the
+   * messages already queued are not queued again.
+   */
+  private async resumeRevert(service: ServicePolicy, d: Deployment): Promise<void> {
+    const decided = (await this.deps.store.listDecisions(d.id).catch(() => [])).filter((x) => x.kind === 'rollback').pop();
+    const rule = service.rules.find((r) => r.name === decided?.rule) ?? service.rules.find((r) => r.action === 'rollback') ?? service.rules[0];
+    const log = this.log.child({ service: service.name, deployment: d.id });
+    if (!rule) {
+      const reason = 'rollguard stopped during a revert of a service that no longer has rules; check the service and finish by hand';
+      await this.deps.writes.updateDeployment(d.id, { state: 'rollback_failed', reason, phase: 'done' });
+      log.error({ escalate: true, reason }, 'ROLLBACK FAILED — escalate to a human');
+      return;
+    }
+    log.warn({ phase: d.phase ?? null, attempts: d.attempts, rule: rule.name }, 'rollguard stopped during this revert; finishing it');
+    d.state = 'rolling_back';
+    if (d.phase === null || d.phase === undefined) await this.deps.writes.updateDeployment(d.id, { state: 'rolling_back', phase: 'decided' });
+    const watch = this.watchFor(service, d, emptyTally(service), {});
+    watch.done = true;
+    this.serviceState(service.name).watch = watch;
+    await this.announce(watch, 'rollback_started', rule.severity, { rule },
+      { kind: 'resume', rule: rule.name, severity: rule.severity, detail: `rollguard restarted during the revert (phase ${d.phase ?? 'decided'}); finishing it from what Docker shows` });
+    await this.revert(watch, rule, true);
+  }
+
   private async setKnownGood(known: KnownGood): Promise<void> {
     this.serviceState(known.service).knownGood = known;
-    await this.deps.store.setKnownGood(known);
+    await this.deps.writes.setKnownGood(known);
   }
 
   private async adopt(service: ServicePolicy, c: ContainerInspect): Promise<void> {
@@ -290,11 +329,11 @@ export class Daemon {
     const previous = s.watch;
     if (previous && !previous.done) {
       this.endWatch(previous);
-      await this.deps.store.updateDeployment(previous.deployment.id, { state: 'superseded', reason: `superseded by ${c.Config.Image} (${shortId(c.Image)})`, decided_at: this.now() });
+      await this.deps.writes.updateDeployment(previous.deployment.id, { state: 'superseded', reason: `superseded by ${c.Config.Image} (${shortId(c.Image)})`, decided_at: this.now() });
     }
     const startedAt = new Date(Date.parse(c.State.StartedAt) || this.now().getTime());
     const detectedAt = this.now();
-    const deployment = await this.deps.store.insertDeployment({
+    const deployment = await this.deps.writes.insertDeployment({
       service: service.name,
       container_id: c.Id,
       container_name: containerName(c),
@@ -363,7 +402,7 @@ export class Daemon {
       const resolved = withBaseline(rule, measured.value);
       const detail = `${rule.name}: baseline ${measured.value ?? 'unknown'} over ${rule.baseline.windowMs / 1000} s before the deploy (${measured.points} points${measured.detail ? `; ${measured.detail}` : ''}); threshold ${describeThreshold(resolved)}`;
       this.log.info({ service: service.name, deployment: deployment.id, rule: rule.name, baseline: measured.value, threshold: resolved.above }, 'baseline measured');
-      await this.write('decision baseline', () => this.deps.store.insertDecision({ deployment_id: deployment.id, decided_at: this.now(), kind: 'baseline', rule: rule.name, severity: rule.severity, detail }));
+      await this.deps.writes.insertDecision({ deployment_id: deployment.id, decided_at: this.now(), kind: 'baseline', rule: rule.name, severity: rule.severity, detail });
       return resolved;
     }));
     return { ...service, rules };
@@ -374,18 +413,15 @@ export class Daemon {
     const template = { service: policyService.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
     const service = await this.resolveBaselines(policyService, deployment, template);
     const tally = start === 'replay' ? await this.replayTally(service, deployment) : start;
-    const watch: Watch = {
-      migrations: labels[MIGRATIONS_LABEL] === 'true',
-      deployment,
-      service,
-      tally,
-      history: new Map(),
-      done: false,
-      template,
-    };
+    const watch = this.watchFor(service, deployment, tally, labels);
     this.serviceState(service.name).watch = watch;
     this.deps.metrics.activeWatches.set(this.activeWatches());
     this.schedule(watch);
+  }
+
+  private watchFor(service: ServicePolicy, deployment: Deployment, tally: WatchTally, labels: Record<string, string>): Watch {
+    const template = { service: service.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
+    return { migrations: labels[MIGRATIONS_LABEL] === 'true', deployment, service, tally, history: new Map(), done: false, template };
   }
 
   private endWatch(watch: Watch): void {
@@ -576,20 +612,8 @@ export class Daemon {
       const detail = [m.detail, result === 'no-data' ? note : undefined].filter(Boolean).join('; ') || null;
       return { deployment_id: deployment.id, stage: 'watch' as const, signal, taken_at: at, value: m.value, result: result as SampleResult, rules, detail, latency_ms: m.latencyMs };
     });
-    await this.deps.store.insertSamples(rows).catch((err) => {
-      this.deps.metrics.storeErrors.inc();
-      this.log.error({ err, deployment: deployment.id }, 'could not record samples');
-    });
+    await this.deps.writes.insertSamples(rows);
   }
-
-  /** Records without ever blocking a decision: a store outage is logged and counted, and protection goes on. */
-  private async write(what: string, fn: () => Promise<void>): Promise<void> {
-    await fn().catch((err) => {
-      this.deps.metrics.storeErrors.inc();
-      this.log.error({ err, what }, 'could not record; carrying on');
-    });
-  }
-
 
   /**
    * Records a decision (when given) and queues its notifications in one transaction. Without an
@@ -607,7 +631,7 @@ export class Daemon {
     const record = decision ? { deployment_id: d.id, decided_at: this.now(), kind: decision.kind, rule: decision.rule ?? null, severity: decision.severity ?? null, detail: decision.detail } : undefined;
     const announcer = this.deps.announcer;
     if (!announcer) {
-      if (record) await this.write(`decision ${record.kind}`, () => this.deps.store.insertDecision(record));
+      if (record) await this.deps.writes.insertDecision(record);
       return;
     }
     const rule = extra.rule;
@@ -625,15 +649,27 @@ export class Daemon {
     const decision = { kind: 'rollback', rule: rule.name, severity: rule.severity, detail: this.deps.dryRun ? `dry run: ${reason}` : reason };
     if (this.deps.dryRun) {
       await this.announce(watch, 'rule_breached', rule.severity, { rule, reason: 'Dry run: rollguard would roll back now, and changed nothing.' }, decision, rule.name);
-      await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'would_roll_back', reason: `dry run, nothing changed: ${reason}`, decided_at: decidedAt }));
+      await this.deps.writes.updateDeployment(deployment.id, { state: 'would_roll_back', reason: `dry run, nothing changed: ${reason}`, decided_at: decidedAt });
       this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'dry_run' });
       this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name }, 'would roll back (dry run)');
       return;
     }
-    await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: decidedAt }));
+    // Recorded before anything is touched, so a crash from here on is finished at the next start.
+    await this.deps.writes.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: decidedAt, phase: 'decided' });
     deployment.state = 'rolling_back';
     deployment.reason = reason;
+    deployment.phase = 'decided';
     await this.announce(watch, 'rollback_started', rule.severity, { rule }, decision);
+    await (this.deps.failpoint ?? noFailpoints)('revert.decided', { deployment: deployment.id });
+    await this.revert(watch, rule, false);
+  }
+
+  /**
+   * Reverts (or, with `resume`, finishes reverting) the watched deployment to the known-good
+   * version, then tells people how it went.
+   */
+  private async revert(watch: Watch, rule: ServicePolicy['rules'][number], resume: boolean): Promise<void> {
+    const { service, deployment } = watch;
     const s = this.serviceState(service.name);
     let outcome;
     try {
@@ -643,10 +679,11 @@ export class Daemon {
         deployment,
         rule,
         s.knownGood,
+        resume,
       );
     } catch (err) {
       this.log.error({ err, escalate: true, service: service.name, deployment: deployment.id }, 'ROLLBACK FAILED — the revert stopped on an unexpected error; escalate to a human');
-      await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'rollback_failed', reason: `the revert stopped on an unexpected error: ${String(err)}` }));
+      await this.deps.writes.updateDeployment(deployment.id, { state: 'rollback_failed', reason: `the revert stopped on an unexpected error: ${String(err)}`, phase: 'done' });
       this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
       deployment.state = 'rollback_failed';
       await this.escalate(watch, rule, `the revert stopped on an unexpected error: ${String(err)}`, {});
@@ -670,7 +707,7 @@ export class Daemon {
     const { service, deployment } = watch;
     deployment.reason = reason;
     await this.announce(watch, 'watch_inconclusive', 'P1', { reason }, { kind: 'inconclusive', detail: reason });
-    await this.write('deployment state', () => this.deps.store.updateDeployment(deployment.id, { state: 'inconclusive', reason, decided_at: this.now() }));
+    await this.deps.writes.updateDeployment(deployment.id, { state: 'inconclusive', reason, decided_at: this.now() });
     deployment.state = 'inconclusive';
     this.log.warn({ service: service.name, deployment: deployment.id, reason }, 'watch inconclusive');
   }
@@ -692,7 +729,7 @@ export class Daemon {
         detail = `maintenance hook failed: ${(err as Error).message}`;
         this.log.error({ service: watch.service.name, deployment: d.id, err }, 'maintenance hook failed');
       }
-      await this.write('action maintenance', () => this.deps.store.insertAction({ deployment_id: d.id, attempt: d.attempts, kind: 'maintenance', started_at: started, finished_at: this.now(), ok, detail }));
+      await this.deps.writes.insertAction({ deployment_id: d.id, attempt: d.attempts, kind: 'maintenance', started_at: started, finished_at: this.now(), ok, detail });
     }
     await this.announce(watch, 'rollback_failed', 'P0', { rule, reason, ...extra }, { kind: 'escalate', rule: rule.name, severity: 'P0', detail: reason });
   }
@@ -716,7 +753,7 @@ export class Daemon {
       // inconclusive_is_good: recorded as inconclusive, but the version becomes the revert target.
       return this.inconclusive(watch, `${outcome.reason}; now known-good (inconclusive_is_good)`);
     }
-    await this.deps.store.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
+    await this.deps.writes.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
     deployment.state = 'passed';
     await this.announce(watch, 'deployment_passed', 'P2', {}, { kind: 'pass', detail: `survived ${watch.tally.ticks} samples with no rollback rule breached` });
     this.log.info({ service: service.name, deployment: deployment.id, image: shortId(c.Image), ref: c.Config.Image }, 'deployment passed; now known-good');

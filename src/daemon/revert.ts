@@ -6,11 +6,13 @@ import { containerInspectSchema, containerName, shortId, versionOf, type Contain
 import { describeThreshold, recoveryStatus } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { EvidenceAction, EvidenceCriterion } from '../notify/event.js';
-import type { Deployment, KnownGood, Store } from '../store/store.js';
+import type { ActionRecord, Deployment, KnownGood, RevertPhase } from '../store/store.js';
+import type { Writes } from '../store/write-behind.js';
+import { noFailpoints, type Failpoint } from './failpoints.js';
 import { recoverySignals, sampleSignals, valuesOf } from './sampling.js';
 
 export interface RevertDeps {
-  store: Store;
+  writes: Writes;
   reverter: ContainerReverter;
   providers: ProviderRegistry;
   metrics: Metrics;
@@ -19,6 +21,7 @@ export interface RevertDeps {
   sleep: (ms: number) => Promise<void>;
   /** Containers this revert creates, so their start events are not taken for deployments. */
   ownContainers: Set<string>;
+  failpoint?: Failpoint;
 }
 
 /** Where the service stands after a revert, for the daemon's bookkeeping and the messages. */
@@ -39,20 +42,38 @@ export interface RevertOutcome {
   recoveredAt?: number;
 }
 
+const PARKED = /\.rollguard-bad\.-?\d+$/;
+
+/** The name a bad container is set aside under during the revert of `deploymentId`. */
+export function parkedName(name: string, deploymentId: number): string {
+  return `${name.replace(PARKED, '')}.rollguard-bad.${deploymentId}`;
+}
+
+/** Whether a container name is one rollguard gave a bad container it set aside. */
+export function isParked(name: string): boolean {
+  return PARKED.test(name);
+}
+
 /**
  * The runbook's "Strategy 2: container revert". Stops the bad container (keeping it, renamed),
  * recreates the known-good one from its snapshot, verifies the recovery criteria, and only then
  * removes the bad one. Retries up to max_attempts, then escalates. When no good container could
  * be started at all, the bad one is put back: a degraded service beats no service.
+ *
+ * Each step is recorded (phase) before the next begins and each is safe to repeat, so with
+ * `resume` a revert cut short by a crash is finished from what Docker shows: a bad container
+ * already set aside is not stopped again, and a known-good container already running is
+ * verified rather than created a second time.
  */
-export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined): Promise<RevertOutcome> {
-  const { store, reverter, log: parentLog, metrics } = deps;
+export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined, resume = false): Promise<RevertOutcome> {
+  const { writes, reverter, log: parentLog, metrics } = deps;
+  const failpoint = deps.failpoint ?? noFailpoints;
   const log = parentLog.child({ service: service.name, deployment: deployment.id });
   const badId = deployment.container_id;
   const actions: EvidenceAction[] = [];
   let criteria: EvidenceCriterion[] = [];
   let revertAt: number | undefined;
-  let attempt = 0;
+  let attempt = resume ? deployment.attempts : 0;
   const unchanged = (): Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'> => ({ state: 'rollback_failed', containerId: badId, image: deployment.to_image, ref: deployment.to_ref });
 
   const step = async <T>(kind: string, detail: string, fn: () => Promise<T>): Promise<T> => {
@@ -67,26 +88,26 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       throw err;
     }
   };
-  // A store outage must never stop a revert half-way: every write here is best-effort and logged.
-  const write = (what: string, fn: () => Promise<void>): Promise<void> =>
-    fn().catch((err) => {
-      metrics.storeErrors.inc();
-      log.error({ err, what }, 'could not record; the revert goes on');
-    });
-  const record = (a: Parameters<Store['insertAction']>[0]): Promise<void> => {
+  // A store outage never stops a revert half-way: the write queue keeps what the store cannot take.
+  const record = (a: ActionRecord): Promise<void> => {
     actions.push({ kind: a.kind, attempt: a.attempt, startedAt: a.started_at.toISOString(), durationMs: a.finished_at.getTime() - a.started_at.getTime(), ok: a.ok, detail: a.detail ?? null });
-    return write(`action ${a.kind}`, () => store.insertAction(a));
+    return writes.insertAction(a);
+  };
+  const phase = (p: RevertPhase, extra: Partial<Pick<Deployment, 'attempts'>> = {}): Promise<void> => {
+    deployment.phase = p;
+    return writes.updateDeployment(deployment.id, { phase: p, ...extra });
   };
   const fail = async (reason: string, where: Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'>): Promise<RevertOutcome> => {
     log.error({ escalate: true, severity: 'P0', reason, attempts: attempt }, 'ROLLBACK FAILED — escalate to a human');
-    await write('deployment state', () => store.updateDeployment(deployment.id, { state: 'rollback_failed', reason, attempts: attempt }));
+    await writes.updateDeployment(deployment.id, { state: 'rollback_failed', reason, attempts: attempt, phase: 'done' });
     metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
     return { ...where, reason, attempts: attempt, actions, criteria, revertAt };
   };
 
   if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged());
   const goodSpec = containerInspectSchema.parse(known.spec);
-  log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id) }, 'rolling back');
+  const goodName = containerName(goodSpec);
+  log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id), resume }, resume ? 'finishing an interrupted revert' : 'rolling back');
 
   let image: string;
   try {
@@ -95,40 +116,71 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     return fail(err instanceof RevertError ? err.message : String(err), unchanged());
   }
 
-  let badSpec: ContainerInspect;
+  let badSpec: ContainerInspect | undefined;
   try {
-    badSpec = await reverter.inspect(badId);
+    badSpec = await reverter.find(badId);
   } catch (err) {
     return fail(`cannot inspect the deployed container ${badId.slice(0, 12)}: ${String(err)}; nothing was changed`, unchanged());
   }
-  const parkedName = `${containerName(badSpec)}.rollguard-bad.${deployment.id}`;
-  try {
-    await step('stop-bad', `stop ${containerName(badSpec)} (grace ${service.stopTimeoutMs} ms) and rename it ${parkedName}`, () =>
-      reverter.park(badId, parkedName, service.stopTimeoutMs),
-    );
-  } catch (err) {
-    await step('restore-bad', `put ${containerName(badSpec)} back`, () => reverter.restore(badId, badSpec)).catch(() => {});
-    return fail(`could not set the bad container aside: ${(err as Error).message}`, unchanged());
+  if (!badSpec && !resume) return fail(`the deployed container ${badId.slice(0, 12)} is gone; nothing was changed`, unchanged());
+  const setAside = parkedName(badSpec ? containerName(badSpec) : goodName, deployment.id);
+  const originalName = setAside.replace(PARKED, '');
+  if (badSpec) {
+    const already = containerName(badSpec) === setAside && !badSpec.State.Running;
+    try {
+      await step('stop-bad', already
+        ? `${originalName} was already stopped and set aside as ${setAside}`
+        : `stop ${originalName} (grace ${service.stopTimeoutMs} ms) and rename it ${setAside}`, () =>
+        already ? Promise.resolve() : reverter.park(badId, setAside, service.stopTimeoutMs),
+      );
+    } catch (err) {
+      await step('restore-bad', `put ${originalName} back`, () => reverter.restore(badId, { ...badSpec, Name: `/${originalName}` } as ContainerInspect)).catch(() => {});
+      return fail(`could not set the bad container aside: ${(err as Error).message}`, unchanged());
+    }
   }
+  await phase('parked');
+  await failpoint('revert.after-park', { deployment: deployment.id });
 
   let lastGood: string | undefined;
-  const template = { service: service.name, container: containerName(goodSpec), image: known.image_ref, version: versionOf(known.image_ref) };
-  for (attempt = 1; attempt <= service.maxAttempts; attempt++) {
-    await write('attempt', () => store.updateDeployment(deployment.id, { attempts: attempt }));
-    if (lastGood) {
-      const previous = lastGood;
-      lastGood = undefined;
-      await step('remove-failed', `remove the failed attempt ${previous.slice(0, 12)}`, () => reverter.remove(previous)).catch(() => {});
+  let adopted: string | undefined;
+  if (resume) {
+    // A known-good container from before the crash: verify it if it runs, else clear the name for a new one.
+    const existing = await reverter.find(goodName).catch(() => undefined);
+    if (existing && existing.Id !== badId && existing.Image === known.image_id) {
+      if (existing.State.Running) {
+        adopted = existing.Id;
+        deps.ownContainers.add(existing.Id);
+        await step('adopt-good', `${goodName} (${existing.Id.slice(0, 12)}) on the known-good image was already started before the restart`, () => Promise.resolve());
+      } else {
+        await step('remove-failed', `remove ${goodName} (${existing.Id.slice(0, 12)}), created but not running before the restart`, () => reverter.remove(existing.Id)).catch(() => {});
+      }
     }
+  }
+  const template = { service: service.name, container: goodName, image: known.image_ref, version: versionOf(known.image_ref) };
+  // Resuming redoes the attempt the crash cut short rather than counting it twice.
+  for (attempt = resume ? Math.max(1, attempt) : 1; attempt <= service.maxAttempts; attempt++) {
     let goodId: string;
-    try {
-      goodId = await step('start-good', `create and start ${containerName(goodSpec)} from ${image}`, async () => {
-        const id = await reverter.startFrom(goodSpec, image);
-        deps.ownContainers.add(id);
-        return id;
-      });
-    } catch {
-      continue;
+    if (adopted) {
+      goodId = adopted;
+      adopted = undefined;
+    } else {
+      await writes.updateDeployment(deployment.id, { attempts: attempt });
+      if (lastGood) {
+        const previous = lastGood;
+        lastGood = undefined;
+        await step('remove-failed', `remove the failed attempt ${previous.slice(0, 12)}`, () => reverter.remove(previous)).catch(() => {});
+      }
+      try {
+        goodId = await step('start-good', `create and start ${goodName} from ${image}`, async () => {
+          const id = await reverter.startFrom(goodSpec, image);
+          deps.ownContainers.add(id);
+          return id;
+        });
+      } catch {
+        continue;
+      }
+      await phase('started');
+      await failpoint('revert.after-start', { deployment: deployment.id, container: goodId });
     }
     lastGood = goodId;
     revertAt = deps.now().getTime();
@@ -136,9 +188,9 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     criteria = verified.criteria;
     await record({ deployment_id: deployment.id, attempt, kind: 'verify', started_at: verified.started, finished_at: deps.now(), ok: verified.met, detail: verified.detail });
     if (verified.met) {
-      await step('remove-bad', `remove the bad container ${parkedName}`, () => reverter.remove(badId)).catch(() => {});
+      if (badSpec) await step('remove-bad', `remove the bad container ${setAside}`, () => reverter.remove(badId)).catch(() => {});
       const recoveredAt = deps.now();
-      await write('deployment state', () => store.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt }));
+      await writes.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt, phase: 'done' });
       metrics.rollbacks.inc({ service: service.name, outcome: 'succeeded' });
       log.info({ attempts: attempt, recoveryMs: recoveredAt.getTime() - deployment.started_at.getTime(), image: shortId(known.image_id) }, 'rolled back and recovered');
       return { state: 'rolled_back', containerId: goodId, image: known.image_id, ref: known.image_ref, attempts: attempt, actions, criteria, revertAt, recoveredAt: recoveredAt.getTime() };
@@ -146,12 +198,13 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   }
   attempt = service.maxAttempts;
   if (lastGood) {
-    return fail(`recovery criteria not met after ${service.maxAttempts} attempt(s); the known-good container is running and the bad one is kept stopped as ${parkedName}`, {
+    return fail(`recovery criteria not met after ${attempt} attempt(s); the known-good container is running and the bad one is kept stopped as ${setAside}`, {
       state: 'rollback_failed', containerId: lastGood, image: known.image_id, ref: known.image_ref,
     });
   }
-  await step('restore-bad', `no known-good container could be started; put ${containerName(badSpec)} back`, () => reverter.restore(badId, badSpec)).catch(() => {});
-  return fail(`the known-good container could not be started in ${service.maxAttempts} attempt(s); the deployed version was put back`, unchanged());
+  if (!badSpec) return fail(`the known-good container could not be started in ${attempt} attempt(s), and the deployed container is gone`, unchanged());
+  await step('restore-bad', `no known-good container could be started; put ${originalName} back`, () => reverter.restore(badId, { ...badSpec, Name: `/${originalName}` } as ContainerInspect)).catch(() => {});
+  return fail(`the known-good container could not be started in ${attempt} attempt(s); the deployed version was put back`, unchanged());
 }
 
 async function verifyRecovery(
@@ -177,13 +230,12 @@ async function verifyRecovery(
     criteria = service.recovery.map((c) => ({
       signal: c.signal, threshold: describeThreshold(c), measured: measurements[c.signal]?.value ?? null, holds: !status.unmet.some((u) => u.check === c),
     }));
-    await deps.store
+    await deps.writes
       .insertSamples(names.map((name) => {
         const m = measurements[name] as { value: number | null; detail?: string; latencyMs: number };
         const holds = !status.unmet.some((u) => u.check.signal === name);
         return { deployment_id: deployment.id, stage: 'recovery', signal: name, taken_at: at, value: m.value, result: m.value === null ? 'no-data' : holds ? 'ok' : 'breach', rules: {}, detail: m.detail ?? null, latency_ms: m.latencyMs };
-      }))
-      .catch((err) => deps.log.error({ err }, 'could not record recovery samples'));
+      }));
     detail = status.met
       ? `recovered: ${service.recovery.map((c) => `${c.signal} ${describeThreshold(c)} (${measurements[c.signal]?.value})`).join(', ')}`
       : `attempt ${attempt}: not met: ${status.unmet.map((u) => `${u.check.signal} ${describeThreshold(u.check)} (got ${u.value ?? 'no data'})`).join(', ')}`;

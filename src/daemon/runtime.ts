@@ -15,6 +15,8 @@ import { Dispatcher } from '../notify/dispatcher.js';
 import { createNotifiers } from '../notify/registry.js';
 import { openStore } from '../store/open-store.js';
 import { Outbox } from '../store/outbox.js';
+import { WriteBehind } from '../store/write-behind.js';
+import { failpoints, parseFailpoints } from './failpoints.js';
 import { Announcer } from './announcer.js';
 import { Daemon } from './daemon.js';
 import { DigestScheduler } from './digest.js';
@@ -84,6 +86,7 @@ export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> 
 
 async function composeAndStart(opts: RunOptions, policy: Policy): Promise<RunningRollguard> {
   const { log } = opts;
+  const failpoint = failpoints(parseFailpoints(process.env.ROLLGUARD_FAILPOINTS), log);
   const stateDir = await claimStateDir(opts.stateDir);
   const store = await openStore({ databaseUrl: opts.databaseUrl, stateDir: opts.stateDir, log }).catch(async (err) => {
     await stateDir.release();
@@ -96,10 +99,11 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
   let current = policy;
   const outbox = new Outbox(store.sql);
   const notifiers = createNotifiers();
-  const announcer: Announcer = new Announcer(store, outbox, () => current, log, metrics, () => dispatcher.kick());
-  const dispatcher = new Dispatcher({ outbox, notifiers, policy: () => current, log, metrics, beforeDrain: () => announcer.flushBacklog() });
+  const writes = new WriteBehind(store, { log, onError: () => metrics.storeErrors.inc() });
+  const announcer: Announcer = new Announcer(store, outbox, writes, () => current, () => dispatcher.kick());
+  const dispatcher = new Dispatcher({ outbox, notifiers, policy: () => current, log, metrics, beforeDrain: () => writes.flush(), failpoint });
   const digest = new DigestScheduler(store, announcer, log);
-  const daemon = new Daemon(policy, { docker, store, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun, announcer });
+  const daemon = new Daemon(policy, { docker, store, writes, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint });
   let stopping = false;
   const api = await startApi(
     opts.listen,
@@ -170,6 +174,8 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
       await daemon.stop();
       digest.stop();
       await dispatcher.stop();
+      await writes.flush().catch(() => {});
+      writes.close();
       notifiers.close();
       await api.close();
       await store.sql.close().catch((err) => log.warn({ err }, 'closing the store failed'));

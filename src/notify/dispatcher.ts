@@ -17,6 +17,8 @@ export interface DispatcherOptions {
   giveUpAfterMs?: number;
   pollMs?: number;
   sendTimeoutMs?: number;
+  /** Test hook: where a `kill -9` can be placed (see daemon/failpoints.ts); a no-op unless armed. */
+  failpoint?: (name: 'notify.after-send', fields?: Record<string, unknown>) => Promise<void>;
   /** Runs before each drain (writes notifications kept in memory during a store outage). */
   beforeDrain?: () => Promise<void>;
 }
@@ -86,7 +88,9 @@ export class Dispatcher {
   async drain(): Promise<void> {
     await this.o.beforeDrain?.();
     for (;;) {
-      const items = await this.o.outbox.claim(this.now(), 50, (this.o.sendTimeoutMs ?? 15_000) * 4);
+      // The lease outlasts a send (bounded by its timeout) so two instances never send one item
+      // at once, and is short enough that a crashed instance's claims are sent soon after.
+      const items = await this.o.outbox.claim(this.now(), 50, (this.o.sendTimeoutMs ?? 15_000) + 5_000);
       if (!items.length) break;
       const byChannel = new Map<string, OutboxItem[]>();
       for (const item of items) byChannel.set(item.channel, [...(byChannel.get(item.channel) ?? []), item]);
@@ -118,6 +122,7 @@ export class Dispatcher {
         deliveryId: String(item.id),
         incidentKey: incidentKey(item),
       }, AbortSignal.timeout(this.o.sendTimeoutMs ?? 15_000));
+      await this.o.failpoint?.('notify.after-send', { channel: item.channel, event: item.event, delivery: item.id });
       await this.o.outbox.markSent(item.id, this.now());
       metrics.notifications.inc({ ...labels, result: 'sent' });
       log.info({ channel: item.channel, event: item.event, delivery: item.id, attempt: item.attempts + 1 }, 'notification sent');

@@ -24,9 +24,14 @@ export interface Deployment {
   window_ends_at: Date;
   decided_at: Date | null;
   recovered_at: Date | null;
+  /** How far a revert got, written before each step so a restart can finish it: decided, parked, started, done. */
+  phase?: RevertPhase | null;
 }
 
-export type NewDeployment = Omit<Deployment, 'id' | 'reason' | 'attempts' | 'decided_at' | 'recovered_at' | 'state'> & { state?: DeploymentState; reason?: string | null };
+/** Steps of a revert: decided (nothing changed yet), parked (bad container stopped and renamed), started (known-good container started), done. */
+export type RevertPhase = 'decided' | 'parked' | 'started' | 'done';
+
+export type NewDeployment = Omit<Deployment, 'id' | 'reason' | 'attempts' | 'decided_at' | 'recovered_at' | 'state' | 'phase'> & { state?: DeploymentState; reason?: string | null };
 
 export interface SampleRecord {
   deployment_id: number;
@@ -70,7 +75,7 @@ export interface KnownGood {
   since: Date;
 }
 
-const DEPLOYMENT_COLUMNS = 'id, service, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, attempts, started_at, detected_at, window_ends_at, decided_at, recovered_at';
+const DEPLOYMENT_COLUMNS = 'id, service, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, attempts, started_at, detected_at, window_ends_at, decided_at, recovered_at, phase';
 
 function toDeployment(row: Record<string, unknown>): Deployment {
   return { ...(row as unknown as Deployment), id: Number(row.id), attempts: Number(row.attempts) };
@@ -94,7 +99,7 @@ export class Store {
     return toDeployment(rows[0] as Record<string, unknown>);
   }
 
-  async updateDeployment(id: number, patch: Partial<Pick<Deployment, 'state' | 'reason' | 'attempts' | 'decided_at' | 'recovered_at' | 'window_ends_at'>>): Promise<void> {
+  async updateDeployment(id: number, patch: Partial<Pick<Deployment, 'state' | 'reason' | 'attempts' | 'decided_at' | 'recovered_at' | 'window_ends_at' | 'phase'>>): Promise<void> {
     const keys = Object.keys(patch) as (keyof typeof patch)[];
     if (!keys.length) return;
     const sets = keys.map((k, i) => `${k} = $${i + 2}`).join(', ');
