@@ -28,7 +28,8 @@ export class StoreError extends Error {
 /** Connects to PostgreSQL. The pool reports idle-client errors to the log instead of crashing. */
 export function postgresSql(connectionString: string, log: Logger): Sql {
   const pool = new pg.Pool({ connectionString, max: 5, connectionTimeoutMillis: 5_000, statement_timeout: 10_000, query_timeout: 15_000 });
-  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
+  // Only the message and code: pg attaches the whole client (connection parameters included) to this error.
+  pool.on('error', (err) => log.warn({ error: err.message, code: (err as { code?: string }).code }, 'idle PostgreSQL connection failed'));
   const run = async <R>(client: pg.Pool | pg.PoolClient, text: string, params?: unknown[]): Promise<R[]> => {
     const result = await client.query(text, params as unknown[]);
     return result.rows as R[];
