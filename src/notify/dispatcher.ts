@@ -48,6 +48,8 @@ export class Dispatcher {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = true;
+  /** When the outbox became unreachable, while it is. */
+  private unavailableSince?: number;
   private readonly now: () => Date;
 
   constructor(private readonly o: DispatcherOptions) {
@@ -76,7 +78,15 @@ export class Dispatcher {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.running = this.drain()
-        .catch((err) => this.o.log.warn({ err }, 'outbox unavailable; will retry'))
+        .then(() => {
+          if (this.unavailableSince) this.o.log.info({ forMs: this.now().getTime() - this.unavailableSince }, 'outbox available again');
+          this.unavailableSince = undefined;
+        })
+        .catch((err) => {
+          // Once per outage at warn; every retry after that at debug, so an outage does not flood the log.
+          this.o.log[this.unavailableSince ? 'debug' : 'warn']({ err }, 'outbox unavailable; will retry');
+          this.unavailableSince ??= this.now().getTime();
+        })
         .finally(() => {
           this.running = undefined;
           this.schedule(this.o.pollMs ?? 1_000);
