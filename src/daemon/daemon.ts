@@ -20,6 +20,7 @@ import { renderTemplate } from '../config/template.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { isParked, revertDeployment } from './revert.js';
 import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
+import { BatchedProviders } from '../signals/batch-prometheus.js';
 import type { Writes } from '../store/write-behind.js';
 import { noFailpoints, type Failpoint } from './failpoints.js';
 
@@ -95,6 +96,8 @@ export class Daemon {
   private readonly now: () => Date;
   private readonly log: Logger;
   private stopping = false;
+  /** The providers the watch loop samples with: Prometheus queries of services sharing a template are batched. */
+  private readonly sampling: BatchedProviders;
 
   constructor(policy: Policy, private readonly deps: DaemonDeps) {
     this.policy = policy;
@@ -102,6 +105,7 @@ export class Daemon {
     this.log = deps.log;
     this.events = new DockerEventFollower(deps.docker, deps.log, (ev) => this.onContainerStarted(ev));
     this.holdRepo = new Holds(deps.store.sql);
+    this.sampling = new BatchedProviders(deps.providers, { log: deps.log, registry: deps.metrics.registry });
   }
 
   get dockerConnected(): boolean {
@@ -450,10 +454,11 @@ export class Daemon {
     const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
     const floor = service.minRequests;
     const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
-    const probe = { template: watch.template, containerId: deployment.container_id, at };
+    const probe = { template: watch.template, containerId: deployment.container_id, at, intervalMs: service.intervalMs };
+    const providers = this.sampling.get();
     const [measurements, burns] = await Promise.all([
-      sampleSignals(this.deps.providers, this.deps.metrics, service, names, probe),
-      warmingUp ? {} : sampleBurnRates(this.deps.providers, service, probe),
+      sampleSignals(providers, this.deps.metrics, service, names, probe),
+      warmingUp ? {} : sampleBurnRates(providers, service, probe),
     ]);
     Object.assign(measurements, burns);
     await this.queue.run(service.name, async () => {

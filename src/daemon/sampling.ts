@@ -13,7 +13,7 @@ export async function sampleSignals(
   metrics: Metrics,
   service: ServicePolicy,
   names: readonly string[],
-  ctx: { template: TemplateValues; containerId: string; at: Date },
+  ctx: { template: TemplateValues; containerId: string; at: Date; intervalMs?: number },
 ): Promise<Record<string, Measurement>> {
   const entries = await Promise.all(
     names.map(async (name): Promise<[string, Measurement]> => {
@@ -35,7 +35,7 @@ export function ruleSignals(service: ServicePolicy): string[] {
 export async function sampleBurnRates(
   providers: ProviderRegistry,
   service: ServicePolicy,
-  ctx: { template: TemplateValues; containerId: string; at: Date },
+  ctx: { template: TemplateValues; containerId: string; at: Date; intervalMs?: number },
 ): Promise<Record<string, Measurement>> {
   const out: Record<string, Measurement> = {};
   const prometheus = providers.prometheus;

@@ -13,7 +13,7 @@ export async function measureBurnRate(
   provider: SignalProvider<PrometheusSignal>,
   signal: PrometheusSignal,
   burn: NonNullable<Rule['burnRate']>,
-  ctx: { template: TemplateValues; containerId: string; at: Date },
+  ctx: { template: TemplateValues; containerId: string; at: Date; intervalMs?: number },
 ): Promise<Measurement> {
   const started = performance.now();
   const budget = 1 - burn.slo;

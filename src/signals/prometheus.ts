@@ -5,7 +5,7 @@ import { renderTemplate } from '../config/template.js';
 import { errorText, type Measurement, type ProbeContext, type SignalProvider } from './provider.js';
 
 const sampleValue = z.tuple([z.number(), z.string()]);
-const queryResponse = z.discriminatedUnion('status', [
+export const queryResponse = z.discriminatedUnion('status', [
   z.object({
     status: z.literal('success'),
     data: z.discriminatedUnion('resultType', [
@@ -78,9 +78,7 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
     const data = answer.data;
     if (data.resultType === 'scalar') return toValue(done, data.result[1]);
     if (data.resultType !== 'vector') return done(null, `query returned a ${data.resultType}; expected an instant vector or scalar`);
-    if (data.result.length === 0) return done(null, 'query returned no series');
-    if (data.result.length > 1) return done(null, `query returned ${data.result.length} series; aggregate it to one (e.g. sum(...))`);
-    return toValue(done, (data.result[0] as { value: [number, string] }).value[1]);
+    return vectorMeasurement(data.result, done);
   }
 }
 
@@ -116,6 +114,16 @@ export async function rangeAverage(
   const values = (series[0] as { values: [number, string][] }).values.map(([, v]) => Number(v)).filter((v) => Number.isFinite(v));
   if (!values.length) return { value: null, points: 0, detail: 'no usable history before the deploy' };
   return { value: values.reduce((a, b) => a + b, 0) / values.length, points: values.length };
+}
+
+/**
+ * The measurement of a service from the series its query returned: exactly one series is the
+ * value; none, several or NaN are no data. Shared by the per-service and the batched queries.
+ */
+export function vectorMeasurement(series: readonly { value: [number, string] }[], done: (v: number | null, d?: string) => Measurement): Measurement {
+  if (series.length === 0) return done(null, 'query returned no series');
+  if (series.length > 1) return done(null, `query returned ${series.length} series; aggregate it to one (e.g. sum(...))`);
+  return toValue(done, (series[0] as { value: [number, string] }).value[1]);
 }
 
 function toValue(done: (v: number | null, d?: string) => Measurement, text: string): Measurement {

@@ -10,6 +10,8 @@ export interface ProbeContext {
   at: Date;
   /** Fills `{{range}}` in burn-rate queries. */
   range?: string;
+  /** The watch's interval: lets the watch loop batch the queries of services whose ticks share a slot. */
+  intervalMs?: number;
 }
 
 /**

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AxiosInstance } from 'axios';
+import { Registry } from 'prom-client';
+import { BatchingPrometheusProvider, defaultBatchOptions } from './batch-prometheus.js';
+import { PrometheusProvider } from './prometheus.js';
+
+const AT = 1_700_000_000_000;
+const ratio = { kind: 'prometheus' as const, name: 'errors', query: 'sum(rate(err{service="{{service}}"}[1m])) / sum(rate(req{service="{{service}}"}[1m]))' };
+const ctxFor = (service: string, at = AT) => ({ template: { service, container: service, image: 'app:v2', version: 'v2' }, containerId: 'c', at: new Date(at), intervalMs: 1_000 });
+const series = (service: string, v: string) => ({ metric: { service }, value: [AT / 1000, v] });
+
+/** A Prometheus answering GETs (single queries) and POSTs (batched ones) from `answer`, recording each. */
+function fakePrometheus(answer: (query: string) => { status: number; data: unknown }) {
+  const asked: { method: string; query: string; time: number }[] = [];
+  const http = {
+    async get(_url: string, opts: { params: { query: string; time: number } }) {
+      asked.push({ method: 'GET', query: opts.params.query, time: opts.params.time });
+      return answer(opts.params.query);
+    },
+    async post(_url: string, form: string) {
+      const p = new URLSearchParams(form);
+      asked.push({ method: 'POST', query: p.get('query') ?? '', time: Number(p.get('time')) });
+      return answer(p.get('query') ?? '');
+    },
+  } as unknown as AxiosInstance;
+  const registry = new Registry();
+  const provider = new BatchingPrometheusProvider(new PrometheusProvider('http://127.0.0.1:9', 1_000, http), defaultBatchOptions, undefined, registry);
+  return { provider, asked, registry };
+}
+const vector = (result: unknown[]) => ({ status: 200, data: { status: 'success', data: { resultType: 'vector', result } } });
+
+describe('BatchingPrometheusProvider', () => {
+  it('a service alone on its template is queried as before, at its own time', async () => {
+    const { provider, asked } = fakePrometheus(() => vector([series('web', '0.5')]));
+    const m = await provider.measure(ratio, ctxFor('web'));
+    assert.equal(m.value, 0.5);
+    assert.deepEqual(asked.map((a) => [a.method, a.time]), [['GET', AT / 1000]]);
+    assert.match(asked[0]?.query ?? '', /service="web"/);
+  });
+
+  it('services sharing a template and a slot get one query, split by service', async () => {
+    const { provider, asked, registry } = fakePrometheus((q) => (q.includes('=~') ? vector([series('a', '0.1'), series('b', '0.2')]) : vector([])));
+    // Each is seen once so that the batcher knows they share the template.
+    await Promise.all(['a', 'b', 'c'].map((s) => provider.measure(ratio, ctxFor(s, AT - 1_000))));
+    asked.length = 0;
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((s, i) => provider.measure(ratio, ctxFor(s, AT + i * 10))));
+    assert.equal(asked.length, 1);
+    assert.equal(asked[0]?.method, 'POST');
+    assert.match(asked[0]?.query ?? '', /^sum by \(service\)\(rate\(err\{service=~"a\|b\|c"\}/);
+    // Evaluated at the end of the slot: never before any member's tick.
+    assert.ok((asked[0]?.time ?? 0) * 1000 >= AT + 20);
+    assert.equal(a?.value, 0.1);
+    assert.equal(b?.value, 0.2);
+    assert.equal(c?.value, null);
+    assert.equal(c?.detail, 'query returned no series');
+    const queries = await registry.getSingleMetricAsString('rollguard_prometheus_queries_total');
+    assert.match(queries, /mode="batch"} 2/); // the first round (b and c saw a) and this one
+  });
+
+  it('a template that cannot be batched is queried per service, and counted as a fallback', async () => {
+    const global = { ...ratio, query: 'sum(rate(err{service="{{service}}"}[1m])) / sum(rate(req[1m]))' };
+    const { provider, asked, registry } = fakePrometheus(() => vector([series('x', '1')]));
+    await Promise.all(['a', 'b'].map((s) => provider.measure(global, ctxFor(s))));
+    assert.deepEqual(asked.map((a) => a.method), ['GET', 'GET']);
+    assert.match(await registry.getSingleMetricAsString('rollguard_prometheus_batch_fallbacks_total'), /selector req without the placeholder matcher"} 2/);
+  });
+
+  it('a batched query Prometheus refuses is retried per service', async () => {
+    const { provider, asked } = fakePrometheus((q) => (q.includes('=~')
+      ? { status: 422, data: { status: 'error', errorType: 'execution', error: 'many-to-many matching not allowed' } }
+      : vector([series(/service="(\w+)"/.exec(q)?.[1] ?? '?', '0.3')])));
+    await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s, AT - 1_000))));
+    asked.length = 0;
+    const ms = await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s))));
+    assert.deepEqual(ms.map((m) => m.value), [0.3, 0.3]);
+    assert.deepEqual(asked.map((a) => a.method), ['POST', 'GET', 'GET']);
+  });
+
+  it('Prometheus down is no data for every member, without a query per service', async () => {
+    const { provider, asked } = fakePrometheus(() => ({ status: 503, data: 'down' }));
+    await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s, AT - 1_000))));
+    asked.length = 0;
+    const ms = await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s))));
+    assert.deepEqual(ms.map((m) => [m.value, m.detail]), [[null, 'Prometheus answered HTTP 503'], [null, 'Prometheus answered HTTP 503']]);
+    assert.equal(asked.length, 1);
+  });
+});
