@@ -3,8 +3,9 @@
  * or PGlite, and the rollguard CLI as a child process. Everything listens on 127.0.0.1.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,45 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** The built CLI; ROLLGUARD_DIST points at another build (e.g. `tsc --outDir .dist-x`) so parallel work does not share dist/; it must sit inside the checkout so node_modules resolve. */
 export const CLI = path.join(process.env.ROLLGUARD_DIST ? path.resolve(process.env.ROLLGUARD_DIST) : path.join(ROOT, 'dist'), 'cli/main.js');
 export const FIXTURE_PORT = 18080;
+
+/** Every secret a test gives rollguard contains this, so a kept log can be searched for any of them. */
+export const SECRET_MARKER = 'rg-test-secret';
+
+/** A fresh secret value carrying SECRET_MARKER; `what` says which kind it is, for a readable failure. */
+export function testSecret(what: string): string {
+  return `${SECRET_MARKER}-${what}-${randomBytes(8).toString('hex')}`;
+}
+
+/** The run of `node --test` this process belongs to: each test file runs as a child of one runner, named by its pid and start time. */
+function testRunId(): string {
+  if (process.env.ROLLGUARD_TEST_RUN) return process.env.ROLLGUARD_TEST_RUN;
+  try {
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, 'utf8');
+    const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return `run-${process.ppid}-${startTime}`;
+  } catch {
+    return `run-${process.ppid}`;
+  }
+}
+
+/** Where the output of every rollguard child process is kept, one directory per run of the suite (see zz-secrets-in-logs.test.ts). */
+export const KEPT_LOGS_ROOT = path.join(process.env.ROLLGUARD_TEST_LOGS ?? '/tmp/rollguard-test', 'daemon-logs');
+export const KEPT_LOGS = path.join(KEPT_LOGS_ROOT, testRunId());
+const testFile = path.basename(process.argv[1] ?? 'test').replace(/[^\w.-]/g, '_');
+let keptCount = 0;
+
+/** A new file name in KEPT_LOGS for this test process, for the output of a rollguard process a test spawns itself. */
+export function keptLogFile(kind: string): string {
+  mkdirSync(KEPT_LOGS, { recursive: true });
+  keptCount += 1;
+  return path.join(KEPT_LOGS, `${testFile}-${process.pid}-${keptCount}-${kind}.log`);
+}
+
+/** Appends the output of a short-lived rollguard command (its arguments, stdout and stderr) to this process's kept CLI log. */
+export async function keepOutput(args: readonly string[], stdout: string, stderr: string): Promise<void> {
+  mkdirSync(KEPT_LOGS, { recursive: true });
+  await appendFile(path.join(KEPT_LOGS, `${testFile}-${process.pid}-cli.log`), `$ rollguard ${args.join(' ')}\n${stdout ?? ''}${stderr ?? ''}\n`);
+}
 
 export async function docker(...args: string[]): Promise<string> {
   const { stdout } = await run('docker', args, { maxBuffer: 16 * 1024 * 1024 });
@@ -193,12 +233,12 @@ export interface HistoryRow {
   detected_at: string; decided_at: string | null; recovered_at: string | null; started_at: string;
 }
 
-/** Starts `rollguard run` as a real process with its own state directory and log file. */
+/** Starts `rollguard run` as a real process with its own state directory; its output is kept in KEPT_LOGS. */
 export async function startRollguard(policyText: string, opts: { databaseUrl?: string; stateDir?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Rollguard> {
   const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'rg-state-')));
   const policyFile = path.join(stateDir, 'policy.yaml');
   await writeFile(policyFile, policyText);
-  const logFile = path.join(stateDir, `rollguard-${Date.now()}.log`);
+  const logFile = keptLogFile('rollguard');
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, ROLLGUARD_STATE_DIR: stateDir, ROLLGUARD_LOG_LEVEL: 'debug' };
   delete env.DATABASE_URL;
@@ -212,9 +252,11 @@ export async function startRollguard(policyText: string, opts: { databaseUrl?: s
   const cli = async (...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> => {
     try {
       const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
+      await keepOutput(args, stdout, stderr);
       return { stdout, stderr, code: 0 };
     } catch (err) {
       const e = err as { stdout: string; stderr: string; code: number };
+      await keepOutput(args, e.stdout, e.stderr);
       return { stdout: e.stdout, stderr: e.stderr, code: e.code };
     }
   };

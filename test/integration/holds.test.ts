@@ -8,7 +8,7 @@ import {
 const NAME = 'rg-hold';
 const PORT = 18088;
 const SERVICE = 'hold';
-const TOKEN = 'test-api-token-4f9a';
+const TOKEN = 'rg-test-secret-api-token-4f9a';
 
 describe('fix-forward holds and the migration freeze on a real Docker host', { timeout: 300_000 }, () => {
   let images: FixtureImages;

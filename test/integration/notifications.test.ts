@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -21,7 +21,7 @@ import { PNG } from 'pngjs';
 import { SMTPServer } from 'smtp-server';
 import {
   buildFixtures, CLI, deploy, docker, fixturePolicy, freshDatabase, removeContainers, startPrometheus, startRollguard,
-  waitFor, type HistoryRow, type Prometheus, type Rollguard,
+  testSecret, waitFor, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
 const NAME = 'rg-notify';
@@ -35,10 +35,10 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 /** Every secret the channels use; none of them may ever show in a log, a status or a CLI error. */
 const SECRETS = {
-  pagerDutyKey: randomBytes(16).toString('hex'),
-  slackToken: randomBytes(12).toString('hex'),
-  webhookSecret: randomBytes(24).toString('hex'),
-  smtpPassword: randomBytes(12).toString('hex'),
+  pagerDutyKey: testSecret('pagerduty-key'),
+  slackToken: testSecret('slack-token'),
+  webhookSecret: testSecret('webhook-secret'),
+  smtpPassword: testSecret('smtp-password'),
 };
 const SMTP_USER = 'rollguard';
 const SLACK_PATH = `/services/T0RGNOTIFY/B0RGNOTIFY/${SECRETS.slackToken}`;
@@ -603,7 +603,7 @@ routes:
     assert.ok(body.includes('<h3>Recovery criteria</h3>'), 'the HTML lists the criteria');
   });
 
-  it('with the SMTP server down during the rollback, the revert completes, the email waits in the outbox, and arrives once SMTP is back', { timeout: 180_000 }, async () => {
+  it('fault: SMTP server down during a rollback → the revert completes, the email waits in the outbox and arrives once SMTP is back', { timeout: 180_000 }, async () => {
     const { rg } = await startCase(basePolicy());
     const before = await newestId(rg);
     await deploy(NAME, BAD_REF, [], PORT);
@@ -638,7 +638,7 @@ routes:
     assert.match(mail.parsed.text ?? '', new RegExp(`^Deployment: +#${d.id}, rolled_back,`, 'm'), 'the late email tells what was true when it happened');
   });
 
-  it('nothing is lost across kill -9: a new daemon on the same database delivers the queued email exactly once', { timeout: 240_000 }, async () => {
+  it('fault: kill -9 with emails waiting in the outbox → a new daemon on the same database delivers each exactly once', { timeout: 240_000 }, async () => {
     await smtp.stop();
     const { rg, db } = await startCase(basePolicy());
     const d = await deployAndSettle(rg, BAD_REF);
@@ -807,17 +807,17 @@ services:
 notifications:
   pager:
     pagerduty:
-      routing_key: abc123
+      routing_key: rg-test-secret-abc123
   chat:
     slack:
-      webhook_url: https://hooks.slack.com/services/T000/B000/literalslacktoken
+      webhook_url: https://hooks.slack.com/services/T000/B000/rg-test-secret-literalslacktoken
   hook:
     webhook:
       url: http://127.0.0.1:9/hook
-      secret: literal-hook-secret
+      secret: rg-test-secret-literal-hook-secret
   oncall-email:
     email:
-      smtp_url: smtp://rollguard:literal-smtp-password@127.0.0.1:25
+      smtp_url: smtp://rollguard:rg-test-secret-literal-smtp-password@127.0.0.1:25
       from: rollguard@example.com
       to: [oncall@example.com]
 routes:
@@ -838,14 +838,14 @@ routes:
     for (const [line, key, field] of expected) {
       assert.ok(r.stderr.includes(`${file}:${line}: ${key}: a secret must not be written in the policy; use "\${ENV_VAR}" or ${field}_file`), `line ${line} ${key}:\n${r.stderr}`);
     }
-    for (const value of ['abc123', 'literalslacktoken', 'literal-hook-secret', 'literal-smtp-password']) assert.equal(r.stderr.includes(value), false, `the refusal does not echo ${value}`);
+    for (const value of ['rg-test-secret-abc123', 'rg-test-secret-literalslacktoken', 'rg-test-secret-literal-hook-secret', 'rg-test-secret-literal-smtp-password']) assert.equal(r.stderr.includes(value), false, `the refusal does not echo ${value}`);
 
     // The ways the message names are accepted: ${ENV} and a *_file.
-    await writeFile(path.join(tmp, 'pd.key'), 'abc123\n');
+    await writeFile(path.join(tmp, 'pd.key'), 'rg-test-secret-abc123\n');
     const fixed = literal
-      .replace('routing_key: abc123', 'routing_key_file: pd.key')
+      .replace('routing_key: rg-test-secret-abc123', 'routing_key_file: pd.key')
       .replace(/webhook_url: .*/, 'webhook_url: ${SLACK_WEBHOOK_URL}')
-      .replace('secret: literal-hook-secret', 'secret: ${HOOK_SECRET}')
+      .replace('secret: rg-test-secret-literal-hook-secret', 'secret: ${HOOK_SECRET}')
       .replace(/smtp_url: .*/, 'smtp_url: ${SMTP_URL}');
     const fixedFile = path.join(tmp, 'env-secrets.yaml');
     await writeFile(fixedFile, fixed);
