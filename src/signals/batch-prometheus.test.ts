@@ -39,7 +39,7 @@ describe('BatchingPrometheusProvider', () => {
     assert.match(asked[0]?.query ?? '', /service="web"/);
   });
 
-  it('services sharing a template and a slot get one query, split by service', async () => {
+  it('services sharing a template get one query per tick, split by service', async () => {
     const { provider, asked, registry } = fakePrometheus((q) => (q.includes('=~') ? vector([series('a', '0.1'), series('b', '0.2')]) : vector([])));
     // Each is seen once so that the batcher knows they share the template.
     await Promise.all(['a', 'b', 'c'].map((s) => provider.measure(ratio, ctxFor(s, AT - 1_000))));
@@ -48,14 +48,30 @@ describe('BatchingPrometheusProvider', () => {
     assert.equal(asked.length, 1);
     assert.equal(asked[0]?.method, 'POST');
     assert.match(asked[0]?.query ?? '', /^sum by \(service\)\(rate\(err\{service=~"a\|b\|c"\}/);
-    // Evaluated at the end of the slot: never before any member's tick.
-    assert.ok((asked[0]?.time ?? 0) * 1000 >= AT + 20);
+    // Evaluated at the first member's tick: the others joined within the linger (20 ms at a 1 s interval).
+    assert.equal(asked[0]?.time, AT / 1000);
     assert.equal(a?.value, 0.1);
     assert.equal(b?.value, 0.2);
     assert.equal(c?.value, null);
     assert.equal(c?.detail, 'query returned no series');
     const queries = await registry.getSingleMetricAsString('rollguard_prometheus_queries_total');
     assert.match(queries, /mode="batch"} 2/); // the first round (b and c saw a) and this one
+  });
+
+  it('a service out of the rhythm waits for the next batch of the others, at most one interval', async () => {
+    const { provider, asked } = fakePrometheus(() => vector([series('a', '0.1'), series('b', '0.2'), series('c', '0.3')]));
+    await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s, AT - 1_000))));
+    asked.length = 0;
+    const started = Date.now();
+    // c ticks 950 ms before the rhythm of a and b: it waits for their batch instead of querying alone.
+    const late = provider.measure(ratio, ctxFor('c', AT - 950));
+    const [a, b] = await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s, AT))));
+    assert.equal((await late).value, 0.3);
+    assert.deepEqual([a?.value, b?.value], [0.1, 0.2]);
+    assert.equal(asked.length, 1);
+    assert.equal(asked[0]?.time, AT / 1000);
+    assert.match(asked[0]?.query ?? '', /a\|b\|c/);
+    assert.ok(Date.now() - started < 5_000);
   });
 
   it('a template that cannot be batched is queried per service, and counted as a fallback', async () => {

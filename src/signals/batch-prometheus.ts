@@ -12,29 +12,31 @@ export interface BatchOptions {
   /** Off: one query per service and rule, as without a batcher (the benchmark's baseline). */
   enabled: boolean;
   /**
-   * Width of the evaluation slots, by watch interval. Ticks of services that share a template and
-   * fall into one slot share one query evaluated at the slot's end, so a sample is never older than
-   * its tick and waits at most one slot. Default: interval / 5, between 50 ms and 500 ms.
+   * How long a batch stays open for ticks arriving just after the first one, by watch interval.
+   * A batch is evaluated at its first member's tick time, so a later member's sample is at most
+   * this much older than its tick. Default: interval / 50, between 10 ms and 100 ms.
    */
-  windowMs(intervalMs: number): number;
+  lingerMs(intervalMs: number): number;
 }
 
 export const defaultBatchOptions: BatchOptions = {
   enabled: true,
-  windowMs: (intervalMs) => Math.min(500, Math.max(50, Math.round(intervalMs / 5))),
+  lingerMs: (intervalMs) => Math.min(100, Math.max(10, Math.round(intervalMs / 50))),
 };
 
-/** ROLLGUARD_BATCH=off disables batching; ROLLGUARD_BATCH_WINDOW_MS fixes the slot width. */
+/** ROLLGUARD_BATCH=off disables batching; ROLLGUARD_BATCH_LINGER_MS fixes how long a batch stays open. */
 export function batchOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): BatchOptions {
-  const fixed = Number(env.ROLLGUARD_BATCH_WINDOW_MS);
+  const fixed = Number(env.ROLLGUARD_BATCH_LINGER_MS);
   return {
     enabled: env.ROLLGUARD_BATCH !== 'off',
-    windowMs: Number.isFinite(fixed) && fixed > 0 ? () => fixed : defaultBatchOptions.windowMs,
+    lingerMs: Number.isFinite(fixed) && fixed > 0 ? () => fixed : defaultBatchOptions.lingerMs,
   };
 }
 
 interface Waiter { value: string; started: number; resolve: (m: Measurement) => void }
-interface Pending { plan: BatchPlan; template: string; evalAt: number; waiters: Waiter[] }
+interface Pending { id: number; plan: BatchPlan; evalAt: number; waiters: Waiter[] }
+/** The template's main rhythm: the last batch that most of its services were in. */
+interface Anchor { id: number; evalAt: number; size: number; periodMs: number }
 
 const RANGE = new RegExp(`\\{\\{\\s*${RANGE_VAR}\\s*\\}\\}`, 'g');
 
@@ -73,7 +75,12 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
   private readonly plans = new Map<string, BatchPlan | NoBatch>();
   /** Template → value → when it was last asked for: who shares the template now. */
   private readonly members = new Map<string, Map<string, number>>();
-  private readonly pending = new Map<string, Pending>();
+  /** Open batches by template. */
+  private readonly open = new Map<string, Pending[]>();
+  private readonly anchors = new Map<string, Anchor>();
+  /** Template → value → the batch the service was last answered from. */
+  private readonly lastBatch = new Map<string, Map<string, number>>();
+  private nextId = 1;
   private readonly m: BatchMetrics;
 
   constructor(
@@ -112,20 +119,50 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     }
     if (!company) return this.single(signal, ctx, 'single');
 
-    const window = this.opts.windowMs(intervalMs);
-    const evalAt = (Math.floor(at / window) + 1) * window;
-    const key = `${evalAt}\u0000${template}`;
-    let batch = this.pending.get(key);
+    // Ticks of the services in one batch end together, so they come back together one interval
+    // later and share a batch again without waiting. A service outside that rhythm (a new watch)
+    // waits once, at most one interval, for the rhythm's next batch, and stays in it from then on.
+    const linger = this.opts.lingerMs(intervalMs);
+    const anchor = this.anchors.get(template);
+    const inRhythm = anchor !== undefined && this.lastBatch.get(template)?.get(value) === anchor.id;
+    const maxWait = inRhythm ? linger : intervalMs;
+    const open = this.open.get(template) ?? [];
+    let batch = open.find((b) => b.evalAt >= at - linger && b.evalAt <= at + maxWait);
     if (!batch) {
-      const created: Pending = { plan, template, evalAt, waiters: [] };
-      this.pending.set(key, (batch = created));
-      setTimeout(() => {
-        this.pending.delete(key);
-        void this.flush(signal, ctx, created);
-      }, Math.max(0, evalAt - at));
+      let evalAt = at;
+      if (anchor && !inRhythm && anchor.evalAt >= at - 2 * intervalMs - anchor.periodMs) {
+        let next = anchor.evalAt + anchor.periodMs;
+        while (next < at - linger) next += anchor.periodMs;
+        if (next <= at + intervalMs) evalAt = Math.max(at, next);
+      }
+      batch = this.openBatch(signal, ctx, template, plan, evalAt, Math.max(0, evalAt - at) + linger, intervalMs);
     }
+    const joined = batch;
     const started = performance.now();
-    return new Promise<Measurement>((resolve) => batch.waiters.push({ value, started, resolve }));
+    return new Promise<Measurement>((resolve) => joined.waiters.push({ value, started, resolve }));
+  }
+
+  private openBatch(signal: PrometheusSignal, ctx: ProbeContext, template: string, plan: BatchPlan, evalAt: number, flushInMs: number, intervalMs: number): Pending {
+    const batch: Pending = { id: this.nextId++, plan, evalAt, waiters: [] };
+    const open = this.open.get(template) ?? [];
+    open.push(batch);
+    this.open.set(template, open);
+    setTimeout(() => {
+      const still = (this.open.get(template) ?? []).filter((b) => b !== batch);
+      if (still.length) this.open.set(template, still);
+      else this.open.delete(template);
+      const members = this.lastBatch.get(template) ?? new Map<string, number>();
+      this.lastBatch.set(template, members);
+      for (const w of batch.waiters) members.set(w.value, batch.id);
+      const anchor = this.anchors.get(template);
+      if (!anchor || batch.waiters.length * 2 >= anchor.size || evalAtStale(anchor, batch.evalAt, intervalMs)) {
+        const gap = anchor ? batch.evalAt - anchor.evalAt : 0;
+        const periodMs = gap >= intervalMs && gap < 2 * intervalMs ? gap : anchor?.periodMs ?? intervalMs;
+        this.anchors.set(template, { id: batch.id, evalAt: batch.evalAt, size: batch.waiters.length, periodMs });
+      }
+      void this.flush(signal, ctx, batch);
+    }, flushInMs);
+    return batch;
   }
 
   private single(signal: PrometheusSignal, ctx: ProbeContext, mode: 'single' | 'fallback'): Promise<Measurement> {
@@ -173,6 +210,10 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     }
     for (const w of waiters) w.resolve(vectorMeasurement(bySeries.get(w.value) ?? [], (value, detail) => finish(w, value, detail)));
   }
+}
+
+function evalAtStale(anchor: Anchor, evalAt: number, intervalMs: number): boolean {
+  return evalAt - anchor.evalAt > 2 * intervalMs + anchor.periodMs;
 }
 
 /**
