@@ -144,6 +144,8 @@ describe('parsePolicy: defaults and overrides', () => {
       onNoData: undefined,
       inconclusiveIsGood: false,
       onMigrations: 'hold',
+      maxRollbacks: { count: 3, perMs: 3_600_000 },
+      onBadImage: 'revert',
       minRequests: undefined,
     });
   });
@@ -159,6 +161,26 @@ describe('parsePolicy: defaults and overrides', () => {
     assert.equal(service.minDataRatio, 0, 'service min_data_ratio of 0 is kept, not replaced by the default');
     assert.equal(service.stopTimeoutMs, 0, 'service stop_timeout of 0s is kept, not replaced by the default');
     assert.equal(service.recoveryTimeoutMs, 120_000, 'built-in recovery_timeout');
+  });
+
+  it('max_rollbacks and on_bad_image: a service overrides the defaults, which override 3 per 1h and revert', () => {
+    const policy = parse(yaml(
+      'version: 1',
+      'defaults:',
+      '  max_rollbacks: {count: 2, per: 30m}',
+      '  on_bad_image: warn',
+      'services:',
+      '  web:',
+      ...MINIMAL_WEB,
+      '    max_rollbacks: {count: 5, per: 2h}',
+      '    on_bad_image: revert',
+      '  api:',
+      ...MINIMAL_WEB.map((l) => l.replace('container: web', 'container: api')),
+    ));
+    assert.deepEqual(policy.services.web?.maxRollbacks, { count: 5, perMs: 7_200_000 });
+    assert.equal(policy.services.web?.onBadImage, 'revert');
+    assert.deepEqual(policy.services.api?.maxRollbacks, { count: 2, perMs: 1_800_000 }, 'the defaults apply where the service says nothing');
+    assert.equal(policy.services.api?.onBadImage, 'warn');
   });
 
   const matches: [form: string, expected: ServicePolicy['match']][] = [
@@ -401,6 +423,34 @@ describe('parsePolicy: problems', () => {
       '      - {name: down, signal: up, below: 1}',
     ];
     assert.deepEqual(problems(policyWith(lines)), ['p.yaml:6: services.web.signals.up: set exactly one of prometheus, http or container']);
+  });
+
+  it('rejects bad max_rollbacks and on_bad_image values with their lines', () => {
+    const text = yaml(
+      'version: 1', //                                  1
+      'defaults:', //                                   2
+      '  max_rollbacks: {count: 0, per: 1h}', //        3
+      '  on_bad_image: ignore', //                      4
+      'services:', //                                   5
+      '  web:', //                                      6
+      ...MINIMAL_WEB, //                                7-15
+      '    max_rollbacks:', //                          16
+      '      count: 3', //                              17
+      '      per: an hour', //                          18
+      '      every: 1h', //                             19
+    );
+    assert.deepEqual(problems(text), [
+      'p.yaml:3: defaults.max_rollbacks.count: Too small: expected number to be >=1',
+      'p.yaml:4: defaults.on_bad_image: expected one of "revert", "warn"',
+      'p.yaml:18: services.web.max_rollbacks.per: expected a duration such as 500ms, 15s, 10m or 1h',
+      'p.yaml:19: services.web.max_rollbacks.every: unknown key',
+    ]);
+  });
+
+  it('rejects max_rollbacks without its count or per', () => {
+    assert.deepEqual(problems(policyWith([...MINIMAL_WEB, '    max_rollbacks: {count: 3}'])), [
+      'p.yaml:13: services.web.max_rollbacks.per: required',
+    ]);
   });
 
   it('rejects a service without rules', () => {

@@ -247,6 +247,8 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       onNoData: svc.on_no_data ?? d.on_no_data,
       inconclusiveIsGood: svc.inconclusive_is_good ?? d.inconclusive_is_good,
       onMigrations: svc.on_migrations,
+      maxRollbacks: (({ count, per }) => ({ count, perMs: per }))(svc.max_rollbacks ?? d.max_rollbacks),
+      onBadImage: svc.on_bad_image ?? d.on_bad_image,
       minRequests: svc.min_requests ? { signal: svc.min_requests.signal, atLeast: svc.min_requests.at_least } : undefined,
       signals,
       rules: svc.rules.map((r) => ({

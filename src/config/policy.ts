@@ -81,6 +81,16 @@ export interface ServicePolicy {
    * default: page and wait for `rollguard release`) unless this says `revert`.
    */
   onMigrations: 'hold' | 'revert';
+  /**
+   * At most `count` reverts within `perMs`; beyond it rollguard does not revert and pages. Absent
+   * only in hand-built policies (tests), where 3 per hour applies.
+   */
+  maxRollbacks?: { count: number; perMs: number };
+  /**
+   * A redeploy of an image rollguard reverted away from: `revert` reverts it at once, `warn` tells
+   * the on-call and watches it normally. Absent only in hand-built policies, where `revert` applies.
+   */
+  onBadImage?: 'revert' | 'warn';
   /** Traffic floor: below it, Prometheus-based rules get no-data samples. */
   minRequests?: { signal: string; atLeast: number };
   signals: Record<string, Signal>;

@@ -23,7 +23,15 @@ const timingHelp = {
   min_data_ratio: 'Share of samples of each rule signal that must carry data for a window to be conclusive; below it the deployment is inconclusive.',
   warmup: 'After the container starts, wait this long before any sample counts (slow starters are not judged while starting).',
   inconclusive_is_good: 'Let a version whose window ended inconclusive become known-good anyway.',
+  max_rollbacks: 'At most `count` reverts of a service within `per` (a duration); beyond it rollguard does not revert and pages (P0) for a human to decide.',
+  on_bad_image: 'A redeploy of an image rollguard reverted away from: revert reverts it at once; warn tells the on-call and watches it like any other deployment.',
 } as const;
+
+const maxRollbacks = z
+  .strictObject({
+    count: z.number().int().min(1).max(100).describe('Reverts allowed within `per`.'),
+    per: positiveDuration.describe('The sliding window the reverts are counted over (a duration: 30m, 1h).'),
+  });
 
 const timing = {
   window: positiveDuration.optional().describe(timingHelp.window),
@@ -41,6 +49,8 @@ const timing = {
     .optional()
     .describe('What to do when a rollback rule keeps getting no data (Prometheus down, no series).'),
   inconclusive_is_good: z.boolean().optional().describe(`${timingHelp.inconclusive_is_good} Default false.`),
+  max_rollbacks: maxRollbacks.optional().describe(`${timingHelp.max_rollbacks} Default {count: 3, per: 1h}.`),
+  on_bad_image: z.enum(['revert', 'warn']).optional().describe(`${timingHelp.on_bad_image} Default revert.`),
 };
 
 const match = z
@@ -185,6 +195,8 @@ export const policyFileSchema = z
         warmup: duration.default(0).describe(`${timingHelp.warmup} Default 0s.`),
         on_no_data: timing.on_no_data,
         inconclusive_is_good: z.boolean().default(false).describe(`${timingHelp.inconclusive_is_good} Default false.`),
+        max_rollbacks: maxRollbacks.default({ count: 3, per: 3_600_000 }).describe(`${timingHelp.max_rollbacks} Default {count: 3, per: 1h}.`),
+        on_bad_image: z.enum(['revert', 'warn']).default('revert').describe(`${timingHelp.on_bad_image} Default revert.`),
       })
       .prefault({})
       .describe('Timings for every service; each service may override any of them.'),

@@ -23,6 +23,8 @@ import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './samplin
 import { BatchedProviders } from '../signals/batch-prometheus.js';
 import type { Writes } from '../store/write-behind.js';
 import { noFailpoints, type Failpoint } from './failpoints.js';
+import { BadImages } from '../store/bad-images.js';
+import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, FlapGuard, rollbackLimitMessage, type RecordWrite } from './flapping.js';
 
 export interface DaemonDeps {
   docker: Docker;
@@ -96,6 +98,8 @@ export class Daemon {
   private readonly now: () => Date;
   private readonly log: Logger;
   private stopping = false;
+  /** Bad images and the revert history (anti-flapping); made on first use. */
+  private flapGuard?: FlapGuard;
   /** The providers the watch loop samples with: Prometheus queries of services sharing a template are batched. */
   private readonly sampling: BatchedProviders;
 
@@ -366,6 +370,37 @@ export class Daemon {
       this.pendingMigrations.delete(service.name);
     }
     await this.announce(watch, 'deployment_detected', 'P2', {});
+    await this.onBadImage(watch);
+  }
+
+  private flaps(): FlapGuard {
+    const writes = this.deps.writes as Writes & { write?: RecordWrite };
+    const record: RecordWrite = writes.write
+      ? (what, run) => (writes.write as RecordWrite).call(writes, what, run)
+      : (what, run) => run((id) => id).catch((err) => this.log.error({ err, what }, 'the store refused a write; it is dropped'));
+    return (this.flapGuard ??= new FlapGuard({ repo: new BadImages(this.deps.store.sql), record, log: this.log }));
+  }
+
+  /**
+   * A redeploy of an image rollguard reverted away from: reverted at once through the usual
+   * revert (counted against max_rollbacks), or with `on_bad_image: warn` told and watched as usual.
+   */
+  private async onBadImage(watch: Watch): Promise<void> {
+    const { service, deployment } = watch;
+    const mark = await this.flaps().badImage(service.name, deployment.to_image, this.serviceState(service.name).knownGood, this.now());
+    if (!mark || watch.done) return;
+    const then = service.onBadImage ?? 'revert';
+    const rule = badImageRule(service);
+    const message = badImageMessage(mark, then);
+    this.log.warn({ service: service.name, deployment: deployment.id, image: shortId(mark.image_id), markedAt: mark.marked_at, markedBy: mark.deployment_id, then }, 'an image reverted away from was redeployed');
+    if (then === 'warn') {
+      await this.announce(watch, 'rule_breached', rule.severity, { rule: { ...rule, action: 'notify' }, reason: message },
+        { kind: 'bad_image', rule: rule.name, severity: rule.severity, detail: message }, 'bad-image');
+      return;
+    }
+    if (await this.paused(watch, rule)) return;
+    this.endWatch(watch);
+    await this.rollback(watch, rule, null, message);
   }
 
   // ---- watching ----------------------------------------------------------------------------
@@ -647,9 +682,11 @@ export class Daemon {
     await announcer.announce(event, { deploymentId: d.id, decision: record, dedupSuffix });
   }
 
-  private async rollback(watch: Watch, rule: ServicePolicy['rules'][number], value: number | null): Promise<void> {
+  /** `because` replaces the rule's breach as the reason (a redeployed bad image). */
+  private async rollback(watch: Watch, rule: ServicePolicy['rules'][number], value: number | null, because?: string): Promise<void> {
     const { service, deployment } = watch;
-    const reason = `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} consecutive samples (last ${value})`;
+    const reason = because ?? `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} consecutive samples (last ${value})`;
+    if (!this.deps.dryRun && !(await this.admitRevert(watch, rule, reason))) return;
     const decidedAt = this.now();
     const decision = { kind: 'rollback', rule: rule.name, severity: rule.severity, detail: this.deps.dryRun ? `dry run: ${reason}` : reason };
     if (this.deps.dryRun) {
@@ -664,9 +701,32 @@ export class Daemon {
     deployment.state = 'rolling_back';
     deployment.reason = reason;
     deployment.phase = 'decided';
-    await this.announce(watch, 'rollback_started', rule.severity, { rule }, decision);
+    await this.announce(watch, 'rollback_started', rule.severity, { rule, reason: because }, decision);
     await (this.deps.failpoint ?? noFailpoints)('revert.decided', { deployment: deployment.id });
     await this.revert(watch, rule, false);
+  }
+
+  /**
+   * max_rollbacks: a revert within the limit is counted and its image marked bad (whatever the
+   * revert's outcome: rollguard reverted away from it). Beyond the limit nothing is changed: the
+   * deployment ends rollback_failed and a P0 page says a human must decide.
+   */
+  private async admitRevert(watch: Watch, rule: ServicePolicy['rules'][number], reason: string): Promise<boolean> {
+    const { service, deployment } = watch;
+    const now = this.now();
+    const budget = await this.flaps().budget(service.name, service.maxRollbacks ?? DEFAULT_MAX_ROLLBACKS, now);
+    if (budget.allowed) {
+      await this.flaps().reverted(service.name, deployment, now, reason);
+      return true;
+    }
+    const why = rollbackLimitMessage(service.name, budget);
+    this.log.error({ escalate: true, severity: 'P0', service: service.name, deployment: deployment.id, rule: rule.name, reverts: budget.used, limit: budget.limit }, 'ROLLBACK LIMIT REACHED — not reverting; escalate to a human');
+    await this.deps.writes.updateDeployment(deployment.id, { state: 'rollback_failed', reason: why, decided_at: now });
+    deployment.state = 'rollback_failed';
+    deployment.reason = why;
+    this.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'limited' });
+    await this.announce(watch, 'rollback_failed', 'P0', { rule, reason: why }, { kind: 'rollback_limit', rule: rule.name, severity: 'P0', detail: `${why}; the breach: ${reason}` });
+    return false;
   }
 
   /**

@@ -1,0 +1,175 @@
+/**
+ * Anti-flapping: rollguard must never make an outage worse. An image it reverted away from is
+ * bad (its redeploy is reverted at once, or only warned about); reverts per service are limited
+ * (`max_rollbacks`), beyond which it pages instead; and it never reverts a revert (see revert.ts:
+ * a restored version that fails its recovery escalates, it is never reverted in turn).
+ *
+ * The decisions are pure functions over plain data; FlapGuard keeps what they need in memory, so
+ * they hold while the store is down, seeded from the store the first time a service needs them.
+ */
+import type { Logger } from 'pino';
+import { formatDuration } from '../config/duration.js';
+import type { Rule, ServicePolicy, Severity } from '../config/policy.js';
+import { shortId } from '../deploys/container-inspect.js';
+import type { BadImage, BadImages, RevertRecord } from '../store/bad-images.js';
+import type { Deployment, KnownGood } from '../store/store.js';
+import type { ResolveId } from '../store/write-behind.js';
+
+/** At most `count` reverts of a service within `perMs`. */
+export interface RollbackLimit { count: number; perMs: number }
+
+/** Applies where a (hand-built) policy sets no limit; the loader always sets one. */
+export const DEFAULT_MAX_ROLLBACKS: RollbackLimit = { count: 3, perMs: 3_600_000 };
+
+/** Whether another revert is allowed now; when not, when the oldest counted revert leaves the window. */
+export type RevertBudget =
+  | { allowed: true; used: number; limit: RollbackLimit }
+  | { allowed: false; used: number; limit: RollbackLimit; freesAt: Date };
+
+/**
+ * The mark of `imageId` when it is bad for the service: rollguard reverted away from it, and it has
+ * not become known-good since (a redeploy that survived its window, e.g. under on_bad_image: warn).
+ */
+export function badImageMark(marks: Iterable<BadImage>, imageId: string, knownGood?: Pick<KnownGood, 'image_id' | 'since'>): BadImage | undefined {
+  let mark: BadImage | undefined;
+  for (const m of marks) if (m.image_id === imageId && (!mark || m.marked_at > mark.marked_at)) mark = m;
+  if (!mark) return undefined;
+  if (knownGood?.image_id === imageId && knownGood.since.getTime() >= mark.marked_at.getTime()) return undefined;
+  return mark;
+}
+
+/** Counts the reverts decided within the limit's window before `now`; allowed while fewer than `count`. */
+export function revertBudget(decidedAt: Iterable<Date>, limit: RollbackLimit, now: Date): RevertBudget {
+  const from = now.getTime() - limit.perMs;
+  const inWindow = [...decidedAt].map((d) => d.getTime()).filter((t) => t > from && t <= now.getTime()).sort((a, b) => a - b);
+  if (inWindow.length < limit.count) return { allowed: true, used: inWindow.length, limit };
+  // The window slides: one more revert is allowed once enough of the counted ones have left it.
+  const oldestToLeave = inWindow[inWindow.length - limit.count] as number;
+  return { allowed: false, used: inWindow.length, limit, freesAt: new Date(oldestToLeave + limit.perMs) };
+}
+
+/** `2026-05-01 03:00:15 UTC` */
+const utc = (t: Date): string => `${t.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+
+/** What rollguard says about a redeploy of a bad image, by what it does about it. */
+export function badImageMessage(mark: BadImage, then: 'revert' | 'warn'): string {
+  const what = `image ${mark.image_ref} (${shortId(mark.image_id)}) was reverted away from at ${utc(mark.marked_at)}${mark.deployment_id === null ? '' : ` (deployment #${mark.deployment_id})`}`;
+  return then === 'revert'
+    ? `${what}; redeployed, reverted immediately`
+    : `${what}; redeployed, watched like any other deployment (on_bad_image: warn)`;
+}
+
+/** Why a revert the rules call for is not made. */
+export function rollbackLimitMessage(service: string, budget: Extract<RevertBudget, { allowed: false }>): string {
+  const { count, perMs } = budget.limit;
+  return `rollback limit of ${count} per ${formatDuration(perMs)} reached for ${service}; not reverting; a human must decide (${budget.used} revert(s) in the last ${formatDuration(perMs)}; the next is allowed from ${utc(budget.freesAt)})`;
+}
+
+const SEVERITY_ORDER: readonly Severity[] = ['P0', 'P1', 'P2'];
+
+/** The rule a revert of a bad image is made under: as severe as the service's most severe rollback rule. */
+export function badImageRule(service: Pick<ServicePolicy, 'rules'>): Rule {
+  const severities = service.rules.filter((r) => r.action === 'rollback').map((r) => r.severity);
+  const severity = SEVERITY_ORDER.find((s) => severities.includes(s)) ?? 'P1';
+  return { name: 'bad image redeployed', signal: 'image', above: 0, for: 1, severity, action: 'rollback' };
+}
+
+/** Queues a store write behind the others (see WriteBehind.write): kept in memory while the store is down. */
+export type RecordWrite = (what: string, run: (resolve: ResolveId) => Promise<void>) => Promise<void>;
+
+export interface FlapGuardDeps {
+  repo: Pick<BadImages, 'mark' | 'unmark' | 'forService' | 'revertsSince'>;
+  record: RecordWrite;
+  log: Logger;
+  /** How long a first look at the store may hold up a decision; past it the decision uses memory (default 2 s). */
+  seedWaitMs?: number;
+}
+
+interface ServiceFlaps {
+  bad: Map<string, BadImage>;
+  /** When each revert was decided, by the deployed container (stable while the store gives IDs late). */
+  reverts: Map<string, Date>;
+  seeded: boolean;
+  seeding?: Promise<void>;
+}
+
+/** Reverts older than this are forgotten, unless the limit's window is longer. */
+const KEEP_MS = 24 * 3_600_000;
+
+/** Bad images and the revert history, per service, in memory; the store only seeds and persists them. */
+export class FlapGuard {
+  private readonly services = new Map<string, ServiceFlaps>();
+
+  constructor(private readonly deps: FlapGuardDeps) {}
+
+  /**
+   * The mark of the image when a redeploy of it must be reverted or warned about. A marked image
+   * that has become known-good since (a redeploy of it survived its window) is cleared for good.
+   */
+  async badImage(service: string, imageId: string, knownGood: KnownGood | undefined, now: Date): Promise<BadImage | undefined> {
+    const s = await this.seeded(service, now, KEEP_MS);
+    const stale = knownGood && s.bad.get(knownGood.image_id);
+    if (knownGood && stale && !badImageMark([stale], knownGood.image_id, knownGood)) {
+      s.bad.delete(knownGood.image_id);
+      this.deps.log.info({ service, image: shortId(knownGood.image_id) }, 'an image reverted away from has become known-good since; no longer marked bad');
+      await this.deps.record(`bad image ${shortId(knownGood.image_id)} cleared`, () => this.deps.repo.unmark(service, knownGood.image_id, knownGood.since));
+    }
+    return badImageMark(s.bad.values(), imageId, knownGood);
+  }
+
+  /** Whether a revert of the service may be made now under `limit`. */
+  async budget(service: string, limit: RollbackLimit, now: Date): Promise<RevertBudget> {
+    const s = await this.seeded(service, now, Math.max(limit.perMs, KEEP_MS));
+    for (const [k, t] of s.reverts) if (now.getTime() - t.getTime() > Math.max(limit.perMs, KEEP_MS)) s.reverts.delete(k);
+    return revertBudget(s.reverts.values(), limit, now);
+  }
+
+  /**
+   * A revert of `deployment` was decided: it counts against the limit, and its image is bad from
+   * now on — whatever the revert's outcome, rollguard reverted away from it.
+   */
+  async reverted(service: string, deployment: Pick<Deployment, 'id' | 'container_id' | 'to_image' | 'to_ref'>, at: Date, reason: string): Promise<void> {
+    const s = this.state(service);
+    s.reverts.set(deployment.container_id, at);
+    const mark: BadImage = { service, image_id: deployment.to_image, image_ref: deployment.to_ref, deployment_id: deployment.id, marked_at: at, reason };
+    s.bad.set(mark.image_id, mark);
+    await this.deps.record(`bad image ${shortId(mark.image_id)}`, (resolve) =>
+      this.deps.repo.mark({ ...mark, deployment_id: mark.deployment_id === null ? null : resolve(mark.deployment_id) }));
+  }
+
+  private state(service: string): ServiceFlaps {
+    let s = this.services.get(service);
+    if (!s) this.services.set(service, (s = { bad: new Map(), reverts: new Map(), seeded: false }));
+    return s;
+  }
+
+  /** Loads what the store knows once (merged with what happened meanwhile); never waits long, never throws. */
+  private async seeded(service: string, now: Date, lookBackMs: number): Promise<ServiceFlaps> {
+    const s = this.state(service);
+    if (s.seeded) return s;
+    s.seeding ??= this.seed(s, service, new Date(now.getTime() - lookBackMs)).finally(() => {
+      s.seeding = undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([s.seeding, new Promise<void>((r) => (timer = setTimeout(r, this.deps.seedWaitMs ?? 2_000)))]);
+    clearTimeout(timer);
+    return s;
+  }
+
+  private async seed(s: ServiceFlaps, service: string, since: Date): Promise<void> {
+    let marks: BadImage[];
+    let reverts: RevertRecord[];
+    try {
+      [marks, reverts] = await Promise.all([this.deps.repo.forService(service), this.deps.repo.revertsSince(service, since)]);
+    } catch (err) {
+      this.deps.log.warn({ err, service }, 'cannot read bad images and recent reverts; deciding from memory');
+      return;
+    }
+    for (const m of marks) {
+      const known = s.bad.get(m.image_id);
+      if (!known || known.marked_at < m.marked_at) s.bad.set(m.image_id, m);
+    }
+    for (const r of reverts) if (!s.reverts.has(r.container_id)) s.reverts.set(r.container_id, r.decided_at);
+    s.seeded = true;
+  }
+}
