@@ -6,6 +6,7 @@ import { measureBurnRate } from '../signals/burn-rate.js';
 import { measure, type ProviderRegistry } from '../signals/registry.js';
 import { breaches, valueKey } from '../policy/assess.js';
 import { PrometheusProvider } from '../signals/prometheus.js';
+import type { ContainerStateProvider } from '../signals/container-state.js';
 
 /** Measures the named signals of a service concurrently, all at one evaluation time. */
 export async function sampleSignals(
@@ -23,7 +24,33 @@ export async function sampleSignals(
       return [name, m];
     }),
   );
-  return Object.fromEntries(entries);
+  return withEngineOutage(providers, service, Object.fromEntries(entries));
+}
+
+/** Signal kinds whose answer depends on the Docker engine running the service's container. */
+const ENGINE_BOUND: ReadonlySet<Signal['kind']> = new Set(['http', 'container']);
+
+/**
+ * While the Docker engine itself does not answer (restarting, crashed), the containers it runs are
+ * stopped or unknowable: a failed HTTP check or container read then says nothing about the
+ * deployment. Such samples become no data — never a breach — so an engine restart does not make a
+ * revert (which could not run anyway). The engine is asked only when a sample looks failed.
+ */
+async function withEngineOutage(providers: ProviderRegistry, service: ServicePolicy, measured: Record<string, Measurement>): Promise<Record<string, Measurement>> {
+  const engine = providers.container as Partial<Pick<ContainerStateProvider, 'engineReachable'>> | undefined;
+  const bound = Object.keys(measured).filter((name) => {
+    const kind = service.signals[name]?.kind;
+    return kind !== undefined && ENGINE_BOUND.has(kind);
+  });
+  const failedLooking = bound.some((name) => !measured[name]?.value);
+  if (!failedLooking || typeof engine?.engineReachable !== 'function') return measured;
+  const reachable = await engine.engineReachable();
+  if (reachable === true) return measured;
+  const out = { ...measured };
+  for (const name of bound) {
+    out[name] = { value: null, detail: `Docker engine not answering (${reachable}); no data`, latencyMs: measured[name]?.latencyMs ?? 0 };
+  }
+  return out;
 }
 
 /** Signals the rules of a service read directly, each once (burn-rate rules measure their own windows). */

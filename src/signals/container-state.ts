@@ -9,6 +9,18 @@ export class ContainerStateProvider implements SignalProvider<ContainerSignal> {
 
   constructor(private readonly docker: Docker) {}
 
+  /** Whether the Docker engine answers `/_ping` within `timeoutMs`; when it does not, why. */
+  async engineReachable(timeoutMs = 1_000): Promise<true | string> {
+    try {
+      // dockerode takes an abortSignal here; its types do not say so.
+      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
+      await ping({ abortSignal: AbortSignal.timeout(timeoutMs) });
+      return true;
+    } catch (err) {
+      return errorText(err);
+    }
+  }
+
   async measure(signal: ContainerSignal, ctx: ProbeContext): Promise<Measurement> {
     const started = performance.now();
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
