@@ -32,7 +32,7 @@ describe('a watch interrupted by a restart of rollguard', { timeout: 180_000 }, 
     await db?.drop();
   });
 
-  it('SIGTERM leaves the watch open; the next start resumes the same deployment and finishes it', async () => {
+  it('fault: SIGTERM of rollguard mid-window → the watch stays open; the next start resumes the same deployment and finishes it', async () => {
     rg = await startRollguard(policy(prom.url), { databaseUrl: db.url });
     await waitFor('adoption', async () => (await rg?.status())?.services[SERVICE]?.image === images.good);
     await deploy(NAME, 'rollguard-fixture:v1.1', [], PORT);
@@ -55,7 +55,7 @@ describe('a watch interrupted by a restart of rollguard', { timeout: 180_000 }, 
     assert.equal((await inspect(NAME))?.Image, images.good2);
   });
 
-  it('a bad deploy found running at start-up with an open watch is reverted after the restart', async () => {
+  it('fault: SIGTERM of rollguard while a bad deploy is watched → the bad deploy is reverted after the restart', async () => {
     await rg?.stop('SIGTERM');
     rg = undefined;
     rg = await startRollguard(policy(prom.url), { databaseUrl: db.url });

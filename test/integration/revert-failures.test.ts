@@ -133,7 +133,7 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     await removeOwnImages();
   });
 
-  it('a known-good image that is gone fails the revert with its name and leaves the bad container untouched', { timeout: 120_000 }, async () => {
+  it('fault: the known-good image removed before a revert → the revert fails naming the image, the bad container is left untouched', { timeout: 120_000 }, async () => {
     const goodImage = await buildOwnImage('fail-good');
     await deploy(NAME, 'rollguard-fixture:fail-good', [], PORT);
     const rg = await startCase(policy());
@@ -170,7 +170,7 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     assert.equal(await readyStatus(PORT), 200, 'the bad version still serves');
   });
 
-  it('recovery never met: retries max_attempts times, then escalates with the known-good running and the bad one parked', { timeout: 120_000 }, async () => {
+  it('fault: recovery never met after a revert → retried max_attempts times, then escalated with the known-good running and the bad one parked', { timeout: 120_000 }, async () => {
     const goodImage = await buildOwnImage('fail-retry');
     const unmeetable = policy({ maxAttempts: 2, recoveryTimeout: '3s' })
       .replace(/    recovery:\n(      - .*\n)+/, '    recovery:\n      - {signal: ready, above: 5}\n');

@@ -86,7 +86,7 @@ describe('watch and revert on a real Docker host (PostgreSQL store)', { timeout:
     assert.equal(await readyStatus(), 200);
   });
 
-  it('with Prometheus stopped during the window, a bad deploy is not reverted and ends inconclusive', async () => {
+  it('fault: Prometheus killed, then a 20 %-error deploy → not reverted, the deployment ends inconclusive', async () => {
     await prom.stop();
     try {
       const d = await deployAndSettle(rg, 'rollguard-fixture:v2-errors');
