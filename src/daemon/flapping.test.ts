@@ -178,6 +178,31 @@ describe('FlapGuard', () => {
     assert.equal((await guard.budget('web', HOUR, at(6))).used, 4, 'once the store answers, what it knew is merged in');
   });
 
+  it('reads the store again after a while: a revert another instance made meanwhile counts', async () => {
+    const reverts: RevertRecord[] = [];
+    const repo = fakeRepo([], reverts);
+    const guard = new FlapGuard({ repo, record: immediate, log });
+    assert.equal((await guard.budget('web', HOUR, at(0))).used, 0);
+    reverts.push({ deployment_id: 9, container_id: 'c9', decided_at: at(1) });
+    assert.equal((await guard.budget('web', HOUR, new Date(at(0).getTime() + 30_000))).used, 0, 'read half a minute ago: from memory');
+    assert.equal((await guard.budget('web', HOUR, at(2))).used, 1, 'read again after a minute');
+    assert.equal((await guard.budget('web', HOUR, at(4))).used, 1, 'counted once however often it is read');
+  });
+
+  it('fault: store unreachable → after one failed read, decisions do not wait on it for a while', async () => {
+    const repo = fakeRepo();
+    repo.down = true;
+    let reads = 0;
+    const forService = repo.forService;
+    repo.forService = async (service: string) => { reads += 1; return forService(service); };
+    const guard = new FlapGuard({ repo, record: immediate, log });
+    await guard.budget('web', HOUR, at(0));
+    await guard.budget('web', HOUR, new Date(at(0).getTime() + 10_000));
+    assert.equal(reads, 1, 'no second read within 30 s of a failure');
+    await guard.budget('web', HOUR, at(1));
+    assert.equal(reads, 2, 'tried again after 30 s');
+  });
+
   it('fault: store hangs → a decision waits at most seedWaitMs and uses memory', async () => {
     const repo = fakeRepo();
     repo.hang = true;

@@ -5,7 +5,8 @@
  * a restored version that fails its recovery escalates, it is never reverted in turn).
  *
  * The decisions are pure functions over plain data; FlapGuard keeps what they need in memory, so
- * they hold while the store is down, seeded from the store the first time a service needs them.
+ * they hold while the store is down. They are seeded from the store the first time a service needs
+ * them and refreshed from it now and then (another instance may have led the service meanwhile).
  */
 import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration.js';
@@ -87,14 +88,23 @@ export interface FlapGuardDeps {
 
 interface ServiceFlaps {
   bad: Map<string, BadImage>;
+  /** Marks cleared here, by image, up to when: a store read that has not seen the clearing yet does not bring them back. */
+  cleared: Map<string, Date>;
   /** When each revert was decided, by the deployed container (stable while the store gives IDs late). */
   reverts: Map<string, Date>;
-  seeded: boolean;
+  /** When the store was last read (the decision's clock); undefined until it has been. */
+  seededAt?: number;
+  /** When the last read failed, so an outage does not hold up every decision. */
+  failedAt?: number;
   seeding?: Promise<void>;
 }
 
 /** Reverts older than this are forgotten, unless the limit's window is longer. */
 const KEEP_MS = 24 * 3_600_000;
+/** What the store says is read again after this long (what this instance did is in memory anyway). */
+const REFRESH_MS = 60_000;
+/** After a failed read, decisions go on from memory without waiting for this long. */
+const RETRY_MS = 30_000;
 
 /** Bad images and the revert history, per service, in memory; the store only seeds and persists them. */
 export class FlapGuard {
@@ -111,6 +121,7 @@ export class FlapGuard {
     const stale = knownGood && s.bad.get(knownGood.image_id);
     if (knownGood && stale && !badImageMark([stale], knownGood.image_id, knownGood)) {
       s.bad.delete(knownGood.image_id);
+      s.cleared.set(knownGood.image_id, knownGood.since);
       this.deps.log.info({ service, image: shortId(knownGood.image_id) }, 'an image reverted away from has become known-good since; no longer marked bad');
       await this.deps.record(`bad image ${shortId(knownGood.image_id)} cleared`, () => this.deps.repo.unmark(service, knownGood.image_id, knownGood.since));
     }
@@ -139,15 +150,21 @@ export class FlapGuard {
 
   private state(service: string): ServiceFlaps {
     let s = this.services.get(service);
-    if (!s) this.services.set(service, (s = { bad: new Map(), reverts: new Map(), seeded: false }));
+    if (!s) this.services.set(service, (s = { bad: new Map(), cleared: new Map(), reverts: new Map() }));
     return s;
   }
 
-  /** Loads what the store knows once (merged with what happened meanwhile); never waits long, never throws. */
+  /**
+   * Merges in what the store knows, when not read lately (merging is idempotent: a revert is
+   * counted once, by its container). Never waits long and never throws: while the store is down,
+   * decisions are made from memory.
+   */
   private async seeded(service: string, now: Date, lookBackMs: number): Promise<ServiceFlaps> {
     const s = this.state(service);
-    if (s.seeded) return s;
-    s.seeding ??= this.seed(s, service, new Date(now.getTime() - lookBackMs)).finally(() => {
+    const t = now.getTime();
+    if (s.seededAt !== undefined && t - s.seededAt < REFRESH_MS) return s;
+    if (!s.seeding && s.failedAt !== undefined && t - s.failedAt < RETRY_MS) return s;
+    s.seeding ??= this.seed(s, service, new Date(t - lookBackMs), t).finally(() => {
       s.seeding = undefined;
     });
     let timer: NodeJS.Timeout | undefined;
@@ -156,20 +173,24 @@ export class FlapGuard {
     return s;
   }
 
-  private async seed(s: ServiceFlaps, service: string, since: Date): Promise<void> {
+  private async seed(s: ServiceFlaps, service: string, since: Date, at: number): Promise<void> {
     let marks: BadImage[];
     let reverts: RevertRecord[];
     try {
       [marks, reverts] = await Promise.all([this.deps.repo.forService(service), this.deps.repo.revertsSince(service, since)]);
     } catch (err) {
       this.deps.log.warn({ err, service }, 'cannot read bad images and recent reverts; deciding from memory');
+      s.failedAt = at;
       return;
     }
     for (const m of marks) {
+      const cleared = s.cleared.get(m.image_id);
+      if (cleared && m.marked_at <= cleared) continue;
       const known = s.bad.get(m.image_id);
       if (!known || known.marked_at < m.marked_at) s.bad.set(m.image_id, m);
     }
     for (const r of reverts) if (!s.reverts.has(r.container_id)) s.reverts.set(r.container_id, r.decided_at);
-    s.seeded = true;
+    s.seededAt = at;
+    s.failedAt = undefined;
   }
 }
