@@ -6,12 +6,9 @@
  * one rollback decision, and one page. Containers `rg-crash*`, fixture port 18094.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import pg from 'pg';
 import {
-  buildFixtures, deploy, docker, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
+  buildFixtures, dbQuery, deploy, docker, pagerReceiver, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
   waitFor, type FixtureImages, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
@@ -20,27 +17,6 @@ const PORT = 18094;
 const SERVICE = 'crash';
 const FINAL = ['passed', 'rolled_back', 'rollback_failed', 'inconclusive', 'superseded'];
 const PD_KEY = 'rg-test-secret-crash-pager-key';
-
-interface PagerEvent { event_action: string; dedup_key: string; payload?: { summary?: string } }
-
-/** A PagerDuty Events API v2 stand-in on loopback that keeps every event it accepts. */
-async function pagerReceiver(): Promise<{ port: number; events: PagerEvent[]; close(): Promise<void> }> {
-  const events: PagerEvent[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      try {
-        events.push(JSON.parse(body) as PagerEvent);
-        res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"success"}');
-      } catch {
-        res.writeHead(400).end();
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as AddressInfo).port, events, close: () => new Promise((r) => server.close(() => r())) };
-}
 
 /** Names of containers created for the service (any name starting with NAME) since `since`. */
 async function createsSince(since: number): Promise<string[]> {
@@ -78,15 +54,7 @@ routes:
   const start = (failpoint?: string): Promise<Rollguard> =>
     startRollguard(policy(), { databaseUrl: db.url, env: { PD_KEY, ...(failpoint ? { ROLLGUARD_FAILPOINTS: failpoint } : {}) } });
 
-  const query = async <T>(text: string, params: unknown[] = []): Promise<T[]> => {
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
-      return (await client.query(text, params)).rows as T[];
-    } finally {
-      await client.end();
-    }
-  };
+  const query = <T>(text: string, params: unknown[] = []): Promise<T[]> => dbQuery<T>(db.url, text, params);
 
   const finalState = (id?: number): Promise<HistoryRow> => waitFor('the deployment to reach a final state', async () => {
     const rows = await rg?.history(SERVICE);

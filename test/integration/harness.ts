@@ -6,6 +6,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -341,4 +342,36 @@ services:
       - {signal: error_rate, below: 0.01}
       - {signal: ready, above: 0}
 `;
+}
+
+/** Runs one query on a test database, on a connection of its own (so a restarted server is no trouble). */
+export async function dbQuery<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+export interface PagerEvent { event_action: string; dedup_key: string; payload?: { summary?: string } }
+
+/** A PagerDuty Events API v2 stand-in on loopback that keeps every event it accepts. */
+export async function pagerReceiver(): Promise<{ port: number; events: PagerEvent[]; close(): Promise<void> }> {
+  const events: PagerEvent[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      try {
+        events.push(JSON.parse(body) as PagerEvent);
+        res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"success"}');
+      } catch {
+        res.writeHead(400).end();
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as net.AddressInfo).port, events, close: () => new Promise((r) => server.close(() => r())) };
 }

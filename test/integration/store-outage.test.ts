@@ -6,13 +6,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import {
-  buildFixtures, deploy, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
+  buildFixtures, dbQuery, deploy, pagerReceiver, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
   waitFor, type FixtureImages, type Prometheus, type Rollguard,
 } from './harness.js';
 
@@ -46,24 +44,14 @@ describe('PostgreSQL outages under a running daemon', { timeout: 300_000 }, () =
   let prom: Prometheus;
   let db: { url: string; drop(): Promise<void> };
   let rg: Rollguard | undefined;
-  const pages: { event_action: string; dedup_key: string }[] = [];
-  let pager: http.Server;
-  let pagerPort = 0;
+  let pager: Awaited<ReturnType<typeof pagerReceiver>>;
 
-  const query = async <T>(text: string, params: unknown[] = []): Promise<T[]> => {
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
-      return (await client.query(text, params)).rows as T[];
-    } finally {
-      await client.end();
-    }
-  };
+  const query = <T>(text: string, params: unknown[] = []): Promise<T[]> => dbQuery<T>(db.url, text, params);
   const policy = (window: string): string => `${fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME, window })}notifications:
   pager:
     pagerduty:
       routing_key: \${PD_KEY}
-      url: http://127.0.0.1:${pagerPort}/v2/enqueue
+      url: http://127.0.0.1:${pager.port}/v2/enqueue
 routes:
   P0: [pager]
 `;
@@ -71,16 +59,7 @@ routes:
   before(async () => {
     images = await buildFixtures();
     await removeContainers(NAME);
-    pager = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        pages.push(JSON.parse(body));
-        res.writeHead(202).end('{"status":"success"}');
-      });
-    });
-    await new Promise<void>((r) => pager.listen(0, '127.0.0.1', r));
-    pagerPort = (pager.address() as AddressInfo).port;
+    pager = await pagerReceiver();
     prom = await startPrometheus([{ port: PORT, service: SERVICE }]);
     await deploy(NAME, 'rollguard-fixture:v1', [], PORT);
     await prom.waitForData();
@@ -90,7 +69,7 @@ routes:
     await cluster('start').catch(() => {});
     await rg?.stop('SIGKILL');
     await prom?.stop();
-    await new Promise((r) => pager?.close(r));
+    await pager?.close();
     await removeContainers(NAME);
     await db?.drop();
   });
@@ -133,8 +112,8 @@ routes:
     const known = await query<{ image_id: string }>('SELECT image_id FROM known_good WHERE service = $1', [SERVICE]);
     assert.equal(known[0]?.image_id, images.good);
     await waitFor('the page and its resolve, sent once the outbox was written', () =>
-      pages.some((p) => p.event_action === 'trigger') && pages.some((p) => p.event_action === 'resolve'), 60_000);
-    assert.equal(new Set(pages.map((p) => p.dedup_key)).size, 1);
+      pager.events.some((p) => p.event_action === 'trigger') && pager.events.some((p) => p.event_action === 'resolve'), 60_000);
+    assert.equal(new Set(pager.events.map((p) => p.dedup_key)).size, 1);
     assert.match(await rg.logs(), /store is back; every write kept during the outage is recorded/);
   });
 
