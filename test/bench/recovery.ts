@@ -118,6 +118,17 @@ async function database(): Promise<{ url: string; release: () => Promise<void> }
 
 // ---- small helpers -----------------------------------------------------------------------------
 
+/**
+ * The bench's policy: the integration fixture's, with room for ten bad deploys in a row where the
+ * policy knows `max_rollbacks` (otherwise the anti-flapping limit, 3 per hour by default, would
+ * stop the fourth revert of the bench and measure that instead).
+ */
+async function benchPolicy(promUrl: string): Promise<string> {
+  const text = fixturePolicy(promUrl, { port: PORT, service: SERVICE, container: NAME });
+  const schema = await readFile(path.join(path.dirname(new URL(import.meta.url).pathname), '../../config/rollguard.schema.json'), 'utf8').catch(() => '');
+  return schema.includes('"max_rollbacks"') ? text.replace('defaults:\n', 'defaults:\n  max_rollbacks: {count: 100, per: 1h}\n') : text;
+}
+
 function median(values: readonly number[]): number | undefined {
   if (!values.length) return undefined;
   const s = [...values].sort((a, b) => a - b);
@@ -268,9 +279,25 @@ async function breachVisibleAt(prom: Prometheus, kind: BadKind, deadline: number
   return undefined;
 }
 
+/**
+ * A copy of the bad fixture with an image ID of its own for each run (one LABEL on top, built
+ * locally): rollguard reverts a redeploy of an image it already reverted away from at once, and
+ * the bench measures detection, not that shortcut.
+ */
+async function freshBadImage(kind: BadKind, n: number): Promise<string> {
+  const tag = `${BAD[kind].ref}-bench-${n}`;
+  await new Promise<void>((resolve, reject) => {
+    const build = execFile('docker', ['build', '-q', '-t', tag, '-'], (err) => (err ? reject(err) : resolve()));
+    build.stdin?.end(`FROM ${BAD[kind].ref}\nLABEL rollguard.bench.run="${kind}-${n}-${Date.now()}"\n`);
+  });
+  defer(`remove image ${tag}`, () => docker('rmi', '-f', tag));
+  return tag;
+}
+
 async function measureRecovery(rg: Rollguard, prom: Prometheus, dockerApi: Docker, images: FixtureImages, kind: BadKind, n: number): Promise<RecoveryRun> {
   const before = await latestDeploymentId(rg);
-  const id = await deploy(NAME, BAD[kind].ref, [], PORT);
+  const ref = await freshBadImage(kind, n);
+  const id = await deploy(NAME, ref, [], PORT);
   const badStart = dockerTimeMs(await docker('inspect', '-f', '{{.State.StartedAt}}', id));
   let served = false;
   const visible = breachVisibleAt(prom, kind, badStart + RECOVERY_BOUND_MS, () => served);
@@ -284,7 +311,7 @@ async function measureRecovery(rg: Rollguard, prom: Prometheus, dockerApi: Docke
   }, 60_000, 500);
 
   const notes: string[] = [];
-  if (row.to_image !== images[kind]) notes.push(`recorded to_image ${row.to_image.slice(7, 19)} is not the deployed one`);
+  if (row.to_ref !== ref) notes.push(`recorded to_ref ${row.to_ref} is not the deployed ${ref}`);
   const recordedStart = ms(row.started_at);
   if (recordedStart !== undefined && Math.abs(recordedStart - badStart) > 1) notes.push(`recorded started_at differs from Docker's by ${(recordedStart - badStart).toFixed(0)} ms`);
   if (servingAt === undefined) notes.push(`known-good not serving within ${RECOVERY_BOUND_MS / 1000} s`);
@@ -366,7 +393,7 @@ async function sampleIdle(rg: Rollguard, images: FixtureImages, store: string): 
  * initdb in-process) and a restart over that directory (what a long-running host sees after a reboot).
  */
 async function idleRssPglite(prom: Prometheus, images: FixtureImages): Promise<RssResult[]> {
-  const policy = fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME });
+  const policy = await benchPolicy(prom.url);
   const first = await daemon(policy, { keepStateDir: true });
   const removeStateDir = defer('remove the idle daemon\'s state dir', () => rm(first.rg.stateDir, { recursive: true, force: true }));
   try {
@@ -388,7 +415,7 @@ async function idleRssPglite(prom: Prometheus, images: FixtureImages): Promise<R
 async function idleRssPostgres(prom: Prometheus, images: FixtureImages): Promise<RssResult> {
   const db = await database();
   try {
-    const { rg, release } = await daemon(fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME }), { databaseUrl: db.url });
+    const { rg, release } = await daemon(await benchPolicy(prom.url), { databaseUrl: db.url });
     try {
       return await sampleIdle(rg, images, 'PostgreSQL (fresh database)');
     } finally {
@@ -437,7 +464,7 @@ async function main(): Promise<void> {
 
   // 1. Time to recovery.
   const db = recoveryStore === 'postgres' ? await database() : undefined;
-  const { rg } = await daemon(fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME }), { databaseUrl: db?.url });
+  const { rg } = await daemon(await benchPolicy(prom.url), { databaseUrl: db?.url });
   const dockerApi = new Docker();
   say(`== Time to recovery (${runs} run(s) per bad image; store ${recoveryStore === 'postgres' ? 'PostgreSQL' : 'PGlite'}; scrape 1 s, interval 1 s, for: 3, stop_timeout 1s, window 8s)`);
   say(`   * start→ready = bad container's State.StartedAt → ${NAME} runs the known-good image and /cgi-bin/ready answers 200 (polled every ${POLL_MS} ms); target ≤ ${RECOVERY_TARGET_MS / 1000} s`);
