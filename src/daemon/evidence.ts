@@ -58,7 +58,9 @@ function summaryFor(i: EvidenceInput): string {
     case 'rule_breached': return `${rule} breached after deploying ${d.to_ref}. ${i.rule?.action === 'rollback' ? '' : 'This rule only notifies; nothing was changed.'} ${i.reason ?? ''}`.trim();
     case 'rollback_started': return `${i.reason ?? `${rule} breached after deploying ${d.to_ref}`}; rollguard is reverting ${d.container_name} to the last known-good version.`;
     case 'rollback_succeeded': return `rollguard reverted ${d.container_name} from ${d.to_ref} to the known-good version and the recovery criteria hold.`;
-    case 'rollback_failed': return `rollguard could not revert ${d.container_name} after ${d.attempts} attempt(s): ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`;
+    case 'rollback_failed': return d.attempts === 0
+      ? `rollguard did not revert ${d.container_name}: ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`
+      : `rollguard could not revert ${d.container_name} after ${d.attempts} attempt(s): ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`;
     case 'watch_inconclusive': return `${d.to_ref} was not judged: ${i.reason ?? d.reason ?? 'too little data'}. It was not reverted and does not become known-good.`;
     case 'deployment_passed': return `${d.to_ref} survived its ${Math.round((d.window_ends_at.getTime() - d.detected_at.getTime()) / 1000)} s window with no rollback rule breached.`;
     default: return i.reason ?? '';

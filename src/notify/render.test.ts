@@ -188,6 +188,12 @@ describe('renderEmail', () => {
     assert.equal(renderEmail(failed).subject, '[rollguard] P0 ROLLBACK FAILED web: rollguard-fixture:v2 → v1 after 2 attempts');
   });
 
+  it('a rollback refused before any attempt (rollback limit, no revert target) says it was not attempted and nothing changed', () => {
+    const refused: NotificationEvent = { ...failed, deployment: { ...(failed.deployment as NonNullable<NotificationEvent['deployment']>), attempts: 0 } };
+    assert.equal(renderEmail(refused).subject, '[rollguard] P0 ROLLBACK FAILED web: rollguard-fixture:v2 → v1 not attempted');
+    assert.match(renderEmail(refused).text, /did not revert web and changed nothing/);
+  });
+
   const subjects: [EventKind, NotificationEvent, string][] = [
     ['rollback_started', started, '[rollguard] P0 web: rolling back rollguard-fixture:v2 → v1 (error rate above 5%)'],
     ['rule_breached', breached, '[rollguard] P1 web: rule "container restarting" breached on rollguard-fixture:v2'],

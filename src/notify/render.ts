@@ -106,7 +106,8 @@ export function headline(e: NotificationEvent): string {
       return `${svc}: rolled back ${arrow(c.from, c.to)}${e.timeToRecoveryMs === undefined ? '' : ` (${formatDuration(e.timeToRecoveryMs)})`}`;
     case 'rollback_failed': {
       const n = attemptsOf(e);
-      return `ROLLBACK FAILED ${svc}: ${arrow(c.from, c.to)} after ${n} attempt${n === 1 ? '' : 's'}`;
+      // No attempt: rollguard refused to act (no revert target, the rollback limit) and changed nothing.
+      return `ROLLBACK FAILED ${svc}: ${arrow(c.from, c.to)} ${n === 0 ? 'not attempted' : `after ${n} attempt${n === 1 ? '' : 's'}`}`;
     }
     case 'watch_inconclusive':
       return `${svc}: watch of ${c.to.ref} inconclusive`;
@@ -131,7 +132,9 @@ function whatRollguardDid(e: NotificationEvent): string {
     case 'rollback_succeeded':
       return `rollguard reverted ${svc}${c ? ` to ${c.to.ref}` : ''} and the recovery criteria hold${e.timeToRecoveryMs === undefined ? '' : `; time to recovery ${formatDuration(e.timeToRecoveryMs)}`}.`;
     case 'rollback_failed':
-      return `rollguard could not recover ${svc} after ${attemptsOf(e)} attempt(s). A human is needed now.`;
+      return attemptsOf(e) === 0
+        ? `rollguard did not revert ${svc} and changed nothing (see why below). A human is needed now.`
+        : `rollguard could not recover ${svc} after ${attemptsOf(e)} attempt(s). A human is needed now.`;
     case 'watch_inconclusive':
       return 'rollguard could not judge the deployment, left it running and did not make it known-good.';
     case 'deployment_passed':
