@@ -11,6 +11,8 @@ export interface Metrics {
   storeErrors: Counter;
   notifications: Counter<'channel' | 'event' | 'result'>;
   outboxPending: Gauge<'channel'>;
+  /** 1 while this instance leads the service (samples and acts for it), 0 while another instance does. */
+  leader: Gauge<'service'>;
 }
 
 export function createMetrics(): Metrics {
@@ -32,5 +34,6 @@ export function createMetrics(): Metrics {
     storeErrors: new Counter({ name: 'rollguard_store_errors_total', help: 'Writes to the store that failed.', registers: [registry] }),
     notifications: new Counter({ name: 'rollguard_notifications_total', help: 'Notification delivery attempts by channel, event and result (sent, retry, failed).', labelNames: ['channel', 'event', 'result'], registers: [registry] }),
     outboxPending: new Gauge({ name: 'rollguard_outbox_pending', help: 'Notifications waiting to be delivered, by channel.', labelNames: ['channel'], registers: [registry] }),
+    leader: new Gauge({ name: 'rollguard_leader', help: 'Whether this instance leads the service (1) or another instance does (0).', labelNames: ['service'], registers: [registry] }),
   };
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --optimize-for-size
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/errors.js';
+import { parseDuration } from '../config/duration.js';
 import { policyJsonSchemaText } from '../config/json-schema.js';
 import { loadPolicy } from '../config/load-policy.js';
 import { createLogger } from '../daemon/logger.js';
@@ -24,8 +25,15 @@ program
   .option('--listen <addr>', 'HTTP address for /healthz and /metrics', process.env.ROLLGUARD_LISTEN ?? '127.0.0.1:9817')
   .option('--dry-run', 'decide and record, but never touch containers', false)
   .option(...stateDirOption)
-  .action(async (opts: { policy: string; listen: string; dryRun: boolean; stateDir: string }) => {
+  .option('--instance-id <id>', 'this instance\'s name when several share one PostgreSQL (default: host name, pid and a random part)', process.env.ROLLGUARD_INSTANCE_ID || undefined)
+  .action(async (opts: { policy: string; listen: string; dryRun: boolean; stateDir: string; instanceId?: string }) => {
     const log = createLogger();
+    const ttl = process.env.ROLLGUARD_LEASE_TTL;
+    const leaseTtlMs = ttl ? parseDuration(ttl) : undefined;
+    if (ttl && (leaseTtlMs === undefined || leaseTtlMs < 300)) {
+      process.stderr.write(`ROLLGUARD_LEASE_TTL: expected a duration of at least 300ms such as 6s, got "${ttl}"\n`);
+      process.exit(1);
+    }
     // A reload can arrive during start-up (systemd's reload right after start); SIGHUP's default
     // action would end the process, so remember it and re-read the policy once rollguard runs.
     let rollguard: Awaited<ReturnType<typeof runRollguard>> | undefined;
@@ -35,7 +43,7 @@ program
       else reloadRequested = true;
     });
     try {
-      rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, log });
+      rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, instanceId: opts.instanceId, leaseTtlMs, log });
     } catch (err) {
       if (err instanceof ConfigError || err instanceof StateDirBusyError) {
         process.stderr.write(`${err.message}\n`);

@@ -84,7 +84,8 @@ export async function printStatus(opts: { json: boolean; stateDir: string }): Pr
     const what = watch ? `watching deployment ${watch.deployment} (${watch.to_ref}), ${watch.samples} samples, window ends ${watch.window_ends_at}` : 'idle';
     const hold = svc.hold as { kind: string; until: string | null; reason: string } | null;
     const held = hold ? `; ${hold.kind === 'freeze' ? 'FROZEN (migrations)' : `HELD until ${hold.until}`}: ${hold.reason}` : '';
-    process.stdout.write(`  ${name}: ${svc.ref ?? 'no container'} — ${what}${held}\n`);
+    const led = svc.leader === false ? `; led by ${String(svc.leader_instance ?? 'another instance')}` : '';
+    process.stdout.write(`  ${name}: ${svc.ref ?? 'no container'} — ${svc.leader === false ? 'not led here' : what}${held}${led}\n`);
   }
   const n = s.notifications;
   if (Array.isArray(n) && n.length) {

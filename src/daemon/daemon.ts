@@ -41,6 +41,8 @@ export interface DaemonDeps {
   writes: Writes;
   /** Test hook for placing a kill -9 in a given revert phase; a no-op unless armed. */
   failpoint?: Failpoint;
+  /** Whether this instance leads a service (several instances share one database); without it, every service. */
+  leads?: (service: string) => boolean;
 }
 
 interface Watch {
@@ -102,6 +104,7 @@ export class Daemon {
   private flapGuard?: FlapGuard;
   /** The providers the watch loop samples with: Prometheus queries of services sharing a template are batched. */
   private readonly sampling: BatchedProviders;
+  private started = false;
 
   constructor(policy: Policy, private readonly deps: DaemonDeps) {
     this.policy = policy;
@@ -120,7 +123,9 @@ export class Daemon {
   async start(): Promise<void> {
     for (const h of await this.holdRepo.active(this.now())) this.holds.set(h.service, h);
     this.events.start();
-    await Promise.all(Object.values(this.policy.services).map((svc) => this.queue.run(svc.name, () => this.reconcile(svc))));
+    this.started = true;
+    const led = Object.values(this.policy.services).filter((svc) => this.leads(svc.name));
+    await Promise.all(led.map((svc) => this.queue.run(svc.name, () => (this.leads(svc.name) ? this.reconcile(svc) : Promise.resolve()))));
     this.log.info({ services: Object.keys(this.policy.services), dryRun: !!this.deps.dryRun, store: this.deps.store.sql.kind }, 'rollguard watching');
   }
 
@@ -144,7 +149,41 @@ export class Daemon {
     const removed = [...before].filter((s) => !after.has(s));
     this.policy = next;
     this.log.info({ added, removed, services: [...after] }, 'policy reloaded');
-    await Promise.all(added.map((name) => this.queue.run(name, () => this.reconcile(next.services[name] as ServicePolicy))));
+    await Promise.all(added.filter((name) => this.leads(name)).map((name) => this.queue.run(name, () => this.reconcile(next.services[name] as ServicePolicy))));
+  }
+
+  private leads(service: string): boolean {
+    return this.deps.leads?.(service) ?? true;
+  }
+
+  /**
+   * This instance now leads `service` (at start-up, or taking over from an instance that died or
+   * let go): catches up through the service's queue — resuming an open watch from its recorded
+   * samples, finishing a revert, or detecting a deployment made meanwhile.
+   */
+  leadershipGained(service: string): void {
+    const svc = this.policy.services[service];
+    if (!svc || !this.started || this.stopping) return; // before start(), start() reconciles what is led
+    void this.queue.run(service, async () => {
+      const w = this.state.get(service)?.watch;
+      if (!this.leads(service) || this.stopping || (w && !w.done)) return;
+      const hold = (await this.holdRepo.active(this.now())).find((h) => h.service === service);
+      if (hold) this.holds.set(service, hold);
+      else this.holds.delete(service);
+      await this.reconcile(svc);
+    }).catch((err) => {
+      // Led but not caught up (the store failed under the reconcile): try again shortly.
+      this.log.error({ err, service }, 'catching up with a service taken over failed; retrying');
+      setTimeout(() => this.leadershipGained(service), 2_000).unref();
+    });
+  }
+
+  /** Another instance leads `service` now: its watch ends here without changing what is recorded, for the new leader to resume. */
+  leadershipLost(service: string): void {
+    const w = this.state.get(service)?.watch;
+    if (!w || w.done) return;
+    this.endWatch(w);
+    this.log.info({ service, deployment: w.deployment.id }, 'watch handed over to the new leader');
   }
 
   /** Live view for `rollguard status` and the API. */
@@ -308,14 +347,14 @@ export class Daemon {
     const services = servicesFor(this.policy, containerName(c), c.Config.Labels ?? {});
     if (services.length > 1) this.log.error({ container: containerName(c), services: services.map((s) => s.name) }, 'a container matches several services; it is not watched');
     const service = services.length === 1 ? services[0] : undefined;
-    if (!service) return;
+    if (!service || !this.leads(service.name)) return;
     void this.queue.run(service.name, () => this.onServiceStart(service, c)).catch((err) =>
       this.log.error({ err, service: service.name }, 'handling a deployment failed'),
     );
   }
 
   private async onServiceStart(service: ServicePolicy, c: ContainerInspect): Promise<void> {
-    if (this.stopping || this.ownContainers.has(c.Id)) return;
+    if (this.stopping || this.ownContainers.has(c.Id) || !this.leads(service.name)) return;
     const s = this.serviceState(service.name);
     if (s.image === c.Image) {
       s.containerId = c.Id; // a restart or a same-image recreate: not a deployment

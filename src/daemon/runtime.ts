@@ -14,12 +14,14 @@ import type { ProviderRegistry } from '../signals/registry.js';
 import { Dispatcher } from '../notify/dispatcher.js';
 import { createNotifiers } from '../notify/registry.js';
 import { openStore } from '../store/open-store.js';
+import { Leases } from '../store/leases.js';
 import { Outbox } from '../store/outbox.js';
 import { WriteBehind } from '../store/write-behind.js';
 import { failpoints, parseFailpoints } from './failpoints.js';
 import { Announcer } from './announcer.js';
 import { Daemon } from './daemon.js';
 import { DigestScheduler } from './digest.js';
+import { instanceId, LeaseLeadership, previousInstance, recordInstance, soleLeadership, type Leadership } from './leadership.js';
 import { watchPolicyFile } from './policy-watcher.js';
 import { claimStateDir } from './state-dir.js';
 
@@ -29,6 +31,10 @@ export interface RunOptions {
   dryRun: boolean;
   stateDir: string;
   databaseUrl?: string;
+  /** This instance's name among several sharing one database (default: host name, pid and a random part). */
+  instanceId?: string;
+  /** How long a leadership lease lasts without renewal (default 6 s). */
+  leaseTtlMs?: number;
   log: Logger;
   docker?: Docker;
 }
@@ -103,13 +109,30 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
   const announcer: Announcer = new Announcer(store, outbox, writes, () => current, () => dispatcher.kick());
   const dispatcher = new Dispatcher({ outbox, notifiers, policy: () => current, log, metrics, beforeDrain: () => writes.flush(), failpoint });
   const digest = new DigestScheduler(store, announcer, log);
-  const daemon = new Daemon(policy, { docker, store, writes, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint });
+  const id = opts.instanceId ?? instanceId();
+  // Several instances can share PostgreSQL; each service is led by one of them at a time. The
+  // embedded database belongs to a single process, which leads every service.
+  const leases = store.sql.kind === 'postgres' ? new Leases(store.sql) : undefined;
+  const leaseLeadership = leases
+    ? new LeaseLeadership({ leases, instanceId: id, services: () => Object.keys(current.services), log, gauge: metrics.leader, ttlMs: opts.leaseTtlMs })
+    : undefined;
+  const leadership: Leadership = leaseLeadership ?? soleLeadership(id);
+  const daemon = new Daemon(policy, {
+    docker, store, writes, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
+  });
+  const leaderStatus = (services: Record<string, unknown>): Record<string, unknown> => {
+    const lead = leadership.status(Object.keys(services));
+    return Object.fromEntries(Object.entries(services).map(([name, s]) => [name, { ...(s as object), leader: lead[name]?.leader ?? false, leader_instance: lead[name]?.holder ?? null, fence: lead[name]?.fence ?? null }]));
+  };
   let stopping = false;
   const api = await startApi(
     opts.listen,
     {
       health: () => ({ ok: !stopping, docker: daemon.dockerConnected ? 'connected' : 'reconnecting', store: store.sql.kind }),
-      status: async () => ({ ...daemon.status(), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) }),
+      status: async () => {
+        const now = daemon.status();
+        return { ...now, instance: id, services: leaderStatus(now.services), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) };
+      },
       history: (q) => store.listDeployments(q),
       hold: (service, forMs, reason) => daemon.hold(service, forMs, reason),
       markMigrations: (service, image) => daemon.markMigrations(service, image),
@@ -124,10 +147,28 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     throw err;
   });
   await stateDir.publish(api.url);
+  if (leases && leaseLeadership) {
+    // The previous run in this state directory is gone (the directory is ours now): its leases
+    // need not be waited out, so a restart after a crash takes its services back at once.
+    const previous = await previousInstance(opts.stateDir);
+    if (previous && previous !== id) {
+      const freed = await leases.expireHolder(previous).catch(() => []);
+      if (freed.length) log.info({ previous, services: freed }, 'leases of the previous run in this state directory ended');
+    }
+    await recordInstance(opts.stateDir, id).catch((err) => log.warn({ err }, 'could not record the instance id in the state directory'));
+    await leaseLeadership.start();
+    leaseLeadership.follow({ gained: (service) => daemon.leadershipGained(service), lost: (service) => daemon.leadershipLost(service) });
+  }
   await daemon.start();
+  const soleGauge = (p: Policy): void => {
+    if (leaseLeadership) return;
+    metrics.leader.reset();
+    for (const service of Object.keys(p.services)) metrics.leader.set({ service }, 1);
+  };
+  soleGauge(policy);
   dispatcher.start();
   digest.update(policy);
-  log.info({ api: api.url, policy: policy.source }, 'rollguard started');
+  log.info({ api: api.url, policy: policy.source, instance: id, leading: Object.keys(policy.services).filter((s) => leadership.leads(s)) }, 'rollguard started');
 
   const apply = async (trigger: ReloadTrigger): Promise<boolean> => {
     let next: Policy;
@@ -148,6 +189,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     setPrometheus(providers, next);
     current = next;
     digest.update(next);
+    soleGauge(next);
     await daemon.reload(next);
     return true;
   };
@@ -172,6 +214,8 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
       stopping = true;
       log.info('stopping: finishing in-flight work');
       await daemon.stop();
+      // Renewed until in-flight work is done; released now, so another instance takes over at once.
+      await leaseLeadership?.stop();
       digest.stop();
       await dispatcher.stop();
       await writes.flush().catch(() => {});
