@@ -83,6 +83,7 @@ describe('several instances sharing one PostgreSQL', { timeout: 420_000 }, () =>
 
   let a: Rollguard;
   let b: Rollguard;
+  let c: Rollguard;
 
   before(async () => {
     images = await buildFixtures();
@@ -204,7 +205,7 @@ describe('several instances sharing one PostgreSQL', { timeout: 420_000 }, () =>
   });
 
   it('fault: kill -9 the leader, then deploy a bad version → the surviving instance reverts it', async (t) => {
-    const c = await start('ha-c');
+    c = await start('ha-c');
     await waitFor('c to follow b', async () => {
       const s = await serviceStatus(c);
       return s && !s.leader && s.leader_instance === 'ha-b';
@@ -225,5 +226,20 @@ describe('several instances sharing one PostgreSQL', { timeout: 420_000 }, () =>
     assert.equal(rows[0]?.state, 'rolled_back', `reason: ${rows[0]?.reason}`);
     assert.equal(await rollbackDecisions(rows[0]?.id as string), 1, 'one rollback decision');
     await waitFor('the version that passed to run again', async () => (await inspect(NAME))?.Image === images.good2);
+  });
+
+  it('fault: kill -9 of the only instance, then a restart in the same state directory → it leads again at once, without waiting out the dead lease', async () => {
+    await kill9(c);
+    // The dead lease would last an hour: only ending it can let the restart lead now.
+    await query("UPDATE leases SET expires_at = now() + interval '1 hour' WHERE service = $1 AND holder = 'ha-c'", [SERVICE]);
+    // A new process in c's state directory, with a generated instance id.
+    const restarted = await startRollguard(policy(), { databaseUrl: db.url, stateDir: c.stateDir });
+    running.push(restarted);
+    const started = await waitFor('the restarted daemon to start', async () => (await logLines(restarted)).find((l) => l.msg === 'rollguard started') as (LogLine & { leading?: string[]; instance?: string }) | undefined);
+    assert.deepEqual(started.leading, [SERVICE], 'the service is led from the start');
+    const lines = await logLines(restarted);
+    assert.ok(lines.some((l) => l.msg === 'leases of the previous run in this state directory ended'));
+    assert.ok(lines.some((l) => l.msg === 'leadership acquired' && l.service === SERVICE && l.holder === started.instance && l.fence === 4));
+    assert.deepEqual(await lease(), { holder: started.instance, fence: '4' });
   });
 });
