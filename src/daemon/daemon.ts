@@ -495,6 +495,23 @@ export class Daemon {
     this.serviceState(service.name).watch = watch;
     this.deps.metrics.activeWatches.set(this.activeWatches());
     this.schedule(watch);
+    void this.checkRevertTarget(watch);
+  }
+
+  /**
+   * Checks, when the watch begins rather than when a revert needs it, that the known-good image
+   * is still on this host, so a missing revert target is known while there is time to act.
+   */
+  private async checkRevertTarget(watch: Watch): Promise<void> {
+    const known = this.serviceState(watch.service.name).knownGood;
+    if (!known || this.deps.dryRun) return;
+    try {
+      await this.deps.reverter.resolveImage(known.image_id, known.image_ref);
+    } catch (err) {
+      const detail = `no revert target: ${(err as Error).message}; a revert of this deployment would fail`;
+      this.log.error({ service: watch.service.name, deployment: watch.deployment.id, image: shortId(known.image_id), ref: known.image_ref }, 'the known-good image is missing; this deployment cannot be reverted');
+      await this.deps.writes.insertDecision({ deployment_id: watch.deployment.id, decided_at: this.now(), kind: 'no_revert_target', detail });
+    }
   }
 
   private watchFor(service: ServicePolicy, deployment: Deployment, tally: WatchTally, labels: Record<string, string>): Watch {
@@ -725,6 +742,11 @@ export class Daemon {
   private async rollback(watch: Watch, rule: ServicePolicy['rules'][number], value: number | null, because?: string): Promise<void> {
     const { service, deployment } = watch;
     const reason = because ?? `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} consecutive samples (last ${value})`;
+    if (!this.leads(service.name)) {
+      // Leadership moved while this watch decided: the new leader resumes the watch and decides for itself.
+      this.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name }, 'not reverting: another instance now leads this service');
+      return;
+    }
     if (!this.deps.dryRun && !(await this.admitRevert(watch, rule, reason))) return;
     const decidedAt = this.now();
     const decision = { kind: 'rollback', rule: rule.name, severity: rule.severity, detail: this.deps.dryRun ? `dry run: ${reason}` : reason };

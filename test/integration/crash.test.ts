@@ -51,8 +51,9 @@ describe('kill -9 of rollguard in each phase of a revert', { timeout: 600_000 },
 routes:
   P0: [pager]
 `;
-  const start = (failpoint?: string): Promise<Rollguard> =>
-    startRollguard(policy(), { databaseUrl: db.url, env: { PD_KEY, ...(failpoint ? { ROLLGUARD_FAILPOINTS: failpoint } : {}) } });
+  /** Starts a daemon; a restart after a kill uses the killed one's state directory, as systemd would. */
+  const start = (failpoint?: string, killed?: Rollguard, text = policy()): Promise<Rollguard> =>
+    startRollguard(text, { databaseUrl: db.url, stateDir: killed?.stateDir, env: { PD_KEY, ...(failpoint ? { ROLLGUARD_FAILPOINTS: failpoint } : {}) } });
 
   const query = <T>(text: string, params: unknown[] = []): Promise<T[]> => dbQuery<T>(db.url, text, params);
 
@@ -103,7 +104,7 @@ routes:
     assert.notEqual(await rg.stop('SIGKILL'), 0, 'killed, not exited');
     halfway(await serviceContainers());
 
-    rg = await start();
+    rg = await start(undefined, rg);
     const d = await finalState();
     const creates = await createsSince(deployedAt);
     return { d, creates };
@@ -174,7 +175,7 @@ routes:
     const sentBeforeKill = pager.events.length;
     assert.ok(sentBeforeKill >= 1, 'the page went out before the kill');
 
-    rg = await start();
+    rg = await start(undefined, rg);
     const resolved = await waitFor('the resolve after the restart', () => pager.events.some((e) => e.event_action === 'resolve') || undefined, 60_000);
     assert.ok(resolved);
     assert.equal(new Set(pager.events.map((e) => e.dedup_key)).size, 1, 'every event is about one incident, so a resent trigger cannot page twice');
@@ -190,14 +191,14 @@ routes:
     rg = await start();
     await waitFor('adoption', async () => (await rg?.status())?.services[SERVICE]?.image === images.good);
     await rg.stop('SIGKILL');
-    rg = await startRollguard(policy().replace('window: 30s', 'window: 12s'), { databaseUrl: db.url, env: { PD_KEY } });
+    rg = await start(undefined, rg, policy().replace('window: 30s', 'window: 12s'));
     await deploy(NAME, 'rollguard-fixture:v1.1', [], PORT);
     const watching = await waitFor('a few samples of the new deployment', async () => {
       const w = (await rg?.status())?.services[SERVICE]?.watch as { deployment: number; samples: number } | null | undefined;
       return w && w.samples >= 3 ? w : undefined;
     });
     await rg.stop('SIGKILL');
-    rg = await startRollguard(policy().replace('window: 30s', 'window: 12s'), { databaseUrl: db.url, env: { PD_KEY } });
+    rg = await start(undefined, rg, policy().replace('window: 30s', 'window: 12s'));
     const d = await finalState(watching.deployment);
     assert.equal(d.state, 'passed', `reason: ${d.reason}`);
     assert.equal((await rg.history(SERVICE)).length, 1, 'the same deployment, not a new one');
@@ -211,7 +212,7 @@ routes:
     await waitFor('adoption', async () => (await rg?.status())?.services[SERVICE]?.image === images.good);
     await rg.stop('SIGKILL');
     await deploy(NAME, 'rollguard-fixture:v2-errors', [], PORT);
-    rg = await start();
+    rg = await start(undefined, rg);
     const d = await finalState();
     assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
     assert.equal(d.to_image, images.errors);
@@ -220,7 +221,7 @@ routes:
 
   it('fault: SIGTERM during a revert → the revert finishes before rollguard exits', async () => {
     // A 4 s grace: the fixture (PID 1, no SIGTERM handler) takes that long to stop, so the signal lands mid-revert.
-    rg = await startRollguard(policy().replace('stop_timeout: 1s', 'stop_timeout: 4s'), { databaseUrl: db.url, env: { PD_KEY } });
+    rg = await start(undefined, undefined, policy().replace('stop_timeout: 1s', 'stop_timeout: 4s'));
     await waitFor('adoption', async () => (await rg?.status())?.services[SERVICE]?.image === images.good);
     await deploy(NAME, 'rollguard-fixture:v2-unready', [], PORT);
     await waitFor('the revert to begin', async () => (await rg?.logs())?.includes('"msg":"rolling back"'), 60_000);
