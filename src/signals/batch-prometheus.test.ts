@@ -74,6 +74,21 @@ describe('BatchingPrometheusProvider', () => {
     assert.ok(Date.now() - started < 5_000);
   });
 
+  it('a tick that runs a little late is answered from the batch it missed, without a query of its own', async () => {
+    const { provider, asked } = fakePrometheus(() => vector([series('a', '0.1'), series('b', '0.2'), series('c', '0.3')]));
+    await Promise.all(['a', 'b', 'c'].map((s) => provider.measure(ratio, ctxFor(s, AT - 1_000))));
+    asked.length = 0;
+    const [a, b] = await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s, AT))));
+    // c comes 60 ms after the batch of a and b (linger 20 ms, recent 100 ms at a 1 s interval).
+    const c = await provider.measure(ratio, ctxFor('c', AT + 60));
+    assert.deepEqual([a?.value, b?.value, c.value], [0.1, 0.2, 0.3]);
+    assert.equal(asked.length, 1);
+    assert.match(asked[0]?.query ?? '', /a\|b\|c/, 'the batch asks for every service seen on the template');
+    // 300 ms late is too old an answer: c gets a fresh one.
+    await provider.measure(ratio, ctxFor('c', AT + 300));
+    assert.equal(asked.length, 2);
+  });
+
   it('a template that cannot be batched is queried per service, and counted as a fallback', async () => {
     const global = { ...ratio, query: 'sum(rate(err{service="{{service}}"}[1m])) / sum(rate(req[1m]))' };
     const { provider, asked, registry } = fakePrometheus(() => vector([series('x', '1')]));

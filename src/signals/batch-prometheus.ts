@@ -17,12 +17,24 @@ export interface BatchOptions {
    * this much older than its tick. Default: interval / 50, between 10 ms and 100 ms.
    */
   lingerMs(intervalMs: number): number;
+  /**
+   * A tick arriving this long after its template's last batch closed (a tick that ran late) is
+   * answered from that batch, which asked for every service seen on the template, instead of
+   * waiting for the next one: its sample is at most this much older than its tick. Default:
+   * interval / 10, between the linger and 500 ms.
+   */
+  recentMs(intervalMs: number): number;
 }
 
 export const defaultBatchOptions: BatchOptions = {
   enabled: true,
   lingerMs: (intervalMs) => Math.min(100, Math.max(10, Math.round(intervalMs / 50))),
+  recentMs: (intervalMs) => Math.min(500, Math.max(defaultLinger(intervalMs), Math.round(intervalMs / 10))),
 };
+
+function defaultLinger(intervalMs: number): number {
+  return Math.min(100, Math.max(10, Math.round(intervalMs / 50)));
+}
 
 /** ROLLGUARD_BATCH=off disables batching; ROLLGUARD_BATCH_LINGER_MS fixes how long a batch stays open. */
 export function batchOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): BatchOptions {
@@ -30,11 +42,15 @@ export function batchOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Batch
   return {
     enabled: env.ROLLGUARD_BATCH !== 'off',
     lingerMs: Number.isFinite(fixed) && fixed > 0 ? () => fixed : defaultBatchOptions.lingerMs,
+    recentMs: defaultBatchOptions.recentMs,
   };
 }
 
 interface Waiter { value: string; started: number; resolve: (m: Measurement) => void }
 interface Pending { id: number; plan: BatchPlan; evalAt: number; waiters: Waiter[] }
+type Series = { value: [number, string] }[];
+/** The last batch of a template: which services it asked for, and its answer split by service (undefined when it failed). */
+interface Recent { id: number; evalAt: number; values: ReadonlySet<string>; answer: Promise<Map<string, Series> | undefined> }
 /** The template's main rhythm: the last batch that most of its services were in. */
 interface Anchor { id: number; evalAt: number; size: number; periodMs: number }
 
@@ -80,6 +96,8 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
   private readonly anchors = new Map<string, Anchor>();
   /** Template → value → the batch the service was last answered from. */
   private readonly lastBatch = new Map<string, Map<string, number>>();
+  private readonly recent = new Map<string, Recent>();
+  private readonly pruned = new Map<string, number>();
   private nextId = 1;
   private readonly m: BatchMetrics;
 
@@ -112,12 +130,11 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     let seen = this.members.get(template);
     if (!seen) this.members.set(template, (seen = new Map()));
     seen.set(value, at);
-    let company = false;
-    for (const [v, t] of seen) {
-      if (at - t > 2 * intervalMs + 1_000) seen.delete(v);
-      else if (v !== value) company = true;
+    if (at - (this.pruned.get(template) ?? 0) > intervalMs) {
+      this.pruned.set(template, at);
+      for (const [v, t] of seen) if (at - t > 2 * intervalMs + 1_000) seen.delete(v);
     }
-    if (!company) return this.single(signal, ctx, 'single');
+    if (seen.size < 2) return this.single(signal, ctx, 'single');
 
     // Ticks of the services in one batch end together, so they come back together one interval
     // later and share a batch again without waiting. A service outside that rhythm (a new watch)
@@ -128,6 +145,16 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     const maxWait = inRhythm ? linger : intervalMs;
     const open = this.open.get(template) ?? [];
     let batch = open.find((b) => b.evalAt >= at - linger && b.evalAt <= at + maxWait);
+    const last = this.recent.get(template);
+    if (!batch && last && last.values.has(value) && at >= last.evalAt && at - last.evalAt <= this.opts.recentMs(intervalMs)) {
+      const started = performance.now();
+      const answer = await last.answer;
+      if (answer) {
+        this.lastBatch.get(template)?.set(value, last.id);
+        return vectorMeasurement(answer.get(value) ?? [], (v, detail) => ({ value: v, detail, latencyMs: performance.now() - started }));
+      }
+      return this.single(signal, ctx, 'fallback');
+    }
     if (!batch) {
       let evalAt = at;
       if (anchor && !inRhythm && anchor.evalAt >= at - 2 * intervalMs - anchor.periodMs) {
@@ -160,7 +187,10 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
         const periodMs = gap >= intervalMs && gap < 2 * intervalMs ? gap : anchor?.periodMs ?? intervalMs;
         this.anchors.set(template, { id: batch.id, evalAt: batch.evalAt, size: batch.waiters.length, periodMs });
       }
-      void this.flush(signal, ctx, batch);
+      const values = new Set(batch.waiters.map((w) => w.value));
+      for (const [v, t] of this.members.get(template) ?? []) if (batch.evalAt - t <= 2 * intervalMs) values.add(v);
+      const answer = this.flush(signal, ctx, batch, [...values]);
+      this.recent.set(template, { id: batch.id, evalAt: batch.evalAt, values, answer });
     }, flushInMs);
     return batch;
   }
@@ -171,18 +201,22 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
   }
 
   /** One query for every waiter of the slot, split by the plan's label. */
-  private async flush(signal: PrometheusSignal, ctx: ProbeContext, batch: Pending): Promise<void> {
+  private async flush(signal: PrometheusSignal, ctx: ProbeContext, batch: Pending, values: string[]): Promise<Map<string, Series> | undefined> {
     const { plan, waiters } = batch;
-    const query = plan.render(waiters.map((w) => w.value));
+    const query = plan.render(values);
     const finish = (w: Waiter, value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - w.started });
-    const all = (value: number | null, detail: string): void => { for (const w of waiters) w.resolve(finish(w, value, detail)); };
-    const fallBack = async (reason: string): Promise<void> => {
+    const all = (value: number | null, detail: string): undefined => {
+      for (const w of waiters) w.resolve(finish(w, value, detail));
+      return undefined;
+    };
+    const fallBack = async (reason: string): Promise<undefined> => {
       this.log?.debug({ signal: signal.name, reason, services: waiters.length }, 'batched query failed; one query per service');
       await Promise.all(waiters.map(async (w) => {
         this.m.fallbacks.inc({ reason: 'batch failed' });
         const at = new Date(batch.evalAt);
         w.resolve(await this.single(signal, { ...ctx, at, template: { ...ctx.template, [plan.variable]: w.value } }, 'fallback'));
       }));
+      return undefined;
     };
     this.m.queries.inc({ mode: 'batch' });
     let body: unknown;
@@ -209,6 +243,7 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
       else bySeries.set(v, [series]);
     }
     for (const w of waiters) w.resolve(vectorMeasurement(bySeries.get(w.value) ?? [], (value, detail) => finish(w, value, detail)));
+    return bySeries;
   }
 }
 

@@ -6,6 +6,8 @@
  * prometheus_http_requests_total), Prometheus' CPU, and how late ticks ran.
  *
  *   node --import tsx test/bench/scale.ts           BENCH_SCALE_N=100,1000 BENCH_MEASURE_MS=60000
+ *   BENCH_SCALE_MODES=batched                       only the batched runs (default: naive,batched)
+ *   BENCH_CPU_PROF=/tmp/prof                        write a V8 CPU profile of each watch loop there
  *
  * Uses port 18090 (the exporter) and a free loopback port for Prometheus; no containers.
  */
@@ -22,6 +24,8 @@ const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 5_000);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 60_000);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 20_000);
 const SIZES = (process.env.BENCH_SCALE_N ?? '100,1000').split(',').map(Number);
+const MODES = (process.env.BENCH_SCALE_MODES ?? 'naive,batched').split(',').map((m) => m.trim() === 'batched');
+const PROFILE = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const say = (line = ''): void => void process.stdout.write(`${line}\n`);
 
@@ -57,7 +61,7 @@ interface DriverResult {
 interface Row extends DriverResult { promQueries: number; promCpuPerMinute: number }
 
 async function runDriver(promUrl: string, n: number, batch: boolean): Promise<Row> {
-  const c = child(['--optimize-for-size', '--import', 'tsx', path.join(HERE, 'scale-driver.ts')], {
+  const c = child(['--optimize-for-size', ...PROFILE, '--import', 'tsx', path.join(HERE, 'scale-driver.ts')], {
     BENCH_PROM: promUrl, BENCH_N: String(n), BENCH_INTERVAL_MS: String(INTERVAL_MS), BENCH_WARMUP_MS: String(WARMUP_MS),
     BENCH_MEASURE_MS: String(MEASURE_MS), BENCH_BATCH: batch ? 'on' : 'off',
   });
@@ -106,7 +110,7 @@ async function main(): Promise<void> {
 
     const rows: Row[] = [];
     for (const n of SIZES) {
-      for (const batch of [false, true]) {
+      for (const batch of MODES) {
         process.stderr.write(`scale bench: N=${n} ${batch ? 'batched' : 'naive'}…\n`);
         rows.push(await runDriver(url, n, batch));
       }
