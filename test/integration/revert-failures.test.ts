@@ -151,6 +151,9 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
 
     const d = await waitForFinal(rg, detected.id);
     assert.equal(d.state, 'rollback_failed', `reason: ${d.reason}`);
+    const logs = await rg.logs();
+    const warned = logs.indexOf('the known-good image is missing; this deployment cannot be reverted');
+    assert.ok(warned >= 0 && warned < logs.indexOf('"msg":"rolling back"'), 'the missing revert target was reported when the watch began, before any revert was needed');
     assert.equal(d.to_image, errorsImage);
     assert.ok(d.reason?.includes(goodImage), `the reason names the missing image ID: ${d.reason}`);
     assert.ok(d.reason?.includes('rollguard-fixture:fail-good'), `the reason names the missing image's tag: ${d.reason}`);
