@@ -2,16 +2,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { parseDuration } from '../config/duration.js';
-import { policyJsonSchemaText } from '../config/json-schema.js';
 import { loadPolicy } from '../config/load-policy.js';
 import { createLogger } from '../daemon/logger.js';
 import { runRollguard } from '../daemon/runtime.js';
 import { StateDirBusyError } from '../daemon/state-dir.js';
-import { placeHold, releaseHold } from './holds.js';
-import { sendTestMessage } from './notify-test.js';
-import { formatLiveCheck, liveCheck, liveCheckPassed } from './live-check.js';
-import { runSimulate, UsageError } from './simulate.js';
-import { printHistory, printStatus } from './views.js';
+// Each command's own modules are loaded when it runs, so `rollguard run` (a long-lived daemon)
+// does not carry the code of the others (idle memory).
 
 const program = new Command();
 const stateDirOption = ['--state-dir <dir>', 'state directory (embedded database, pid file)', process.env.ROLLGUARD_STATE_DIR ?? './var'] as const;
@@ -83,6 +79,7 @@ policy
       const services = Object.values(p.services);
       process.stdout.write(`${file}: ok — ${services.length} service(s): ${services.map((s) => `${s.name} (${s.rules.length} rules)`).join(', ')}\n`);
       if (opts.live) {
+        const { formatLiveCheck, liveCheck, liveCheckPassed } = await import('./live-check.js');
         const report = await liveCheck(p, { image: opts.image, container: opts.container });
         process.stdout.write(`${formatLiveCheck(report, p.prometheus?.url)}\n`);
         if (!liveCheckPassed(report)) process.exitCode = 1;
@@ -97,8 +94,8 @@ policy
 policy
   .command('schema')
   .description('print the JSON Schema of policy files, for editors (config/rollguard.schema.json holds a copy)')
-  .action(() => {
-    process.stdout.write(policyJsonSchemaText());
+  .action(async () => {
+    process.stdout.write((await import('../config/json-schema.js')).policyJsonSchemaText());
   });
 
 program
@@ -107,7 +104,7 @@ program
   .option('--json', 'print JSON', false)
   .option(...stateDirOption)
   .action(async (opts: { json: boolean; stateDir: string }) => {
-    process.exitCode = await printStatus(opts);
+    process.exitCode = await (await import('./views.js')).printStatus(opts);
   });
 
 const notify = program.command('notify').description('notification channels');
@@ -118,7 +115,7 @@ notify
   .action(async (channel: string, opts: { policy: string }) => {
     try {
       const p = await loadPolicy(opts.policy);
-      const result = await sendTestMessage(p, channel);
+      const result = await (await import('./notify-test.js')).sendTestMessage(p, channel);
       process.stdout.write(`${result}\n`);
     } catch (err) {
       process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
@@ -142,14 +139,14 @@ program
   .requiredOption('--reason <text>', 'why; recorded and shown in status and alerts')
   .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
   .option(...stateDirOption)
-  .action((service: string, opts: { for: string; reason: string; api?: string; stateDir: string }) => report(() => placeHold(service, opts)));
+  .action((service: string, opts: { for: string; reason: string; api?: string; stateDir: string }) => report(async () => (await import('./holds.js')).placeHold(service, opts)));
 
 program
   .command('release <service>')
   .description('end a hold or a migration freeze; a rule still breaching reverts at the next sample')
   .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
   .option(...stateDirOption)
-  .action((service: string, opts: { api?: string; stateDir: string }) => report(() => releaseHold(service, opts)));
+  .action((service: string, opts: { api?: string; stateDir: string }) => report(async () => (await import('./holds.js')).releaseHold(service, opts)));
 
 const positiveInt = (v: string): number => {
   const n = Number(v);
@@ -165,7 +162,7 @@ program
   .option('--json', 'print JSON', false)
   .option(...stateDirOption)
   .action(async (opts: { service?: string; limit: number; json: boolean; stateDir: string }) => {
-    process.exitCode = await printHistory(opts);
+    process.exitCode = await (await import('./views.js')).printHistory(opts);
   });
 
 program
@@ -181,6 +178,7 @@ program
   .option('--json', 'print JSON', false)
   .option(...stateDirOption)
   .action(async (opts: { policy: string; service?: string; deployAt?: string; window?: string; since?: string; image?: string; container?: string; json: boolean; stateDir: string }) => {
+    const { runSimulate, UsageError } = await import('./simulate.js');
     try {
       process.exitCode = await runSimulate(opts);
     } catch (err) {

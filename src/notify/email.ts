@@ -1,6 +1,5 @@
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Channel } from '../config/policy.js';
-import { renderChart } from './chart.js';
 import { DeliveryError, scrub, type Delivery, type Notifier } from './notifier.js';
 import { renderEmail } from './render.js';
 
@@ -27,8 +26,13 @@ export class EmailNotifier implements Notifier<EmailChannel> {
   readonly kind = 'email';
   private readonly transports = new Map<string, Transporter>();
 
-  /** One transport per channel and URL: a reload that rotates the SMTP credentials takes effect at once. */
-  private transport(channel: EmailChannel): Transporter {
+  /**
+   * One transport per channel and URL: a reload that rotates the SMTP credentials takes effect at
+   * once. nodemailer (and the chart renderer) are loaded on the first email, not at start: a daemon
+   * that never sends mail does not carry them (idle memory).
+   */
+  private async transport(channel: EmailChannel): Promise<Transporter> {
+    const nodemailer = (await import('nodemailer')).default;
     const key = `${channel.name}\n${channel.smtpUrl}`;
     let t = this.transports.get(key);
     if (!t) {
@@ -46,12 +50,13 @@ export class EmailNotifier implements Notifier<EmailChannel> {
 
   async send(channel: EmailChannel, d: Delivery, signal: AbortSignal): Promise<void> {
     const { subject, text, html } = renderEmail(d.event);
-    const attachments = d.event.chart
+    const renderChart = d.event.chart ? (await import('./chart.js')).renderChart : undefined;
+    const attachments = d.event.chart && renderChart
       ? [{ filename: 'chart.png', content: renderChart(d.event.chart), contentType: 'image/png', cid: 'chart@rollguard', contentDisposition: 'inline' as const }]
       : [];
     if (signal.aborted) throw new DeliveryError('timed out before sending');
     try {
-      await this.transport(channel).sendMail({
+      await (await this.transport(channel)).sendMail({
         from: channel.from,
         to: channel.to,
         subject,
