@@ -94,6 +94,13 @@ describe('batched Prometheus queries (six services sharing a template)', { timeo
       'max_over_time(sum(rate(http_requests_total{service="{{service}}"}[3s]))[10s:1s]) * 2',
       'sum(rate(http_requests_total{service="{{service}}",code="200"}[5s])) / on() sum(rate(http_requests_total{service="{{service}}"}[5s]))',
     ];
+    // Every template has data for every service before the comparison (a loaded machine scrapes late).
+    for (const template of templates) {
+      for (const s of SERVICES) {
+        const own = renderTemplate(template, { service: s.service, container: s.container, image: '', version: '' });
+        await waitFor(`${template} for ${s.service} to have data`, async () => (await query(prom, own, Date.now() / 1000 - 1)).length > 0, 30_000, 500);
+      }
+    }
     const time = Date.now() / 1000 - 1;
     for (const template of templates) {
       const plan = planBatch(template);
