@@ -12,8 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  buildFixtures, CLI, deploy, docker, fixturePolicy, freePort, freshDatabase, inspect, readyStatus, removeContainers, ROOT,
-  startPrometheus, startRollguard, waitFor, type FixtureImages, type HistoryRow, type Prometheus, type Rollguard,
+  buildFixtures, CLI, deploy, docker, fixturePolicy, freePort, freshDatabase, inspect, keepOutput, readyStatus,
+  removeContainers, ROOT, startPrometheus, startRollguard, waitFor, type FixtureImages, type HistoryRow,
+  type Prometheus, type Rollguard,
 } from './harness.js';
 
 const PORT = 18082;
@@ -36,7 +37,8 @@ function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Pro
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], { env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: unknown }).code as number | null | undefined) ?? null : 0;
-      resolve({ stdout, stderr, code: typeof code === 'number' ? code : null });
+      // Kept with the run's logs, so the secrets scan covers these commands too.
+      void keepOutput(args, stdout, stderr).finally(() => resolve({ stdout, stderr, code: typeof code === 'number' ? code : null }));
     });
   });
 }

@@ -20,8 +20,8 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { PNG } from 'pngjs';
 import { SMTPServer } from 'smtp-server';
 import {
-  buildFixtures, CLI, deploy, docker, fixturePolicy, freshDatabase, removeContainers, startPrometheus, startRollguard,
-  testSecret, waitFor, type HistoryRow, type Prometheus, type Rollguard,
+  buildFixtures, CLI, deploy, docker, fixturePolicy, freshDatabase, keepOutput, removeContainers, startPrometheus,
+  startRollguard, testSecret, waitFor, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
 const NAME = 'rg-notify';
@@ -344,9 +344,11 @@ const html = (mail: Mail): string => (typeof mail.parsed.html === 'string' ? mai
 async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 });
+    await keepOutput(args, stdout, stderr);
     return { stdout, stderr, code: 0 };
   } catch (err) {
     const e = err as { stdout: string; stderr: string; code: number };
+    await keepOutput(args, e.stdout ?? '', e.stderr ?? '');
     return { stdout: e.stdout, stderr: e.stderr, code: e.code };
   }
 }
