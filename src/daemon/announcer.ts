@@ -3,7 +3,7 @@ import type { NotificationEvent } from '../notify/event.js';
 import { PAGER_RESOLVES, PAGER_TRIGGERS } from '../notify/pagerduty.js';
 import type { NewOutboxItem, Outbox } from '../store/outbox.js';
 import type { DecisionRecord, Store } from '../store/store.js';
-import type { ResolveId, WriteBehind } from '../store/write-behind.js';
+import type { ResolveId, Writes } from '../store/write-behind.js';
 
 const SEVERITIES: readonly Severity[] = ['P0', 'P1', 'P2'];
 
@@ -36,7 +36,7 @@ export class Announcer {
   constructor(
     private readonly store: Store,
     private readonly outbox: Outbox,
-    private readonly writes: WriteBehind,
+    private readonly writes: Writes,
     private readonly policy: () => Policy,
     private readonly onQueued: () => void,
   ) {}

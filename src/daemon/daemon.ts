@@ -24,7 +24,7 @@ import { BatchedProviders } from '../signals/batch-prometheus.js';
 import type { Writes } from '../store/write-behind.js';
 import { noFailpoints, type Failpoint } from './failpoints.js';
 import { BadImages } from '../store/bad-images.js';
-import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, FlapGuard, rollbackLimitMessage, type RecordWrite } from './flapping.js';
+import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, FlapGuard, rollbackLimitMessage } from './flapping.js';
 
 export interface DaemonDeps {
   docker: Docker;
@@ -413,11 +413,8 @@ export class Daemon {
   }
 
   private flaps(): FlapGuard {
-    const writes = this.deps.writes as Writes & { write?: RecordWrite };
-    const record: RecordWrite = writes.write
-      ? (what, run) => (writes.write as RecordWrite).call(writes, what, run)
-      : (what, run) => run((id) => id).catch((err) => this.log.error({ err, what }, 'the store refused a write; it is dropped'));
-    return (this.flapGuard ??= new FlapGuard({ repo: new BadImages(this.deps.store.sql), record, log: this.log }));
+    const { writes } = this.deps;
+    return (this.flapGuard ??= new FlapGuard({ repo: new BadImages(this.deps.store.sql), record: (what, run) => writes.write(what, run), log: this.log }));
   }
 
   /**

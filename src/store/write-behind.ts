@@ -9,6 +9,8 @@ export interface Writes {
   insertDecision(d: DecisionRecord): Promise<void>;
   insertAction(a: ActionRecord): Promise<void>;
   setKnownGood(k: KnownGood): Promise<void>;
+  /** Any other write, in the same order; `run` gets the resolver for the deployment IDs it names. Never throws. */
+  write(what: string, run: (resolve: ResolveId) => Promise<void>): Promise<void>;
 }
 
 export type DeploymentPatch = Parameters<Store['updateDeployment']>[1];
