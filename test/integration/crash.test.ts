@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import {
-  buildFixtures, dbQuery, deploy, docker, pagerReceiver, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
-  waitFor, type FixtureImages, type HistoryRow, type Prometheus, type Rollguard,
+  buildFixtures, dbQuery, deploy, docker, fixturePolicy, freshDatabase, inspect, pagerChannel, pagerReceiver,
+  removeContainers, startPrometheus, startRollguard, waitFor, type FixtureImages, type HistoryRow, type Prometheus,
+  type Rollguard,
 } from './harness.js';
 
 const NAME = 'rg-crash';
@@ -43,14 +44,7 @@ describe('kill -9 of rollguard in each phase of a revert', { timeout: 600_000 },
   let db: { url: string; drop(): Promise<void> };
   let rg: Rollguard | undefined;
 
-  const policy = (): string => `${fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME, window: '30s' })}notifications:
-  pager:
-    pagerduty:
-      routing_key: \${PD_KEY}
-      url: http://127.0.0.1:${pager.port}/v2/enqueue
-routes:
-  P0: [pager]
-`;
+  const policy = (): string => `${fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME, window: '30s' })}${pagerChannel(pager.port)}`;
   /** Starts a daemon; a restart after a kill uses the killed one's state directory, as systemd would. */
   const start = (failpoint?: string, killed?: Rollguard, text = policy()): Promise<Rollguard> =>
     startRollguard(text, { databaseUrl: db.url, stateDir: killed?.stateDir, env: { PD_KEY, ...(failpoint ? { ROLLGUARD_FAILPOINTS: failpoint } : {}) } });

@@ -13,9 +13,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import pg from 'pg';
 import {
-  buildFixtures, deploy, docker, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus,
+  buildFixtures, dbQuery, deploy, pagerReceiver, docker, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus,
   startRollguard, testSecret, waitFor, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
@@ -29,41 +28,6 @@ const FINAL = ['passed', 'rolled_back', 'rollback_failed', 'inconclusive', 'supe
 const FOR_TIMES_INTERVAL_MS = 3 * 1_000;
 const HOOK_SECRET = testSecret('flap-webhook');
 const PD_KEY = testSecret('flap-pagerduty');
-
-/** One query on a test database, on a connection of its own. */
-async function dbQuery<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(text, params)).rows as T[];
-  } finally {
-    await client.end();
-  }
-}
-
-interface PagerEvent { event_action: string; dedup_key: string; payload?: { summary?: string } }
-
-/** A PagerDuty Events API v2 stand-in on loopback that keeps every event it accepts. */
-async function pagerReceiver(): Promise<{ port: number; events: PagerEvent[]; close(): Promise<void> }> {
-  const events: PagerEvent[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      try {
-        events.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as PagerEvent);
-        res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"success"}');
-      } catch {
-        res.writeHead(400).end();
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port, events,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  };
-}
 
 /** What the tests read of rollguard's webhook JSON. */
 interface HookEvent {
@@ -120,7 +84,7 @@ echo "http_requests_total{code=\\"500\\"} $errors"
 describe('anti-flapping on a real Docker host (PostgreSQL store)', { timeout: 600_000 }, () => {
   let prom: Prometheus;
   let hook: Awaited<ReturnType<typeof webhookReceiver>>;
-  let pager: { port: number; events: PagerEvent[]; close(): Promise<void> };
+  let pager: Awaited<ReturnType<typeof pagerReceiver>>;
   let tmp: string;
   const images: Record<keyof typeof REFS, string> = { good: '', good2: '', errors: '', unready: '' };
   const running: Rollguard[] = [];

@@ -361,11 +361,11 @@ export interface PagerEvent { event_action: string; dedup_key: string; payload?:
 export async function pagerReceiver(): Promise<{ port: number; events: PagerEvent[]; close(): Promise<void> }> {
   const events: PagerEvent[] = [];
   const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       try {
-        events.push(JSON.parse(body) as PagerEvent);
+        events.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as PagerEvent);
         res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"success"}');
       } catch {
         res.writeHead(400).end();
@@ -373,5 +373,20 @@ export async function pagerReceiver(): Promise<{ port: number; events: PagerEven
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as net.AddressInfo).port, events, close: () => new Promise((r) => server.close(() => r())) };
+  return {
+    port: (server.address() as net.AddressInfo).port, events,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+/** Policy YAML appended to fixturePolicy(): one PagerDuty channel (key from ${PD_KEY}) on `port`, the P0 route. */
+export function pagerChannel(port: number): string {
+  return `notifications:
+  pager:
+    pagerduty:
+      routing_key: \${PD_KEY}
+      url: http://127.0.0.1:${port}/v2/enqueue
+routes:
+  P0: [pager]
+`;
 }

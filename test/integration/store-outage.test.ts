@@ -10,8 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import {
-  buildFixtures, dbQuery, deploy, pagerReceiver, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
-  waitFor, type FixtureImages, type Prometheus, type Rollguard,
+  buildFixtures, dbQuery, deploy, fixturePolicy, freshDatabase, inspect, pagerChannel, pagerReceiver, removeContainers,
+  startPrometheus, startRollguard, waitFor, type FixtureImages, type Prometheus, type Rollguard,
 } from './harness.js';
 
 const run = promisify(execFile);
@@ -47,14 +47,7 @@ describe('PostgreSQL outages under a running daemon', { timeout: 300_000 }, () =
   let pager: Awaited<ReturnType<typeof pagerReceiver>>;
 
   const query = <T>(text: string, params: unknown[] = []): Promise<T[]> => dbQuery<T>(db.url, text, params);
-  const policy = (window: string): string => `${fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME, window })}notifications:
-  pager:
-    pagerduty:
-      routing_key: \${PD_KEY}
-      url: http://127.0.0.1:${pager.port}/v2/enqueue
-routes:
-  P0: [pager]
-`;
+  const policy = (window: string): string => `${fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME, window })}${pagerChannel(pager.port)}`;
 
   before(async () => {
     images = await buildFixtures();
