@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AxiosInstance } from 'axios';
 import { Registry } from 'prom-client';
-import { BatchingPrometheusProvider, defaultBatchOptions } from './batch-prometheus.js';
+import { batchOptionsFromEnv, BatchingPrometheusProvider, defaultBatchOptions } from './batch-prometheus.js';
 import { PrometheusProvider } from './prometheus.js';
 
 const AT = 1_700_000_000_000;
@@ -115,5 +115,21 @@ describe('BatchingPrometheusProvider', () => {
     const ms = await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s))));
     assert.deepEqual(ms.map((m) => [m.value, m.detail]), [[null, 'Prometheus answered HTTP 503'], [null, 'Prometheus answered HTTP 503']]);
     assert.equal(asked.length, 1);
+  });
+});
+
+describe('batchOptionsFromEnv', () => {
+  it('batches unless ROLLGUARD_BATCH=off, and a fixed linger applies to every interval', () => {
+    assert.equal(batchOptionsFromEnv({}).enabled, true);
+    assert.equal(batchOptionsFromEnv({ ROLLGUARD_BATCH: 'on' }).enabled, true);
+    assert.equal(batchOptionsFromEnv({ ROLLGUARD_BATCH: 'off' }).enabled, false);
+    assert.equal(batchOptionsFromEnv({ ROLLGUARD_BATCH_LINGER_MS: '40' }).lingerMs(5_000), 40);
+    assert.equal(batchOptionsFromEnv({}).lingerMs(5_000), 100);
+  });
+
+  it('a value it does not understand is an error naming the variable, not a silent default', () => {
+    assert.throws(() => batchOptionsFromEnv({ ROLLGUARD_BATCH: 'of' }), /ROLLGUARD_BATCH: expected on or off, got "of"/);
+    assert.throws(() => batchOptionsFromEnv({ ROLLGUARD_BATCH_LINGER_MS: '5ms' }), /ROLLGUARD_BATCH_LINGER_MS: expected a number of milliseconds above 0, got "5ms"/);
+    assert.throws(() => batchOptionsFromEnv({ ROLLGUARD_BATCH_LINGER_MS: '0' }), /ROLLGUARD_BATCH_LINGER_MS/);
   });
 });

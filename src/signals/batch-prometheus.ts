@@ -28,7 +28,7 @@ export interface BatchOptions {
 
 export const defaultBatchOptions: BatchOptions = {
   enabled: true,
-  lingerMs: (intervalMs) => Math.min(100, Math.max(10, Math.round(intervalMs / 50))),
+  lingerMs: defaultLinger,
   recentMs: (intervalMs) => Math.min(500, Math.max(defaultLinger(intervalMs), Math.round(intervalMs / 10))),
 };
 
@@ -36,12 +36,19 @@ function defaultLinger(intervalMs: number): number {
   return Math.min(100, Math.max(10, Math.round(intervalMs / 50)));
 }
 
-/** ROLLGUARD_BATCH=off disables batching; ROLLGUARD_BATCH_LINGER_MS fixes how long a batch stays open. */
+/**
+ * ROLLGUARD_BATCH=off disables batching (`on` or unset: batched); ROLLGUARD_BATCH_LINGER_MS fixes
+ * how long a batch stays open. Any other value is an error naming the variable, not a silent default.
+ */
 export function batchOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): BatchOptions {
-  const fixed = Number(env.ROLLGUARD_BATCH_LINGER_MS);
+  const mode = env.ROLLGUARD_BATCH?.trim();
+  if (mode && mode !== 'on' && mode !== 'off') throw new Error(`ROLLGUARD_BATCH: expected on or off, got "${mode}"`);
+  const linger = env.ROLLGUARD_BATCH_LINGER_MS?.trim();
+  const fixed = Number(linger);
+  if (linger && !(Number.isFinite(fixed) && fixed > 0)) throw new Error(`ROLLGUARD_BATCH_LINGER_MS: expected a number of milliseconds above 0, got "${linger}"`);
   return {
-    enabled: env.ROLLGUARD_BATCH !== 'off',
-    lingerMs: Number.isFinite(fixed) && fixed > 0 ? () => fixed : defaultBatchOptions.lingerMs,
+    enabled: mode !== 'off',
+    lingerMs: linger ? () => fixed : defaultBatchOptions.lingerMs,
     recentMs: defaultBatchOptions.recentMs,
   };
 }
@@ -258,17 +265,21 @@ function evalAtStale(anchor: Anchor, evalAt: number, intervalMs: number): boolea
  */
 export class BatchedProviders {
   private wrapped?: { base: PrometheusProvider; batching: BatchingPrometheusProvider };
+  private readonly options: BatchOptions;
 
+  /** Reads the environment here, at start, so a bad value stops rollguard starting instead of failing ticks. */
   constructor(
     private readonly providers: ProviderRegistry,
     private readonly opts: { log?: Logger; registry?: Registry; options?: BatchOptions } = {},
-  ) {}
+  ) {
+    this.options = opts.options ?? batchOptionsFromEnv();
+  }
 
   get(): ProviderRegistry {
     const base = this.providers.prometheus;
     if (!(base instanceof PrometheusProvider)) return this.providers;
     if (this.wrapped?.base !== base) {
-      this.wrapped = { base, batching: new BatchingPrometheusProvider(base, this.opts.options ?? batchOptionsFromEnv(), this.opts.log, this.opts.registry) };
+      this.wrapped = { base, batching: new BatchingPrometheusProvider(base, this.options, this.opts.log, this.opts.registry) };
     }
     return { ...this.providers, prometheus: this.wrapped.batching };
   }
