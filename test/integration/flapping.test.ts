@@ -271,7 +271,8 @@ routes:
 
     // From now on the known-good version, when it is started again, answers 20 % errors.
     await writeFile(path.join(state, 'error_pct'), '20\n');
-    const since = Math.floor(Date.now() / 1000) - 1;
+    // To the millisecond: whole seconds would also count the known-good deploy made just before.
+    const since = new Date().toISOString();
     const bad = await deployAndSettle(rg, REFS.errors, [], 90_000);
     assert.equal(bad.state, 'rollback_failed', `reason: ${bad.reason}`);
     assert.match(bad.reason ?? '', new RegExp(`recovery criteria not met after ${maxAttempts} attempt\\(s\\)`));
@@ -297,8 +298,8 @@ routes:
     const starts = await dbQuery<{ n: string }>(db, "SELECT count(*) AS n FROM actions WHERE kind = 'start-good'", []);
     assert.equal(Number(starts[0]?.n), maxAttempts, 'the known-good version was started max_attempts times, no more');
 
-    const until = Math.floor(Date.now() / 1000) + 1;
-    const creates = (await docker('events', '--since', String(since), '--until', String(until), '--filter', 'type=container', '--filter', 'event=create', '--format', '{{.Actor.Attributes.name}}'))
+    const until = new Date(Date.now() + 1_000).toISOString();
+    const creates = (await docker('events', '--since', since, '--until', until, '--filter', 'type=container', '--filter', 'event=create', '--format', '{{.Actor.Attributes.name}}'))
       .split('\n').filter((n) => n === NAME);
     assert.ok(creates.length <= 1 + maxAttempts, `containers created under ${NAME}: ${creates.length} (the deploy and at most ${maxAttempts} revert attempts)`);
 
