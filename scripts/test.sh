@@ -45,4 +45,4 @@ npm run -s typecheck
 
 # --- tests: one run, one summary ------------------------------------------------------------------
 node --import tsx --test --test-concurrency=1 --test-reporter=spec \
-  src/*/*.test.ts test/integration/*.test.ts
+  src/*/*.test.ts src/*/*/*.test.ts test/integration/*.test.ts

@@ -1,6 +1,6 @@
 import type { ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
-import { versionOf } from '../deploys/container-inspect.js';
+import { versionOf } from '../model/image-ref.js';
 
 /** Template values for running a service's queries outside a deployment, and which of them are stand-ins. */
 export interface ProbeTemplate { values: TemplateValues; placeholders: (keyof TemplateValues)[] }

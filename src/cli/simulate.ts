@@ -2,7 +2,7 @@ import { parseDuration } from '../config/duration.js';
 import { loadPolicy } from '../config/load-policy.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import { renderTemplate, type TemplateValues } from '../config/template.js';
-import { versionOf } from '../deploys/container-inspect.js';
+import { versionOf } from '../model/image-ref.js';
 import { describeThreshold, valueKey, withBaseline, type Value } from '../policy/assess.js';
 import { hasHistory, replay, replayTimes, type ReplayInputTick, type ReplayResult } from '../policy/replay.js';
 import { measureBurnRate } from '../signals/burn-rate.js';

@@ -1,12 +1,13 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { ContainerReverter } from '../actions/container-revert.js';
+import type { ContainerReverter } from '../targets/docker-container/revert-steps.js';
 import type { Metrics } from '../api/metrics.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
-import { containerName, inspectContainer, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
-import { DockerEventFollower, type ContainerStarted } from '../deploys/docker-events.js';
-import { servicesFor } from '../deploys/match.js';
+import { containerName, inspectContainer, type ContainerInspect } from '../targets/docker-container/inspect.js';
+import { shortId, versionOf } from '../model/image-ref.js';
+import { DockerEventFollower, type ContainerStarted } from '../targets/docker-container/events.js';
+import { servicesFor } from '../targets/docker-container/match.js';
 import { assess, concludeWindow, describeThreshold, emptyTally, valueKey, withBaseline, type SampleResult, type WatchTally } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { Deployment, KnownGood, Store } from '../store/store.js';

@@ -1,5 +1,5 @@
 import type { Policy, Rule, ServicePolicy, Severity } from '../config/policy.js';
-import { shortId } from '../deploys/container-inspect.js';
+import { shortId } from '../model/image-ref.js';
 import type { EventKind, EvidenceAction, EvidenceCriterion, EvidenceSample, NotificationEvent } from '../notify/event.js';
 import { describeThreshold } from '../policy/assess.js';
 import { formatDuration } from '../config/duration.js';

@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration.js';
 import type { Rule, ServicePolicy, Severity } from '../config/policy.js';
-import { shortId } from '../deploys/container-inspect.js';
+import { shortId } from '../model/image-ref.js';
 import type { BadImage, BadImages, RevertRecord } from '../store/bad-images.js';
 import type { Deployment, KnownGood } from '../store/store.js';
 import type { ResolveId } from '../store/write-behind.js';

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import { RevertError, type ContainerReverter } from '../actions/container-revert.js';
+import { RevertError, type ContainerReverter } from '../targets/docker-container/revert-steps.js';
 import type { Metrics } from '../api/metrics.js';
 import type { Rule, ServicePolicy } from '../config/policy.js';
-import { containerInspectSchema, containerName, shortId, versionOf, type ContainerInspect } from '../deploys/container-inspect.js';
+import { containerInspectSchema, containerName, type ContainerInspect } from '../targets/docker-container/inspect.js';
+import { shortId, versionOf } from '../model/image-ref.js';
 import { describeThreshold, recoveryStatus } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { EvidenceAction, EvidenceCriterion } from '../notify/event.js';

@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { ContainerReverter } from '../actions/container-revert.js';
+import { ContainerReverter } from '../targets/docker-container/revert-steps.js';
 import { createMetrics } from '../api/metrics.js';
 import { apiToken } from '../api/auth.js';
 import { startApi } from '../api/server.js';

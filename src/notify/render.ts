@@ -7,7 +7,7 @@
  * Slack mrkdwn (so a name cannot ping `<!channel>` or forge a link).
  */
 import type { Severity } from '../config/policy.js';
-import { shortId, versionOf } from '../deploys/container-inspect.js';
+import { shortId, versionOf } from '../model/image-ref.js';
 import type { EvidenceAction, EvidenceCriterion, EvidenceSample, EventKind, NotificationEvent } from './event.js';
 
 /** `sha256:0123456789abcdef…` → `0123456789ab`; no image (no previous version) → `unknown`. */

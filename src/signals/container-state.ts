@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { ContainerSignal } from '../config/policy.js';
-import { inspectContainer } from '../deploys/container-inspect.js';
+import { inspectContainer } from '../targets/docker-container/inspect.js';
 import { errorText, type Measurement, type ProbeContext, type SignalProvider } from './provider.js';
 
 /** Reads the service container's state from Docker: restart_count, oom_killed, running, health. */

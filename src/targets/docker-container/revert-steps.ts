@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { containerName, inspectContainer, type ContainerInspect } from '../deploys/container-inspect.js';
+import { containerName, inspectContainer, type ContainerInspect } from './inspect.js';
 
 /** A revert step that Docker refused; the message says what and why. */
 export class RevertError extends Error {

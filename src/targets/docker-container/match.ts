@@ -1,4 +1,4 @@
-import type { Policy, ServiceMatch, ServicePolicy } from '../config/policy.js';
+import type { Policy, ServiceMatch, ServicePolicy } from '../../config/policy.js';
 
 const COMPOSE_PROJECT = 'com.docker.compose.project';
 const COMPOSE_SERVICE = 'com.docker.compose.service';

@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import type Docker from 'dockerode';
 import pino from 'pino';
-import { DockerEventFollower, type ContainerStarted } from './docker-events.js';
+import { DockerEventFollower, type ContainerStarted } from './events.js';
 
 const log = pino({ level: 'silent' });
 
