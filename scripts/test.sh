@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # rollguard's whole test suite, on a fresh Debian machine or a developer's: installs and starts
-# what is missing (Docker engine, Prometheus, busybox-static, PostgreSQL), builds, type-checks,
+# what is missing (Docker engine, docker-compose, Prometheus, busybox-static, PostgreSQL), builds, type-checks,
+# checks the dependency rules (.dependency-cruiser.cjs),
 # then runs the unit tests and the integration tests against the real parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -42,6 +44,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 npm run -s build
 npm run -s typecheck
+npm run -s depcheck
 
 # --- tests: one run, one summary ------------------------------------------------------------------
 node --import tsx --test --test-concurrency=1 --test-reporter=spec \

@@ -1,10 +1,26 @@
 import { formatDuration } from '../config/duration.js';
-import type { Policy } from '../config/policy.js';
-import type { ReplayVerdict } from '../policy/replay.js';
+import type { Policy, ServicePolicy } from '../config/policy.js';
+import type { ReplayResult, ReplayVerdict } from '../policy/replay.js';
 import type { Deployment } from '../store/store.js';
 import { formatOffset, formatValue, renderTable } from './format.js';
-import { describeTemplate } from './placeholders.js';
-import type { Simulation } from './simulate.js';
+import { describeTemplate, type ProbeTemplate } from './placeholders.js';
+
+/** A baseline measured for a baseline-relative rule, as the daemon measures it at deploy time. */
+export interface BaselineNote { rule: string; value: number | null; points: number; detail?: string; threshold: string }
+
+/** One deployment replayed: what was fetched, and what the policy would have decided. */
+export interface Simulation {
+  service: ServicePolicy;
+  startedAt: number;
+  windowMs: number;
+  template: ProbeTemplate;
+  baselines: BaselineNote[];
+  /** Columns of the sample table: what the rules and the traffic floor read. */
+  keys: { key: string; kind: 'prometheus' | 'http' | 'container' | 'burn-rate' }[];
+  /** Range queries that failed as a whole: the replay saw no data for them. */
+  queryErrors: { query: string; detail: string }[];
+  result: ReplayResult;
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 

@@ -10,26 +10,9 @@ import { PrometheusHistory } from '../signals/prometheus-history.js';
 import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import type { Deployment } from '../store/store.js';
 import { probeTemplate, type ProbeTemplate } from './placeholders.js';
-import { formatSince, formatSimulation, recordedVerdict, sinceJson, simulationJson, type SinceRow } from './simulate-report.js';
+import { formatSince, formatSimulation, recordedVerdict, sinceJson, simulationJson, type BaselineNote, type SinceRow, type Simulation } from './simulate-report.js';
 import { parseSinceArg, parseTimeArg } from './time-arg.js';
 import { readHistory } from './views.js';
-
-/** A baseline measured for a baseline-relative rule, as the daemon measures it at deploy time. */
-export interface BaselineNote { rule: string; value: number | null; points: number; detail?: string; threshold: string }
-
-/** One deployment replayed: what was fetched, and what the policy would have decided. */
-export interface Simulation {
-  service: ServicePolicy;
-  startedAt: number;
-  windowMs: number;
-  template: ProbeTemplate;
-  baselines: BaselineNote[];
-  /** Columns of the sample table: what the rules and the traffic floor read. */
-  keys: { key: string; kind: 'prometheus' | 'http' | 'container' | 'burn-rate' }[];
-  /** Range queries that failed as a whole: the replay saw no data for them. */
-  queryErrors: { query: string; detail: string }[];
-  result: ReplayResult;
-}
 
 /**
  * Replays one deployment of `service` from `startedAt`: baselines from the history before it

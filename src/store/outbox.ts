@@ -1,4 +1,4 @@
-import type { NotificationEvent } from '../notify/event.js';
+import type { NotificationEvent } from '../model/notification.js';
 import type { Sql } from './sql.js';
 
 /** One message to one channel, as stored until it is delivered. */
