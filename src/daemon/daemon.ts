@@ -4,7 +4,8 @@ import type { ContainerReverter } from '../targets/docker-container/revert-steps
 import type { Metrics } from '../api/metrics.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
-import { containerName, inspectContainer, type ContainerInspect } from '../targets/docker-container/inspect.js';
+import { containerInspectSchema, containerName, inspectContainer, type ContainerInspect } from '../targets/docker-container/inspect.js';
+import { changedSettings, containerRole, versionKey } from '../targets/docker-container/version.js';
 import { shortId, versionOf } from '../model/image-ref.js';
 import { DockerEventFollower, type ContainerStarted } from '../targets/docker-container/events.js';
 import { servicesFor } from '../targets/docker-container/match.js';
@@ -20,6 +21,7 @@ import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import { renderTemplate } from '../config/template.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { isParked, revertDeployment } from './revert.js';
+import { withServingRule } from '../policy/serving.js';
 import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
 import { BatchedProviders } from '../signals/batch-prometheus.js';
 import type { Writes } from '../store/write-behind.js';
@@ -79,7 +81,17 @@ interface ServiceState {
   containerId?: string;
   image?: string;
   ref?: string;
+  /** The version running (image ID and settings, see versionKey): a container of another version is a deployment. */
+  version?: string;
   watch?: Watch;
+}
+
+/** Records that `c` is what runs for the service now. */
+function nowRunning(s: ServiceState, c: ContainerInspect): void {
+  s.containerId = c.Id;
+  s.image = c.Image;
+  s.ref = c.Config.Image;
+  s.version = versionKey(c);
 }
 
 const MAX_HISTORY = 2_000;
@@ -92,6 +104,8 @@ export class Daemon {
   private readonly state = new Map<string, ServiceState>();
   private readonly queue = new KeyedQueue();
   private readonly ownContainers = new Set<string>();
+  /** Swarm task containers already warned about. */
+  private readonly warnedSwarmTasks = new Set<string>();
   /** Active holds and freezes by service. */
   private readonly holds = new Map<string, Hold>();
   private readonly holdRepo: Holds;
@@ -190,7 +204,7 @@ export class Daemon {
   /** Live view for `rollguard status` and the API. */
   status(): { services: Record<string, unknown>; activeWatches: number; dryRun: boolean; dockerConnected: boolean; policy: string } {
     const services: Record<string, unknown> = {};
-    for (const [name, svc] of Object.entries(this.policy.services)) {
+    for (const name of Object.keys(this.policy.services)) {
       const s = this.state.get(name);
       const w = s?.watch;
       services[name] = {
@@ -205,7 +219,7 @@ export class Daemon {
               to_ref: w.deployment.to_ref,
               samples: w.tally.ticks,
               window_ends_at: w.deployment.window_ends_at,
-              streaks: Object.fromEntries(svc.rules.map((r) => [r.name, w.tally.rules[r.name]?.streak ?? 0])),
+              streaks: Object.fromEntries(w.service.rules.map((r) => [r.name, w.tally.rules[r.name]?.streak ?? 0])),
             }
           : null,
       };
@@ -237,9 +251,27 @@ export class Daemon {
     for (const c of list) {
       const name = (c.Names[0] ?? '').replace(/^\//, '');
       if (!servicesFor(this.policy, name, c.Labels ?? {}).some((s) => s.name === service.name)) continue;
+      if (!this.isServiceContainer(service.name, c.Id, name, c.Labels ?? {})) continue;
       found.push(await inspectContainer(this.deps.docker, c.Id));
     }
     return found.sort((a, b) => Date.parse(b.State.StartedAt) - Date.parse(a.State.StartedAt));
+  }
+
+  /**
+   * Whether a container matched by a service is one of its versions: a Compose one-off (`docker
+   * compose run`, a migration or a shell) never is; a Swarm task is Swarm's to manage, and a revert
+   * of its container would be fought by Swarm, so it is left alone with a warning (once per container).
+   */
+  private isServiceContainer(service: string, id: string, name: string, labels: Record<string, string>): boolean {
+    const role = containerRole(labels);
+    if (role.kind === 'service') return true;
+    if (role.kind === 'swarm-task' && !this.warnedSwarmTasks.has(id)) {
+      this.warnedSwarmTasks.add(id);
+      this.log.warn({ service, container: name, swarmService: role.service },
+        'this container is a task of a Swarm service: rollguard does not watch or revert a Swarm task as a plain container, since Swarm would undo the revert; it is left alone (Swarm services need a Swarm match)');
+    }
+    if (role.kind === 'one-off') this.log.debug({ service, container: name }, 'a Compose one-off container (compose run); not a deployment');
+    return false;
   }
 
   /** Level-triggered catch-up for one service: adopt, resume or detect from what runs now. */
@@ -263,9 +295,7 @@ export class Daemon {
       const resumable = current && d.state === 'watching' && d.container_id === current.Id && d.to_image === current.Image;
       if (resumable && current) {
         log.info({ deployment: d.id }, 'resuming the watch of a deployment');
-        s.containerId = current.Id;
-        s.image = current.Image;
-        s.ref = current.Config.Image;
+        nowRunning(s, current);
         await this.beginWatch(service, d, 'replay', current.Config.Labels ?? {});
         continue;
       }
@@ -274,15 +304,13 @@ export class Daemon {
     }
     if (!current) return;
     if (s.watch && !s.watch.done) return;
-    s.containerId = current.Id;
-    s.image = current.Image;
-    s.ref = current.Config.Image;
+    nowRunning(s, current);
     const latest = await store.latestDeployment(service.name);
     if (!known && !latest) {
       await this.adopt(service, current);
       return;
     }
-    const alreadyKnown = current.Image === known?.image_id || (latest && latest.to_image === current.Image && latest.container_id === current.Id);
+    const alreadyKnown = (known && versionKey(current) === versionKey(containerInspectSchema.parse(known.spec))) || (latest && latest.to_image === current.Image && latest.container_id === current.Id);
     if (alreadyKnown) return;
     log.info({ container: containerName(current), image: shortId(current.Image) }, 'a deployment happened while rollguard was not watching');
     await this.detect(service, current, known?.image_id ?? null, known?.image_ref ?? null);
@@ -299,7 +327,8 @@ export class Daemon {
    * picked up from what Docker shows (see revertDeployment), so nothing is done twice and the
    * messages already queued are not queued again.
    */
-  private async resumeRevert(service: ServicePolicy, d: Deployment): Promise<void> {
+  private async resumeRevert(policyService: ServicePolicy, d: Deployment): Promise<void> {
+    const service = withServingRule(policyService);
     const decided = (await this.deps.store.listDecisions(d.id).catch(() => [])).filter((x) => x.kind === 'rollback').pop();
     const rule = service.rules.find((r) => r.name === decided?.rule) ?? service.rules.find((r) => r.action === 'rollback') ?? service.rules[0];
     const log = this.log.child({ service: service.name, deployment: d.id });
@@ -349,6 +378,7 @@ export class Daemon {
     if (services.length > 1) this.log.error({ container: containerName(c), services: services.map((s) => s.name) }, 'a container matches several services; it is not watched');
     const service = services.length === 1 ? services[0] : undefined;
     if (!service || !this.leads(service.name)) return;
+    if (!this.isServiceContainer(service.name, c.Id, containerName(c), c.Config.Labels ?? {})) return;
     void this.queue.run(service.name, () => this.onServiceStart(service, c)).catch((err) =>
       this.log.error({ err, service: service.name }, 'handling a deployment failed'),
     );
@@ -357,15 +387,13 @@ export class Daemon {
   private async onServiceStart(service: ServicePolicy, c: ContainerInspect): Promise<void> {
     if (this.stopping || this.ownContainers.has(c.Id) || !this.leads(service.name)) return;
     const s = this.serviceState(service.name);
-    if (s.image === c.Image) {
-      s.containerId = c.Id; // a restart or a same-image recreate: not a deployment
+    if (s.version === versionKey(c)) {
+      s.containerId = c.Id; // a restart, or a recreate of the same image with the same settings: not a deployment
       return;
     }
     if (!s.image && !s.knownGood) {
       // First container ever seen for this service: there is nothing to compare or revert to.
-      s.containerId = c.Id;
-      s.image = c.Image;
-      s.ref = c.Config.Image;
+      nowRunning(s, c);
       await this.adopt(service, c);
       return;
     }
@@ -394,12 +422,11 @@ export class Daemon {
       detected_at: detectedAt,
       window_ends_at: new Date(detectedAt.getTime() + service.windowMs),
     });
-    s.containerId = c.Id;
-    s.image = c.Image;
-    s.ref = c.Config.Image;
+    const previousSpec = s.knownGood && s.knownGood.image_id === c.Image ? containerInspectSchema.parse(s.knownGood.spec) : undefined;
+    nowRunning(s, c);
     this.deps.metrics.deploymentsSeen.inc({ service: service.name });
     this.log.info(
-      { service: service.name, deployment: deployment.id, from: fromRef, fromImage: fromImage && shortId(fromImage), to: c.Config.Image, toImage: shortId(c.Image) },
+      { service: service.name, deployment: deployment.id, from: fromRef, fromImage: fromImage && shortId(fromImage), to: c.Config.Image, toImage: shortId(c.Image), ...(previousSpec ? { sameImage: true, changed: changedSettings(previousSpec, c) } : {}) },
       'deployment detected',
     );
     await this.beginWatch(service, deployment, emptyTally(service), c.Config.Labels ?? {});
@@ -487,7 +514,7 @@ export class Daemon {
   /** Starts (or, with 'replay', resumes from its recorded samples) the watch of a deployment. */
   private async beginWatch(policyService: ServicePolicy, deployment: Deployment, start: WatchTally | 'replay', labels: Record<string, string> = {}): Promise<void> {
     const template = { service: policyService.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
-    const service = await this.resolveBaselines(policyService, deployment, template);
+    const service = await this.resolveBaselines(withServingRule(policyService), deployment, template);
     const tally = start === 'replay' ? await this.replayTally(service, deployment) : start;
     const watch = this.watchFor(service, deployment, tally, labels);
     this.serviceState(service.name).watch = watch;
@@ -775,7 +802,9 @@ export class Daemon {
     const now = this.now();
     const budget = await this.flaps().budget(service.name, service.maxRollbacks ?? DEFAULT_MAX_ROLLBACKS, now);
     if (budget.allowed) {
-      await this.flaps().reverted(service.name, deployment, now, reason);
+      // A reconfiguration on the known-good image: the settings were bad, not the image.
+      const imageChanged = deployment.to_image !== this.serviceState(service.name).knownGood?.image_id;
+      await this.flaps().reverted(service.name, deployment, now, reason, imageChanged);
       return true;
     }
     const why = rollbackLimitMessage(service.name, budget);
@@ -821,9 +850,13 @@ export class Daemon {
     } else {
       await this.escalate(watch, rule, outcome.reason ?? 'rollback failed', { actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt });
     }
-    s.containerId = outcome.containerId;
-    s.image = outcome.image;
-    s.ref = outcome.ref;
+    const running = await inspectContainer(this.deps.docker, outcome.containerId).catch(() => undefined);
+    if (running) nowRunning(s, running);
+    else {
+      s.containerId = outcome.containerId;
+      s.image = outcome.image;
+      s.ref = outcome.ref;
+    }
   }
 
   /** A window without a verdict: recorded, and the version does not become known-good. */
@@ -861,7 +894,7 @@ export class Daemon {
   private async conclude(watch: Watch): Promise<void> {
     const { service, deployment } = watch;
     const outcome = concludeWindow(service, watch.tally);
-    if (outcome.kind === 'inconclusive' && !service.inconclusiveIsGood) return this.inconclusive(watch, outcome.reason);
+    if (outcome.kind === 'unproven' || (outcome.kind === 'inconclusive' && !service.inconclusiveIsGood)) return this.inconclusive(watch, outcome.reason);
     const decidedAt = this.now();
     let c: ContainerInspect;
     try {

@@ -137,11 +137,13 @@ export class FlapGuard {
 
   /**
    * A revert of `deployment` was decided: it counts against the limit, and its image is bad from
-   * now on — whatever the revert's outcome, rollguard reverted away from it.
+   * now on — whatever the revert's outcome, rollguard reverted away from it. Not with `markBad`
+   * false: a deployment that changed only settings runs the known-good image, which is not bad.
    */
-  async reverted(service: string, deployment: Pick<Deployment, 'id' | 'container_id' | 'to_image' | 'to_ref'>, at: Date, reason: string): Promise<void> {
+  async reverted(service: string, deployment: Pick<Deployment, 'id' | 'container_id' | 'to_image' | 'to_ref'>, at: Date, reason: string, markBad = true): Promise<void> {
     const s = this.state(service);
     s.reverts.set(deployment.container_id, at);
+    if (!markBad) return;
     const mark: BadImage = { service, image_id: deployment.to_image, image_ref: deployment.to_ref, deployment_id: deployment.id, marked_at: at, reason };
     s.bad.set(mark.image_id, mark);
     await this.deps.record(`bad image ${shortId(mark.image_id)}`, (resolve) =>
