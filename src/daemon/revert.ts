@@ -75,7 +75,9 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   let criteria: EvidenceCriterion[] = [];
   let revertAt: number | undefined;
   let attempt = resume ? deployment.attempts : 0;
-  const unchanged = (): Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'> => ({ state: 'rollback_failed', containerId: badId, image: deployment.to_image, ref: deployment.to_ref });
+  /** The deployed container, or the one that replaced it when a removed --rm container was put back. */
+  let deployedId = badId;
+  const unchanged = (): Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'> => ({ state: 'rollback_failed', containerId: deployedId, image: deployment.to_image, ref: deployment.to_ref });
 
   const step = async <T>(kind: string, detail: string, fn: () => Promise<T>): Promise<T> => {
     const started = deps.now();
@@ -123,19 +125,38 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   } catch (err) {
     return fail(`cannot inspect the deployed container ${badId.slice(0, 12)}: ${String(err)}; nothing was changed`, unchanged());
   }
-  if (!badSpec && !resume) return fail(`the deployed container ${badId.slice(0, 12)} is gone; nothing was changed`, unchanged());
-  const setAside = parkedName(badSpec ? containerName(badSpec) : goodName, deployment.id);
+  const setAside = parkedName(badSpec ? containerName(badSpec) : deployment.container_name, deployment.id);
   const originalName = setAside.replace(PARKED, '');
+  /** The bad container as it ran, under its own name: what puts it back when no known-good container can be started. */
+  const badAsDeployed = badSpec && ({ ...badSpec, Name: `/${originalName}` } as ContainerInspect);
+  const putBack = async (why: string): Promise<boolean> => {
+    if (!badAsDeployed) return false;
+    return step('restore-bad', `${why}; put ${originalName} back`, async () => {
+      deployedId = await reverter.restore(badId, badAsDeployed);
+      deps.ownContainers.add(deployedId);
+      return true;
+    }).catch(() => false);
+  };
+  // Docker removed the bad container as it stopped (--rm): nothing is left to remove, and putting it back means creating it again.
+  let badRemoved = false;
+  if (!badSpec && !resume) {
+    // Stopped and removed by someone else: nothing serves, so the known-good version is started all the same.
+    await step('bad-gone', `the deployed container ${badId.slice(0, 12)} (${originalName}) is already gone; starting the known-good version`, () => Promise.resolve());
+  }
   if (badSpec) {
     const already = containerName(badSpec) === setAside && !badSpec.State.Running;
     try {
-      await step('stop-bad', already
+      const parked = await step('stop-bad', already
         ? `${originalName} was already stopped and set aside as ${setAside}`
         : `stop ${originalName} (grace ${service.stopTimeoutMs} ms) and rename it ${setAside}`, () =>
-        already ? Promise.resolve() : reverter.park(badId, setAside, service.stopTimeoutMs),
+        already ? Promise.resolve('parked' as const) : reverter.park(badId, setAside, service.stopTimeoutMs),
       );
+      if (parked === 'removed') {
+        badRemoved = true;
+        await step('bad-removed', `${originalName} was run with --rm, so Docker removed it as it stopped; its settings are kept to put it back if needed`, () => Promise.resolve());
+      }
     } catch (err) {
-      await step('restore-bad', `put ${originalName} back`, () => reverter.restore(badId, { ...badSpec, Name: `/${originalName}` } as ContainerInspect)).catch(() => {});
+      await putBack('it could not be set aside');
       return fail(`could not set the bad container aside: ${(err as Error).message}`, unchanged());
     }
   }
@@ -172,12 +193,13 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
         await step('remove-failed', `remove the failed attempt ${previous.slice(0, 12)}`, () => reverter.remove(previous)).catch(() => {});
       }
       try {
-        goodId = await step('start-good', `create and start ${goodName} from ${image}`, async () => {
-          const id = await reverter.startFrom(goodSpec, image);
-          deps.ownContainers.add(id);
-          return id;
-        });
-      } catch {
+        const started = deps.now();
+        const out = await reverter.startFrom(goodSpec, image, badSpec);
+        deps.ownContainers.add(out.id);
+        goodId = out.id;
+        await record({ deployment_id: deployment.id, attempt, kind: 'start-good', started_at: started, finished_at: deps.now(), ok: true, detail: [`create and start ${goodName} from ${image}`, ...out.notes].join('; ') });
+      } catch (err) {
+        await record({ deployment_id: deployment.id, attempt, kind: 'start-good', started_at: deps.now(), finished_at: deps.now(), ok: false, detail: `create and start ${goodName} from ${image}: ${err instanceof Error ? err.message : String(err)}` });
         continue;
       }
       await phase('started');
@@ -189,7 +211,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     criteria = verified.criteria;
     await record({ deployment_id: deployment.id, attempt, kind: 'verify', started_at: verified.started, finished_at: deps.now(), ok: verified.met, detail: verified.detail });
     if (verified.met) {
-      if (badSpec) await step('remove-bad', `remove the bad container ${setAside}`, () => reverter.remove(badId)).catch(() => {});
+      if (badSpec && !badRemoved) await step('remove-bad', `remove the bad container ${setAside} (its volumes are kept)`, () => reverter.remove(badId)).catch(() => {});
       const recoveredAt = deps.now();
       await writes.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt, phase: 'done' });
       metrics.rollbacks.inc({ service: service.name, outcome: 'succeeded' });
@@ -204,8 +226,8 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     });
   }
   if (!badSpec) return fail(`the known-good container could not be started in ${attempt} attempt(s), and the deployed container is gone`, unchanged());
-  await step('restore-bad', `no known-good container could be started; put ${originalName} back`, () => reverter.restore(badId, { ...badSpec, Name: `/${originalName}` } as ContainerInspect)).catch(() => {});
-  return fail(`the known-good container could not be started in ${attempt} attempt(s); the deployed version was put back`, unchanged());
+  const back = await putBack('no known-good container could be started');
+  return fail(`the known-good container could not be started in ${attempt} attempt(s); ${back ? 'the deployed version was put back' : `putting the deployed version back failed too, so ${originalName} is not running`}`, unchanged());
 }
 
 async function verifyRecovery(

@@ -1,5 +1,7 @@
 import type Docker from 'dockerode';
 import { containerName, inspectContainer, type ContainerInspect } from './inspect.js';
+import { versionKey } from './version.js';
+import { carryVolumes, volumeNames } from './volumes.js';
 
 /** A revert step that Docker refused; the message says what and why. */
 export class RevertError extends Error {
@@ -21,7 +23,7 @@ function dockerMessage(err: unknown): string {
  * config, labels (so Compose still recognises it), env, mounts, restart policy, health check
  * and networks — on the given image.
  */
-export function recreateOptions(spec: ContainerInspect, image: string): { create: Docker.ContainerCreateOptions; extraNetworks: [string, EndpointSettings][] } {
+export function recreateOptions(spec: ContainerInspect, image: string, extraBinds: readonly string[] = []): { create: Docker.ContainerCreateOptions; extraNetworks: [string, EndpointSettings][] } {
   const shortOldId = spec.Id.slice(0, 12);
   const config: Record<string, unknown> = { ...spec.Config };
   if (config.Hostname === shortOldId) delete config.Hostname;
@@ -35,7 +37,7 @@ export function recreateOptions(spec: ContainerInspect, image: string): { create
       ...(config as Docker.ContainerCreateOptions),
       name: containerName(spec),
       Image: image,
-      HostConfig: spec.HostConfig as Docker.HostConfig,
+      HostConfig: extraBinds.length ? { ...(spec.HostConfig as Docker.HostConfig), Binds: [...((spec.HostConfig as Docker.HostConfig).Binds ?? []), ...extraBinds] } : (spec.HostConfig as Docker.HostConfig),
       NetworkingConfig: first ? { EndpointsConfig: { [first[0]]: first[1] as Docker.EndpointSettings } } : undefined,
     },
     extraNetworks: rest,
@@ -70,29 +72,60 @@ export class ContainerReverter {
 
   /**
    * Stops the bad container with the policy's grace, keeps it from restarting, and renames it out
-   * of the way. Safe to repeat: a container already stopped or already under `parkedName` is left so.
+   * of the way. Safe to repeat: a container already stopped or already under `parkedName` is left
+   * so. A container run with `--rm` is removed by Docker as it stops: that is reported as
+   * `removed`, and its spec is what can put it back.
    */
-  async park(containerId: string, parkedName: string, stopTimeoutMs: number): Promise<void> {
+  async park(containerId: string, parkedName: string, stopTimeoutMs: number): Promise<'parked' | 'removed'> {
     const container = this.docker.getContainer(containerId);
     try {
-      await container.update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
+      const before = await inspectContainer(this.docker, containerId);
+      const autoRemove = (before.HostConfig as { AutoRemove?: boolean }).AutoRemove === true;
+      // Docker refuses a restart policy on an --rm container, which never restarts anyway.
+      if (!autoRemove) await container.update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
+      if (containerName(before) !== parkedName) await container.rename({ name: parkedName });
       await container.stop({ t: Math.ceil(stopTimeoutMs / 1000) }).catch((err: { statusCode?: number }) => {
-        if (err.statusCode !== 304) throw err; // 304: already stopped
+        if (err.statusCode !== 304 && !(autoRemove && err.statusCode === 404)) throw err; // 304: already stopped
       });
-      const current = containerName(await inspectContainer(this.docker, containerId));
-      if (current !== parkedName) await container.rename({ name: parkedName });
+      if (autoRemove) {
+        const gone = await this.waitGone(containerId, 10_000);
+        return gone ? 'removed' : 'parked';
+      }
+      return 'parked';
     } catch (err) {
       throw new RevertError(`cannot stop and set aside container ${containerId.slice(0, 12)}: ${dockerMessage(err)}`, { cause: err });
     }
   }
 
-  /** Creates and starts the known-good container; returns its ID. A container that fails to start is removed. */
-  async startFrom(spec: ContainerInspect, image: string): Promise<string> {
-    const { create, extraNetworks } = recreateOptions(spec, image);
+  /** Waits until Docker has removed an --rm container it stopped. */
+  private async waitGone(containerId: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!(await this.find(containerId))) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+
+  /**
+   * Creates and starts a container from `spec` on `image` — the known-good version, or a removed
+   * bad one put back — giving back the anonymous volumes it had (see carryVolumes; `replaced` is
+   * the container it takes over from). A container that fails to start is removed. When the name
+   * is held by a stopped container of exactly this version, that one is started instead; a name
+   * held by anything else is left alone and reported.
+   */
+  async startFrom(spec: ContainerInspect, image: string, replaced?: ContainerInspect): Promise<{ id: string; notes: string[] }> {
+    const existing = new Set<string>();
+    for (const name of volumeNames(spec, replaced)) {
+      if (await this.docker.getVolume(name).inspect().then(() => true, () => false)) existing.add(name);
+    }
+    const volumes = carryVolumes(spec, replaced, (name) => existing.has(name));
+    const { create, extraNetworks } = recreateOptions(spec, image, volumes.binds);
     let created: Docker.Container;
     try {
       created = await this.docker.createContainer(create);
     } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 409) return { id: await this.startNameHolder(spec, create.name as string), notes: volumes.notes };
       throw new RevertError(`cannot create ${create.name} from ${image}: ${dockerMessage(err)}`, { cause: err });
     }
     try {
@@ -104,7 +137,23 @@ export class ContainerReverter {
       await created.remove({ force: true }).catch(() => {});
       throw new RevertError(`cannot start ${create.name} from ${image}: ${dockerMessage(err)}`, { cause: err });
     }
-    return created.id;
+    return { id: created.id, notes: volumes.notes };
+  }
+
+  /** The name is taken: a stopped container of the wanted version is started; anything else is not rollguard's to remove. */
+  private async startNameHolder(spec: ContainerInspect, name: string): Promise<string> {
+    const holder = await this.find(name);
+    if (!holder) throw new RevertError(`cannot create ${name}: the name was taken, and then freed, while reverting`);
+    const what = `container ${holder.Id.slice(0, 12)} (${holder.Config.Image}, ${holder.State.Running ? 'running' : 'stopped'})`;
+    if (holder.State.Running || versionKey(holder) !== versionKey(spec)) {
+      throw new RevertError(`cannot create ${name}: the name is held by ${what}, which rollguard did not create; it was left alone`);
+    }
+    try {
+      await this.docker.getContainer(holder.Id).start();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 304) throw new RevertError(`cannot start the stopped known-good ${what}: ${dockerMessage(err)}`, { cause: err });
+    }
+    return holder.Id;
   }
 
   async inspect(containerId: string): Promise<ContainerInspect> {
@@ -130,18 +179,27 @@ export class ContainerReverter {
     }
   }
 
-  /** Puts a parked container back under its own name with its own restart policy and starts it. */
-  async restore(containerId: string, spec: ContainerInspect): Promise<void> {
+  /**
+   * Puts a parked container back under its own name with its own restart policy and starts it. A
+   * container Docker removed as it stopped (`--rm`) is created again from its spec. Returns the
+   * ID of the container now running.
+   */
+  async restore(containerId: string, spec: ContainerInspect): Promise<string> {
+    if (!(await this.find(containerId))) {
+      const { id } = await this.startFrom(spec, spec.Image);
+      return id;
+    }
     const container = this.docker.getContainer(containerId);
-    const restartPolicy = (spec.HostConfig as { RestartPolicy?: { Name: string; MaximumRetryCount?: number } }).RestartPolicy;
+    const host = spec.HostConfig as { RestartPolicy?: { Name: string; MaximumRetryCount?: number }; AutoRemove?: boolean };
     try {
       await container.rename({ name: containerName(spec) });
-      if (restartPolicy) await container.update({ RestartPolicy: restartPolicy });
+      if (host.RestartPolicy && !host.AutoRemove) await container.update({ RestartPolicy: host.RestartPolicy });
       await container.start().catch((err: { statusCode?: number }) => {
         if (err.statusCode !== 304) throw err;
       });
     } catch (err) {
       throw new RevertError(`cannot restore container ${containerId.slice(0, 12)}: ${dockerMessage(err)}`, { cause: err });
     }
+    return containerId;
   }
 }
