@@ -2,7 +2,7 @@
 
 export type Severity = 'P0' | 'P1' | 'P2';
 export type RuleAction = 'rollback' | 'notify';
-export type ContainerField = 'restart_count' | 'oom_killed' | 'running' | 'health';
+export type ContainerField = 'restart_count' | 'oom_killed' | 'running' | 'health' | 'serving';
 
 /** How a service's containers are recognised. Exactly one form is set. */
 export type ServiceMatch =

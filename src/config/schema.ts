@@ -94,9 +94,9 @@ const signal = z
       .optional()
       .describe('An HTTP check: 1 when every expectation holds, 0 otherwise (refused and timeouts included).'),
     container: z
-      .enum(['restart_count', 'oom_killed', 'running', 'health'])
+      .enum(['restart_count', 'oom_killed', 'running', 'health', 'serving'])
       .optional()
-      .describe('A field of the service container: restart_count, oom_killed (1/0), running (1/0), health (1 healthy, 0 unhealthy).'),
+      .describe('A field of the service container: restart_count, oom_killed (1/0), running (1/0), health (1 healthy, 0 unhealthy), serving (1, or 0 when it crashed, was OOM-killed, is restarting or restarted since the last sample; a container stopped or removed by an operator is no data).'),
   })
   .superRefine((s, ctx) => {
     const kinds = [s.prometheus, s.http, s.container].filter((v) => v !== undefined).length;

@@ -278,6 +278,45 @@ describe('concludeWindow', () => {
     });
   }
 
+  /** Healthy ticks with the error rate breaching at the given tick numbers. */
+  function breachingAt(samples: number, at: number[]): Record<string, Value>[] {
+    return window(samples, samples).map((t, i) => (at.includes(i) ? { ...t, error_rate: 0.2 } : t));
+  }
+
+  it('concludeWindow is unproven when a rollback rule kept breaching without ever reaching its streak', () => {
+    const policy = service([errorRate, readiness]);
+    // for: 3, breaching on every other sample: never three in a row, 5 of 10 samples
+    assert.deepEqual(concludeWindow(policy, run(policy, breachingAt(10, [0, 2, 4, 6, 8])).tally), {
+      kind: 'unproven',
+      reason: 'the rules did not hold: "error rate above 5%" breached in 5 of 10 samples with data (more than 10%), though never 3 in a row; not known-good',
+    });
+  });
+
+  it('concludeWindow is unproven when a rollback rule is breaching as the window closes', () => {
+    const policy = service([errorRate]);
+    assert.deepEqual(concludeWindow(policy, run(policy, breachingAt(20, [19])).tally), {
+      kind: 'unproven',
+      reason: 'the rules did not hold: "error rate above 5%" was breaching when the window closed (1 in a row; 3 in a row revert); not known-good',
+    });
+  });
+
+  it('concludeWindow passes with one early transient breach in ten samples', () => {
+    const policy = service([errorRate]);
+    assert.deepEqual(concludeWindow(policy, run(policy, breachingAt(10, [1])).tally), { kind: 'passed' });
+  });
+
+  it('concludeWindow is unproven rather than inconclusive when both apply: a breaching version is never known-good', () => {
+    const policy = service([errorRate]);
+    const ticks = breachingAt(10, [0, 2, 4]).map((t, i) => (i > 5 ? { ...t, error_rate: null } : t));
+    assert.equal(concludeWindow(policy, run(policy, ticks).tally).kind, 'unproven');
+  });
+
+  it('concludeWindow ignores breaches of notify rules', () => {
+    const policy = service([errorRate, restarting]);
+    const ticks = window(10, 10).map((t) => ({ ...t, restarts: 5 }));
+    assert.deepEqual(concludeWindow(policy, run(policy, ticks).tally), { kind: 'passed' });
+  });
+
   it('concludeWindow ignores missing data for notify rules', () => {
     const policy = service([errorRate, restarting]);
     const ticks = window(10, 10).map((t) => ({ ...t, restarts: null }));

@@ -37,8 +37,15 @@ export interface TickContext {
   lowTraffic?: boolean;
 }
 
-/** How a finished window ended when no rollback rule fired. */
-export type WindowOutcome = { kind: 'passed' } | { kind: 'inconclusive'; reason: string };
+/**
+ * How a finished window ended when no rollback rule fired: passed (the rules held), inconclusive
+ * (too little data to tell), or unproven (a rollback rule kept breaching, just never `for` times
+ * in a row, or was breaching when the window closed). An unproven version never becomes known-good.
+ */
+export type WindowOutcome = { kind: 'passed' } | { kind: 'inconclusive'; reason: string } | { kind: 'unproven'; reason: string };
+
+/** A rollback rule breached in more than this share of its samples with data has not held, whatever its streaks. */
+export const MAX_BREACH_SHARE = 0.1;
 
 export function breaches(threshold: Threshold, value: number): boolean {
   return threshold.above !== undefined ? value > threshold.above : value < (threshold.below as number);
@@ -129,9 +136,10 @@ export function assess(
 }
 
 /**
- * Judges a window that ran to its end without a rollback. It passes only when every
- * rollback rule had data in at least `minDataRatio` of its samples; otherwise nothing was
- * proven and the deployment is inconclusive.
+ * Judges a window that ran to its end without a rollback. It passes only when every rollback
+ * rule held — it was not breaching at the end and breached in at most MAX_BREACH_SHARE of its
+ * samples with data — and had data in at least `minDataRatio` of its samples. A rule that did
+ * not hold makes the window unproven; too little data makes it inconclusive.
  */
 export function concludeWindow(service: ServicePolicy, tally: WatchTally): WindowOutcome {
   if (tally.ticks === 0) return { kind: 'inconclusive', reason: 'no samples were taken during the window' };
@@ -144,6 +152,16 @@ export function concludeWindow(service: ServicePolicy, tally: WatchTally): Windo
       short.push(`"${rule.name}" had data in ${t?.withData ?? 0} of ${t?.samples ?? 0} samples`);
     }
   }
+  const breached: string[] = [];
+  for (const rule of service.rules) {
+    const t = tally.rules[rule.name];
+    if (rule.action !== 'rollback' || !t) continue;
+    if (t.streak > 0) breached.push(`"${rule.name}" was breaching when the window closed (${t.streak} in a row; ${rule.for} in a row revert)`);
+    else if (t.withData > 0 && t.breaches / t.withData > MAX_BREACH_SHARE) {
+      breached.push(`"${rule.name}" breached in ${t.breaches} of ${t.withData} samples with data (more than ${MAX_BREACH_SHARE * 100}%), though never ${rule.for} in a row`);
+    }
+  }
+  if (breached.length) return { kind: 'unproven', reason: `the rules did not hold: ${breached.join('; ')}; not known-good` };
   if (short.length) {
     return { kind: 'inconclusive', reason: `too little data (need ${Math.round(service.minDataRatio * 100)}%): ${short.join('; ')}` };
   }

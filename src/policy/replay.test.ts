@@ -72,7 +72,9 @@ describe('replay', () => {
   const cases: [what: string, svc: ServicePolicy, values: Record<string, Value>[], expected: string, extra?: Partial<ReplayInput>][] = [
     ['replay() rolls back at the third consecutive breach', service([errorRate]), [good, bad, bad, bad, good, good], 'rollback@4:error rate above 5%'],
     ['replay() passes a clean window at its last tick', service([errorRate]), [good, good, good, good, good, good], 'passed@6'],
-    ['a no-data sample ends a streak, and with too little data the window is inconclusive', service([errorRate]), [bad, bad, none, bad, bad, none],
+    ['a no-data sample ends a streak, so breaches split by no data never roll back; the rule did not hold, so the window is not passed', service([errorRate]), [bad, bad, none, bad, bad, none],
+      'inconclusive@6: the rules did not hold: "error rate above 5%" breached in 4 of 4 samples with data (more than 10%), though never 3 in a row; not known-good'],
+    ['with too little data and no breach the window is inconclusive', service([errorRate]), [good, good, none, good, good, none],
       'inconclusive@6: too little data (need 80%): "error rate above 5%" had data in 4 of 6 samples'],
     ['breaches during warm-up do not count: the rule fires three samples after it ends', service([errorRate], { warmupMs: 2 * INTERVAL }), [bad, bad, bad, bad, bad, bad], 'rollback@4:error rate above 5%'],
     ['below the traffic floor a breaching error rate is no data: inconclusive, never a rollback',

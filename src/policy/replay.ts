@@ -137,6 +137,6 @@ function conclude(judged: ServicePolicy, tally: WatchTally, at: number): ReplayV
   }
   const outcome = concludeWindow(judged, tally);
   if (outcome.kind === 'passed') return { kind: 'passed', at };
-  const good = judged.inconclusiveIsGood ? '; now known-good (inconclusive_is_good)' : '';
+  const good = outcome.kind === 'inconclusive' && judged.inconclusiveIsGood ? '; now known-good (inconclusive_is_good)' : '';
   return { kind: 'inconclusive', at, reason: `${outcome.reason}${good}` };
 }

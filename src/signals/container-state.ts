@@ -1,11 +1,34 @@
 import type Docker from 'dockerode';
 import type { ContainerSignal } from '../config/policy.js';
-import { inspectContainer } from '../targets/docker-container/inspect.js';
+import { inspectContainer, type ContainerInspect } from '../targets/docker-container/inspect.js';
 import { errorText, type Measurement, type ProbeContext, type SignalProvider } from './provider.js';
 
-/** Reads the service container's state from Docker: restart_count, oom_killed, running, health. */
+/** Exit codes of a container stopped on request (`docker stop`): 0 or 143 (SIGTERM), or 137 when killed after the grace. */
+const STOPPED_ON_REQUEST = new Set([0, 137, 143]);
+
+/**
+ * Whether a container serves: running, not restarting, not OOM-killed, and not restarted since
+ * `restartsBefore`. A container that exited with a crash's code does not; one that exited as
+ * `docker stop` leaves it (an operator's stop, not a failure of the version) is no data.
+ */
+export function servingVerdict(c: Pick<ContainerInspect, 'RestartCount' | 'State'>, restartsBefore: number): { value: number | null; detail?: string } {
+  const state = c.State as ContainerInspect['State'] & { ExitCode?: number };
+  if (state.OOMKilled) return { value: 0, detail: 'OOM-killed' };
+  if ((state as { Paused?: boolean }).Paused) return { value: null, detail: 'paused (docker pause); not counted' };
+  if (state.Restarting) return { value: 0, detail: `restarting (restarted ${c.RestartCount} times)` };
+  if (!state.Running) {
+    const code = state.ExitCode ?? -1;
+    return STOPPED_ON_REQUEST.has(code) ? { value: null, detail: `stopped (exit code ${code}, as on docker stop); not counted` } : { value: 0, detail: `exited with code ${code}` };
+  }
+  if (c.RestartCount > restartsBefore) return { value: 0, detail: `restarted ${c.RestartCount - restartsBefore} time(s) since the last sample` };
+  return { value: 1 };
+}
+
+/** Reads the service container's state from Docker: restart_count, oom_killed, running, health, serving. */
 export class ContainerStateProvider implements SignalProvider<ContainerSignal> {
   readonly kind = 'container';
+  /** Each container's restart count at its last `serving` sample: a higher count is a restart since. */
+  private readonly restarts = new Map<string, number>();
 
   constructor(private readonly docker: Docker) {}
 
@@ -29,6 +52,7 @@ export class ContainerStateProvider implements SignalProvider<ContainerSignal> {
       c = await inspectContainer(this.docker, ctx.containerId);
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) {
+        this.restarts.delete(ctx.containerId);
         return signal.field === 'running' ? done(0, 'container is gone') : done(null, 'container is gone');
       }
       return done(null, `Docker inspect failed: ${errorText(err)}`);
@@ -40,6 +64,12 @@ export class ContainerStateProvider implements SignalProvider<ContainerSignal> {
         return done(c.State.OOMKilled ? 1 : 0);
       case 'running':
         return done(c.State.Running && !c.State.Restarting ? 1 : 0, c.State.Running ? undefined : 'container is not running');
+      case 'serving': {
+        const verdict = servingVerdict(c, this.restarts.get(c.Id) ?? 0);
+        if (this.restarts.size > 10_000) this.restarts.clear();
+        this.restarts.set(c.Id, c.RestartCount);
+        return done(verdict.value, verdict.detail);
+      }
       case 'health': {
         const status = c.State.Health?.Status;
         if (!status || status === 'none') return done(null, 'container has no HEALTHCHECK');
