@@ -1,14 +1,10 @@
-import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { ContainerReverter } from '../targets/docker-container/revert-steps.js';
 import type { Metrics } from '../api/metrics.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
-import { containerInspectSchema, containerName, inspectContainer, type ContainerInspect } from '../targets/docker-container/inspect.js';
-import { changedSettings, containerRole, versionKey } from '../targets/docker-container/version.js';
+import type { DeployTarget, Replica } from '../targets/target.js';
+import { isChange, ofKnownVersion } from '../targets/versions.js';
 import { shortId, versionOf } from '../model/image-ref.js';
-import { DockerEventFollower, type ContainerStarted } from '../targets/docker-container/events.js';
-import { servicesFor } from '../targets/docker-container/match.js';
 import { assess, concludeWindow, describeThreshold, emptyTally, valueKey, withBaseline, type SampleResult, type WatchTally } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { Deployment, KnownGood, Store } from '../store/store.js';
@@ -20,7 +16,7 @@ import { Holds, type Hold } from '../store/holds.js';
 import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import { renderTemplate } from '../config/template.js';
 import { KeyedQueue } from './keyed-queue.js';
-import { isParked, revertDeployment } from './revert.js';
+import { revertDeployment } from './revert.js';
 import { withServingRule } from '../policy/serving.js';
 import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
 import { BatchedProviders } from '../signals/batch-prometheus.js';
@@ -30,9 +26,9 @@ import { BadImages } from '../store/bad-images.js';
 import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, FlapGuard, rollbackLimitMessage } from './flapping.js';
 
 export interface DaemonDeps {
-  docker: Docker;
+  /** Where the services run: follows their changes, lists their replicas, and carries out reverts. */
+  target: DeployTarget;
   store: Store;
-  reverter: ContainerReverter;
   providers: ProviderRegistry;
   metrics: Metrics;
   log: Logger;
@@ -50,6 +46,8 @@ export interface DaemonDeps {
 
 interface Watch {
   deployment: Deployment;
+  /** Its replicas: every one is sampled, and each replica changed to the deployed image later joins (one deployment, not N). */
+  replicas: Set<string>;
   service: ServicePolicy;
   template: TemplateValues;
   tally: WatchTally;
@@ -81,17 +79,31 @@ interface ServiceState {
   containerId?: string;
   image?: string;
   ref?: string;
-  /** The version running (image ID and settings, see versionKey): a container of another version is a deployment. */
-  version?: string;
+  /** The version each replica runs, by replica name: a replica starting with another one is a deployment. */
+  versions: Map<string, string>;
+  /** Running replicas: the ID of each, by name. */
+  replicas: Map<string, string>;
   watch?: Watch;
 }
 
-/** Records that `c` is what runs for the service now. */
-function nowRunning(s: ServiceState, c: ContainerInspect): void {
-  s.containerId = c.Id;
-  s.image = c.Image;
-  s.ref = c.Config.Image;
-  s.version = versionKey(c);
+/**
+ * Records that `replicas` (of one image, newest first) run for the service now: all of them, or
+ * with `merge` these besides the others already known.
+ */
+function nowRunning(s: ServiceState, replicas: readonly Replica[], merge = false): void {
+  const first = replicas[0];
+  if (!first) return;
+  s.containerId = first.id;
+  s.image = first.image;
+  s.ref = first.ref;
+  if (!merge) {
+    s.versions = new Map();
+    s.replicas = new Map();
+  }
+  for (const r of replicas) {
+    s.versions.set(r.name, r.version);
+    s.replicas.set(r.name, r.id);
+  }
 }
 
 const MAX_HISTORY = 2_000;
@@ -111,7 +123,6 @@ export class Daemon {
   private readonly holdRepo: Holds;
   /** Images announced by the deploy API as carrying DB migrations, by service, for their next deployment. */
   private readonly pendingMigrations = new Map<string, string>();
-  private readonly events: DockerEventFollower;
   private readonly now: () => Date;
   private readonly log: Logger;
   private stopping = false;
@@ -125,19 +136,18 @@ export class Daemon {
     this.policy = policy;
     this.now = deps.now ?? (() => new Date());
     this.log = deps.log;
-    this.events = new DockerEventFollower(deps.docker, deps.log, (ev) => this.onContainerStarted(ev));
     this.holdRepo = new Holds(deps.store.sql);
     this.sampling = new BatchedProviders(deps.providers, { log: deps.log, registry: deps.metrics.registry });
   }
 
   get dockerConnected(): boolean {
-    return this.events.connected;
+    return this.deps.target.connected;
   }
 
   /** Reconciles with what runs now (adopting, resuming, catching up), then follows Docker events. */
   async start(): Promise<void> {
     for (const h of await this.holdRepo.active(this.now())) this.holds.set(h.service, h);
-    this.events.start();
+    this.deps.target.follow((id) => this.onReplicaStarted(id));
     this.started = true;
     const led = Object.values(this.policy.services).filter((svc) => this.leads(svc.name));
     await Promise.all(led.map((svc) => this.queue.run(svc.name, () => (this.leads(svc.name) ? this.reconcile(svc) : Promise.resolve()))));
@@ -147,7 +157,7 @@ export class Daemon {
   /** Stops scheduling, lets in-flight work finish (bounded), and leaves open watches to be resumed at the next start. */
   async stop(graceMs = 30_000): Promise<void> {
     this.stopping = true;
-    await this.events.stop();
+    await this.deps.target.unfollow();
     for (const s of this.state.values()) if (s.watch) clearTimeout(s.watch.timer);
     const inflight = Promise.all([...this.state.values()].map((s) => s.watch?.ticking)).then(() => this.queue.idle());
     let timer: NodeJS.Timeout | undefined;
@@ -209,6 +219,7 @@ export class Daemon {
       const w = s?.watch;
       services[name] = {
         container: s?.containerId?.slice(0, 12) ?? null,
+        replicas: s?.replicas.size ?? 0,
         image: s?.image ?? null,
         ref: s?.ref ?? null,
         hold: this.holds.get(name) ?? null,
@@ -229,7 +240,7 @@ export class Daemon {
 
   /** Resolves when every Docker event received so far has been handled (for tests and shutdown). */
   async settled(): Promise<void> {
-    await this.events.drained();
+    await this.deps.target.drained();
     await this.queue.idle();
   }
 
@@ -239,22 +250,15 @@ export class Daemon {
 
   private serviceState(name: string): ServiceState {
     let s = this.state.get(name);
-    if (!s) this.state.set(name, (s = {}));
+    if (!s) this.state.set(name, (s = { replicas: new Map(), versions: new Map() }));
     return s;
   }
 
   // ---- detection ---------------------------------------------------------------------------
 
-  private async runningContainersOf(service: ServicePolicy): Promise<ContainerInspect[]> {
-    const list = await this.deps.docker.listContainers({ all: false });
-    const found: ContainerInspect[] = [];
-    for (const c of list) {
-      const name = (c.Names[0] ?? '').replace(/^\//, '');
-      if (!servicesFor(this.policy, name, c.Labels ?? {}).some((s) => s.name === service.name)) continue;
-      if (!this.isServiceContainer(service.name, c.Id, name, c.Labels ?? {})) continue;
-      found.push(await inspectContainer(this.deps.docker, c.Id));
-    }
-    return found.sort((a, b) => Date.parse(b.State.StartedAt) - Date.parse(a.State.StartedAt));
+  /** The service's running replicas of every version, newest first; one-offs and orchestrated replicas are left out. */
+  private async runningReplicas(service: ServicePolicy): Promise<Replica[]> {
+    return (await this.deps.target.running(this.policy, service)).filter((r) => this.isServiceReplica(service.name, r));
   }
 
   /**
@@ -262,15 +266,16 @@ export class Daemon {
    * compose run`, a migration or a shell) never is; a Swarm task is Swarm's to manage, and a revert
    * of its container would be fought by Swarm, so it is left alone with a warning (once per container).
    */
-  private isServiceContainer(service: string, id: string, name: string, labels: Record<string, string>): boolean {
-    const role = containerRole(labels);
+  private isServiceReplica(service: string, r: Replica): boolean {
+    const role = this.deps.target.role(r);
     if (role.kind === 'service') return true;
-    if (role.kind === 'swarm-task' && !this.warnedSwarmTasks.has(id)) {
-      this.warnedSwarmTasks.add(id);
-      this.log.warn({ service, container: name, swarmService: role.service },
+    if (role.kind === 'orchestrated' && !this.warnedSwarmTasks.has(r.id)) {
+      this.warnedSwarmTasks.add(r.id);
+      if (this.warnedSwarmTasks.size > 10_000) this.warnedSwarmTasks.clear();
+      this.log.warn({ service, container: r.name, swarmService: role.owner },
         'this container is a task of a Swarm service: rollguard does not watch or revert a Swarm task as a plain container, since Swarm would undo the revert; it is left alone (Swarm services need a Swarm match)');
     }
-    if (role.kind === 'one-off') this.log.debug({ service, container: name }, 'a Compose one-off container (compose run); not a deployment');
+    if (role.kind === 'one-off') this.log.debug({ service, container: r.name }, 'a Compose one-off container (compose run); not a deployment');
     return false;
   }
 
@@ -278,9 +283,13 @@ export class Daemon {
   private async reconcile(service: ServicePolicy): Promise<void> {
     const { store } = this.deps;
     const log = this.log.child({ service: service.name });
-    const running = await this.runningContainersOf(service);
-    if (running.length > 1) log.warn({ containers: running.map((c) => containerName(c)) }, 'several running containers match this service; watching the newest');
+    const running = await this.runningReplicas(service);
     const current = running[0];
+    /** The replicas of the newest image, the one judged. */
+    const ofCurrent = running.filter((r) => r.image === current?.image);
+    if (ofCurrent.length < running.length) {
+      log.warn({ replicas: running.map((r) => `${r.name} (${r.ref})`) }, 'replicas of several images run; the newest image is the one judged');
+    }
     const known = await store.getKnownGood(service.name);
     const open = (await store.openDeployments()).filter((d) => d.service === service.name);
     const s = this.serviceState(service.name);
@@ -292,11 +301,12 @@ export class Daemon {
         await this.resumeRevert(service, d);
         return;
       }
-      const resumable = current && d.state === 'watching' && d.container_id === current.Id && d.to_image === current.Image;
-      if (resumable && current) {
+      const deployed = running.find((r) => r.id === d.container_id && r.image === d.to_image);
+      if (d.state === 'watching' && deployed) {
         log.info({ deployment: d.id }, 'resuming the watch of a deployment');
-        nowRunning(s, current);
-        await this.beginWatch(service, d, 'replay', current.Config.Labels ?? {});
+        const replicas = running.filter((r) => r.image === deployed.image);
+        nowRunning(s, replicas);
+        await this.beginWatch(service, d, 'replay', deployed, replicas);
         continue;
       }
       const reason = 'the deployed container was no longer running when rollguard started';
@@ -304,22 +314,26 @@ export class Daemon {
     }
     if (!current) return;
     if (s.watch && !s.watch.done) return;
-    nowRunning(s, current);
+    nowRunning(s, ofCurrent);
     const latest = await store.latestDeployment(service.name);
     if (!known && !latest) {
-      await this.adopt(service, current);
+      await this.adopt(service, ofCurrent);
       return;
     }
-    const alreadyKnown = (known && versionKey(current) === versionKey(containerInspectSchema.parse(known.spec))) || (latest && latest.to_image === current.Image && latest.container_id === current.Id);
-    if (alreadyKnown) return;
-    log.info({ container: containerName(current), image: shortId(current.Image) }, 'a deployment happened while rollguard was not watching');
-    await this.detect(service, current, known?.image_id ?? null, known?.image_ref ?? null);
+    const knownReplicas = known ? this.deps.target.knownReplicas(known.spec) : [];
+    if (known && running.every((r) => ofKnownVersion(r, knownReplicas))) {
+      await this.refreshKnownGood(service, ofCurrent);
+      return;
+    }
+    if (latest && latest.to_image === current.image && ofCurrent.some((r) => r.id === latest.container_id)) return;
+    log.info({ container: current.name, image: shortId(current.image) }, 'a deployment happened while rollguard was not watching');
+    await this.detect(service, current, known?.image_id ?? null, known?.image_ref ?? null, ofCurrent);
   }
 
   /** Whether the deployment's container is one a revert set aside (stopped and renamed) before rollguard stopped. */
   private async parkedByRevert(d: Deployment): Promise<boolean> {
-    const c = await this.deps.reverter.find(d.container_id).catch(() => undefined);
-    return !!c && isParked(containerName(c));
+    const parked = await this.deps.target.parkedReplicas(d.id).catch(() => []);
+    return parked.length > 0;
   }
 
   /**
@@ -341,7 +355,7 @@ export class Daemon {
     log.warn({ phase: d.phase ?? null, attempts: d.attempts, rule: rule.name }, 'rollguard stopped during this revert; finishing it');
     d.state = 'rolling_back';
     if (d.phase === null || d.phase === undefined) await this.deps.writes.updateDeployment(d.id, { state: 'rolling_back', phase: 'decided' });
-    const watch = this.watchFor(service, d, emptyTally(service), {});
+    const watch = this.watchFor(service, d, emptyTally(service), undefined, []);
     watch.done = true;
     this.serviceState(service.name).watch = watch;
     await this.announce(watch, 'rollback_started', rule.severity, { rule },
@@ -354,85 +368,118 @@ export class Daemon {
     await this.deps.writes.setKnownGood(known);
   }
 
-  private async adopt(service: ServicePolicy, c: ContainerInspect): Promise<void> {
+  /** The running replicas of one version become the known-good set (nothing recorded before). */
+  private async adopt(service: ServicePolicy, replicas: readonly Replica[]): Promise<void> {
+    const first = replicas[0];
+    if (!first) return;
     await this.setKnownGood({
-      service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: null, since: this.now(),
+      service: service.name, image_id: first.image, image_ref: first.ref, container_name: first.name, spec: this.deps.target.snapshot(replicas), deployment_id: null, since: this.now(),
     });
-    this.log.info({ service: service.name, container: containerName(c), image: shortId(c.Image), ref: c.Config.Image }, 'adopted the running container as known-good');
+    this.log.info({ service: service.name, replicas: replicas.map((r) => r.name), image: shortId(first.image), ref: first.ref }, 'adopted the running replicas as known-good');
   }
 
-  private onContainerStarted(ev: ContainerStarted): Promise<void> {
-    if (this.stopping || this.ownContainers.has(ev.containerId)) return Promise.resolve();
-    return this.inspectAndRoute(ev.containerId);
+  /**
+   * Replicas of the known-good version came or went (scaled, restarted under another name): the
+   * known-good set follows what runs, so a revert puts back as many as ran.
+   */
+  private async refreshKnownGood(service: ServicePolicy, replicas: readonly Replica[]): Promise<void> {
+    const known = this.serviceState(service.name).knownGood;
+    if (!known || !replicas.length) return;
+    const before = this.deps.target.knownReplicas(known.spec).map((k) => k.name).sort();
+    const now = replicas.map((r) => r.name).sort();
+    if (JSON.stringify(before) === JSON.stringify(now)) return;
+    await this.setKnownGood({ ...known, container_name: replicas[0]?.name ?? known.container_name, spec: this.deps.target.snapshot(replicas) });
+    this.log.info({ service: service.name, before, now }, 'the known-good version runs as other replicas now; its set follows');
   }
 
-  private async inspectAndRoute(containerId: string): Promise<void> {
-    let c: ContainerInspect;
+  private async onReplicaStarted(id: string): Promise<void> {
+    if (this.stopping || this.ownContainers.has(id)) return;
+    let r: Replica | undefined;
     try {
-      c = await inspectContainer(this.deps.docker, containerId);
+      r = await this.deps.target.replica(id);
     } catch (err) {
-      this.log.warn({ err, container: containerId.slice(0, 12) }, 'cannot inspect a started container');
+      this.log.warn({ err, container: id.slice(0, 12) }, 'cannot inspect a started container');
       return;
     }
-    const services = servicesFor(this.policy, containerName(c), c.Config.Labels ?? {});
-    if (services.length > 1) this.log.error({ container: containerName(c), services: services.map((s) => s.name) }, 'a container matches several services; it is not watched');
+    if (!r) return; // gone already (a one-off run with --rm)
+    const services = this.deps.target.servicesOf(this.policy, r);
+    if (services.length > 1) this.log.error({ container: r.name, services: services.map((s) => s.name) }, 'a container matches several services; it is not watched');
     const service = services.length === 1 ? services[0] : undefined;
     if (!service || !this.leads(service.name)) return;
-    if (!this.isServiceContainer(service.name, c.Id, containerName(c), c.Config.Labels ?? {})) return;
-    void this.queue.run(service.name, () => this.onServiceStart(service, c)).catch((err) =>
+    if (!this.isServiceReplica(service.name, r)) return;
+    const replica = r;
+    void this.queue.run(service.name, () => this.onServiceStart(service, replica)).catch((err) =>
       this.log.error({ err, service: service.name }, 'handling a deployment failed'),
     );
   }
 
-  private async onServiceStart(service: ServicePolicy, c: ContainerInspect): Promise<void> {
-    if (this.stopping || this.ownContainers.has(c.Id) || !this.leads(service.name)) return;
+  private async onServiceStart(service: ServicePolicy, r: Replica): Promise<void> {
+    if (this.stopping || this.ownContainers.has(r.id) || !this.leads(service.name)) return;
     const s = this.serviceState(service.name);
-    if (s.version === versionKey(c)) {
-      s.containerId = c.Id; // a restart, or a recreate of the same image with the same settings: not a deployment
+    const w = s.watch;
+    const known = s.knownGood && this.deps.target.knownReplicas(s.knownGood.spec);
+    const previous = s.versions.get(r.name) ?? known?.find((k) => k.name === r.name)?.version;
+    const changed = isChange(r, previous, s.image ?? s.knownGood?.image_id);
+    if (w && !w.done && r.image === w.deployment.to_image && (changed || !w.replicas.has(r.id))) {
+      // Another replica of the version being rolled out (replaced one by one, or one more): the same deployment.
+      w.replicas.add(r.id);
+      nowRunning(s, [r], true);
+      this.log.info({ service: service.name, deployment: w.deployment.id, container: r.name, replicas: w.replicas.size }, 'another replica of the deployment started; watching it too');
+      return;
+    }
+    if (!changed && (s.image || s.knownGood)) {
+      // A restart, a recreate with the same image and settings, or one more replica: not a deployment.
+      s.containerId = r.id;
+      s.versions.set(r.name, r.version);
+      s.replicas.set(r.name, r.id);
+      if (known && r.image === s.knownGood?.image_id && !(w && !w.done)) {
+        await this.refreshKnownGood(service, (await this.runningReplicas(service)).filter((x) => x.image === r.image));
+      }
       return;
     }
     if (!s.image && !s.knownGood) {
-      // First container ever seen for this service: there is nothing to compare or revert to.
-      nowRunning(s, c);
-      await this.adopt(service, c);
+      // First replica ever seen for this service: there is nothing to compare or revert to.
+      const replicas = (await this.runningReplicas(service)).filter((x) => x.image === r.image);
+      nowRunning(s, replicas.length ? replicas : [r]);
+      await this.adopt(service, replicas.length ? replicas : [r]);
       return;
     }
-    await this.detect(service, c, s.image ?? null, s.ref ?? null);
+    await this.detect(service, r, s.image ?? null, s.ref ?? null, [r]);
   }
 
-  private async detect(service: ServicePolicy, c: ContainerInspect, fromImage: string | null, fromRef: string | null): Promise<void> {
+  private async detect(service: ServicePolicy, c: Replica, fromImage: string | null, fromRef: string | null, replicas: readonly Replica[]): Promise<void> {
     const s = this.serviceState(service.name);
     const previous = s.watch;
     if (previous && !previous.done) {
       this.endWatch(previous);
-      await this.deps.writes.updateDeployment(previous.deployment.id, { state: 'superseded', reason: `superseded by ${c.Config.Image} (${shortId(c.Image)})`, decided_at: this.now() });
+      await this.deps.writes.updateDeployment(previous.deployment.id, { state: 'superseded', reason: `superseded by ${c.ref} (${shortId(c.image)})`, decided_at: this.now() });
     }
-    const startedAt = new Date(Date.parse(c.State.StartedAt) || this.now().getTime());
+    const startedAt = c.startedAt.getTime() > 0 ? c.startedAt : this.now();
     const detectedAt = this.now();
     const deployment = await this.deps.writes.insertDeployment({
       service: service.name,
-      container_id: c.Id,
-      container_name: containerName(c),
+      container_id: c.id,
+      container_name: c.name,
       from_image: fromImage,
       from_ref: fromRef,
-      to_image: c.Image,
-      to_ref: c.Config.Image,
+      to_image: c.image,
+      to_ref: c.ref,
       dry_run: !!this.deps.dryRun,
       started_at: startedAt,
       detected_at: detectedAt,
       window_ends_at: new Date(detectedAt.getTime() + service.windowMs),
     });
-    const previousSpec = s.knownGood && s.knownGood.image_id === c.Image ? containerInspectSchema.parse(s.knownGood.spec) : undefined;
-    nowRunning(s, c);
+    const sameImage = s.knownGood && s.knownGood.image_id === c.image ? { sameImage: true, changed: this.deps.target.changedSettings(s.knownGood.spec, c) } : {};
+    nowRunning(s, replicas, true);
     this.deps.metrics.deploymentsSeen.inc({ service: service.name });
     this.log.info(
-      { service: service.name, deployment: deployment.id, from: fromRef, fromImage: fromImage && shortId(fromImage), to: c.Config.Image, toImage: shortId(c.Image), ...(previousSpec ? { sameImage: true, changed: changedSettings(previousSpec, c) } : {}) },
+      { service: service.name, deployment: deployment.id, from: fromRef, fromImage: fromImage && shortId(fromImage), to: c.ref, toImage: shortId(c.image), replicas: replicas.length, ...sameImage },
       'deployment detected',
     );
-    await this.beginWatch(service, deployment, emptyTally(service), c.Config.Labels ?? {});
+    await this.beginWatch(service, deployment, emptyTally(service), c, replicas);
     const watch = this.serviceState(service.name).watch as Watch;
     const announced = this.pendingMigrations.get(service.name);
-    if (announced === c.Config.Image || announced === c.Image) {
+    if (announced === c.ref || announced === c.image) {
       watch.migrations = true;
       this.pendingMigrations.delete(service.name);
     }
@@ -512,11 +559,11 @@ export class Daemon {
   }
 
   /** Starts (or, with 'replay', resumes from its recorded samples) the watch of a deployment. */
-  private async beginWatch(policyService: ServicePolicy, deployment: Deployment, start: WatchTally | 'replay', labels: Record<string, string> = {}): Promise<void> {
+  private async beginWatch(policyService: ServicePolicy, deployment: Deployment, start: WatchTally | 'replay', deployed: Replica, replicas: readonly Replica[]): Promise<void> {
     const template = { service: policyService.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
     const service = await this.resolveBaselines(withServingRule(policyService), deployment, template);
     const tally = start === 'replay' ? await this.replayTally(service, deployment) : start;
-    const watch = this.watchFor(service, deployment, tally, labels);
+    const watch = this.watchFor(service, deployment, tally, deployed, replicas);
     this.serviceState(service.name).watch = watch;
     this.deps.metrics.activeWatches.set(this.activeWatches());
     this.schedule(watch);
@@ -531,7 +578,7 @@ export class Daemon {
     const known = this.serviceState(watch.service.name).knownGood;
     if (!known || this.deps.dryRun) return;
     try {
-      await this.deps.reverter.resolveImage(known.image_id, known.image_ref);
+      await this.deps.target.resolveImage(known.image_id, known.image_ref);
     } catch (err) {
       const detail = `no revert target: ${(err as Error).message}; a revert of this deployment would fail`;
       this.log.error({ service: watch.service.name, deployment: watch.deployment.id, image: shortId(known.image_id), ref: known.image_ref }, 'the known-good image is missing; this deployment cannot be reverted');
@@ -539,9 +586,12 @@ export class Daemon {
     }
   }
 
-  private watchFor(service: ServicePolicy, deployment: Deployment, tally: WatchTally, labels: Record<string, string>): Watch {
+  private watchFor(service: ServicePolicy, deployment: Deployment, tally: WatchTally, deployed: Replica | undefined, replicas: readonly Replica[]): Watch {
     const template = { service: service.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
-    return { migrations: labels[MIGRATIONS_LABEL] === 'true', deployment, service, tally, history: new Map(), done: false, template };
+    return {
+      migrations: deployed?.labels[MIGRATIONS_LABEL] === 'true', deployment, replicas: new Set(replicas.map((r) => r.id)),
+      service, tally, history: new Map(), done: false, template,
+    };
   }
 
   private endWatch(watch: Watch): void {
@@ -570,7 +620,7 @@ export class Daemon {
     const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
     const floor = service.minRequests;
     const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
-    const probe = { template: watch.template, containerId: deployment.container_id, at, intervalMs: service.intervalMs };
+    const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, intervalMs: service.intervalMs };
     const providers = this.sampling.get();
     const [measurements, burns] = await Promise.all([
       sampleSignals(providers, this.deps.metrics, service, names, probe),
@@ -827,7 +877,7 @@ export class Daemon {
     let outcome;
     try {
       outcome = await revertDeployment(
-        { ...this.deps, now: this.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: this.ownContainers },
+        { ...this.deps, now: this.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: this.ownContainers, running: (svc) => this.runningReplicas(svc) },
         service,
         deployment,
         rule,
@@ -850,10 +900,11 @@ export class Daemon {
     } else {
       await this.escalate(watch, rule, outcome.reason ?? 'rollback failed', { actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt });
     }
-    const running = await inspectContainer(this.deps.docker, outcome.containerId).catch(() => undefined);
-    if (running) nowRunning(s, running);
+    const running = await this.runningReplicas(service).catch(() => []);
+    const now = running.filter((r) => outcome.containerIds.includes(r.id));
+    if (now.length) nowRunning(s, running.filter((r) => r.image === now[0]?.image));
     else {
-      s.containerId = outcome.containerId;
+      s.containerId = outcome.containerIds[0];
       s.image = outcome.image;
       s.ref = outcome.ref;
     }
@@ -896,15 +947,17 @@ export class Daemon {
     const outcome = concludeWindow(service, watch.tally);
     if (outcome.kind === 'unproven' || (outcome.kind === 'inconclusive' && !service.inconclusiveIsGood)) return this.inconclusive(watch, outcome.reason);
     const decidedAt = this.now();
-    let c: ContainerInspect;
+    let replicas: Replica[];
     try {
-      c = await inspectContainer(this.deps.docker, deployment.container_id);
+      replicas = (await this.runningReplicas(service)).filter((r) => r.image === deployment.to_image);
     } catch (err) {
-      // Without its spec the version cannot become a revert target.
-      return this.inconclusive(watch, `the window passed but the container could not be inspected (${String(err)})`);
+      // Without their specs the version cannot become a revert target.
+      return this.inconclusive(watch, `the window passed but the replicas could not be inspected (${String(err)})`);
     }
+    const c = replicas[0];
+    if (!c) return this.inconclusive(watch, 'the window passed but no replica of the version runs any more; not known-good');
     await this.setKnownGood({
-      service: service.name, image_id: c.Image, image_ref: c.Config.Image, container_name: containerName(c), spec: c, deployment_id: deployment.id, since: decidedAt,
+      service: service.name, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: this.deps.target.snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
     });
     if (outcome.kind === 'inconclusive') {
       // inconclusive_is_good: recorded as inconclusive, but the version becomes the revert target.
@@ -913,6 +966,6 @@ export class Daemon {
     await this.deps.writes.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
     deployment.state = 'passed';
     await this.announce(watch, 'deployment_passed', 'P2', {}, { kind: 'pass', detail: `survived ${watch.tally.ticks} samples with no rollback rule breached` });
-    this.log.info({ service: service.name, deployment: deployment.id, image: shortId(c.Image), ref: c.Config.Image }, 'deployment passed; now known-good');
+    this.log.info({ service: service.name, deployment: deployment.id, image: shortId(c.image), ref: c.ref, replicas: replicas.map((r) => r.name) }, 'deployment passed; now known-good');
   }
 }

@@ -1,26 +1,28 @@
 import type { Logger } from 'pino';
-import { RevertError, type ContainerReverter } from '../targets/docker-container/revert-steps.js';
 import type { Metrics } from '../api/metrics.js';
 import type { Rule, ServicePolicy } from '../config/policy.js';
-import { containerInspectSchema, containerName, type ContainerInspect } from '../targets/docker-container/inspect.js';
 import { shortId, versionOf } from '../model/image-ref.js';
+import type { EvidenceAction, EvidenceCriterion } from '../model/notification.js';
 import { describeThreshold, recoveryStatus } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
-import type { EvidenceAction, EvidenceCriterion } from '../notify/event.js';
 import type { ActionRecord, Deployment, KnownGood, RevertPhase } from '../store/store.js';
 import type { Writes } from '../store/write-behind.js';
+import { RevertError, type DeployTarget, type KnownReplica, type Replica } from '../targets/target.js';
+import { ofKnownVersion } from '../targets/versions.js';
 import { noFailpoints, type Failpoint } from './failpoints.js';
 import { recoverySignals, sampleSignals, valuesOf } from './sampling.js';
 
 export interface RevertDeps {
   writes: Writes;
-  reverter: ContainerReverter;
+  target: DeployTarget;
+  /** The service's running replicas of any version (one-offs and orchestrated ones left out). */
+  running: (service: ServicePolicy) => Promise<Replica[]>;
   providers: ProviderRegistry;
   metrics: Metrics;
   log: Logger;
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
-  /** Containers this revert creates, so their start events are not taken for deployments. */
+  /** Replicas this revert creates, so their start events are not taken for deployments. */
   ownContainers: Set<string>;
   failpoint?: Failpoint;
 }
@@ -28,7 +30,8 @@ export interface RevertDeps {
 /** Where the service stands after a revert, for the daemon's bookkeeping and the messages. */
 export interface RevertOutcome {
   state: 'rolled_back' | 'rollback_failed';
-  containerId: string;
+  /** The replicas running for the service afterwards, as far as the revert knows. */
+  containerIds: string[];
   image: string;
   ref: string;
   /** Why it failed, for rollback_failed. */
@@ -38,67 +41,60 @@ export interface RevertOutcome {
   actions: EvidenceAction[];
   /** The recovery criteria as last measured. */
   criteria: EvidenceCriterion[];
-  /** When the good container was started (last attempt), and when recovery was verified. */
+  /** When the good replicas were started (last attempt), and when recovery was verified. */
   revertAt?: number;
   recoveredAt?: number;
 }
 
-const PARKED = /\.rollguard-bad\.-?\d+$/;
-
-/** The name a bad container is set aside under during the revert of `deploymentId`. */
-export function parkedName(name: string, deploymentId: number): string {
-  return `${name.replace(PARKED, '')}.rollguard-bad.${deploymentId}`;
-}
-
-/** Whether a container name is one rollguard gave a bad container it set aside. */
-export function isParked(name: string): boolean {
-  return PARKED.test(name);
-}
+const names = (rs: readonly { name: string }[]): string => rs.map((r) => r.name).join(', ');
 
 /**
- * The runbook's "Strategy 2: container revert". Stops the bad container (keeping it, renamed),
- * recreates the known-good one from its snapshot, verifies the recovery criteria, and only then
- * removes the bad one. Retries up to max_attempts, then escalates. When no good container could
- * be started at all, the bad one is put back: a degraded service beats no service.
+ * The runbook's "Strategy 2: container revert", for every replica of the service. Sets aside each
+ * replica not of the known-good version (stopped, renamed, kept), puts back each known-good
+ * replica that is not running — the same count, each with its own name, settings and volumes —
+ * verifies the recovery criteria across them, and only then removes the bad ones. Replicas
+ * already of the known-good version are left alone. Retries up to max_attempts, then escalates.
+ * When no known-good replica could be started at all, the bad ones are put back: a degraded
+ * service beats no service.
  *
  * Each step is recorded (phase) before the next begins and each is safe to repeat, so with
- * `resume` a revert cut short by a crash is finished from what Docker shows: a bad container
- * already set aside is not stopped again, and a known-good container already running is
- * verified rather than created a second time.
+ * `resume` a revert cut short by a crash is finished from what the target shows: a bad replica
+ * already set aside is not stopped again, and a known-good replica already running is verified
+ * rather than created a second time.
  */
 export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined, resume = false): Promise<RevertOutcome> {
-  const { writes, reverter, log: parentLog, metrics } = deps;
+  const { writes, target, log: parentLog, metrics } = deps;
   const failpoint = deps.failpoint ?? noFailpoints;
   const log = parentLog.child({ service: service.name, deployment: deployment.id });
-  const badId = deployment.container_id;
   const actions: EvidenceAction[] = [];
   let criteria: EvidenceCriterion[] = [];
   let revertAt: number | undefined;
   let attempt = resume ? deployment.attempts : 0;
-  /** The deployed container, or the one that replaced it when a removed --rm container was put back. */
-  let deployedId = badId;
-  const unchanged = (): Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'> => ({ state: 'rollback_failed', containerId: deployedId, image: deployment.to_image, ref: deployment.to_ref });
+  /** The bad replicas as they ran, or the ones that replaced them when removed --rm replicas were put back. */
+  let deployedIds = [deployment.container_id];
+  const unchanged = (): Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'> => ({ state: 'rollback_failed', containerIds: deployedIds, image: deployment.to_image, ref: deployment.to_ref });
 
-  const step = async <T>(kind: string, detail: string, fn: () => Promise<T>): Promise<T> => {
+  const record = (a: ActionRecord): Promise<void> => {
+    actions.push({ kind: a.kind, attempt: a.attempt, startedAt: a.started_at.toISOString(), durationMs: a.finished_at.getTime() - a.started_at.getTime(), ok: a.ok, detail: a.detail ?? null });
+    // A store outage never stops a revert half-way: the write queue keeps what the store cannot take.
+    return writes.insertAction(a);
+  };
+  const step = async <T>(kind: string, detail: string | ((out: T) => string), fn: () => Promise<T>): Promise<T> => {
     const started = deps.now();
+    const text = (out?: T): string => (typeof detail === 'string' ? detail : detail(out as T));
     try {
       const out = await fn();
-      await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: true, detail });
+      await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: true, detail: text(out) });
       return out;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: false, detail: `${detail}: ${message}` });
+      await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: false, detail: `${typeof detail === 'string' ? detail : kind}: ${message}` });
       throw err;
     }
   };
-  // A store outage never stops a revert half-way: the write queue keeps what the store cannot take.
-  const record = (a: ActionRecord): Promise<void> => {
-    actions.push({ kind: a.kind, attempt: a.attempt, startedAt: a.started_at.toISOString(), durationMs: a.finished_at.getTime() - a.started_at.getTime(), ok: a.ok, detail: a.detail ?? null });
-    return writes.insertAction(a);
-  };
-  const phase = (p: RevertPhase, extra: Partial<Pick<Deployment, 'attempts'>> = {}): Promise<void> => {
+  const phase = (p: RevertPhase): Promise<void> => {
     deployment.phase = p;
-    return writes.updateDeployment(deployment.id, { phase: p, ...extra });
+    return writes.updateDeployment(deployment.id, { phase: p });
   };
   const fail = async (reason: string, where: Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'>): Promise<RevertOutcome> => {
     log.error({ escalate: true, severity: 'P0', reason, attempts: attempt }, 'ROLLBACK FAILED — escalate to a human');
@@ -108,126 +104,162 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   };
 
   if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged());
-  const goodSpec = containerInspectSchema.parse(known.spec);
-  const goodName = containerName(goodSpec);
-  log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id), resume }, resume ? 'finishing an interrupted revert' : 'rolling back');
+  const knownReplicas = target.knownReplicas(known.spec);
+  log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id), replicas: knownReplicas.length, resume }, resume ? 'finishing an interrupted revert' : 'rolling back');
 
   let image: string;
   try {
-    image = await step('check-image', `known-good image ${shortId(known.image_id)} (${known.image_ref})`, () => reverter.resolveImage(known.image_id, known.image_ref));
+    image = await step('check-image', `known-good image ${shortId(known.image_id)} (${known.image_ref})`, () => target.resolveImage(known.image_id, known.image_ref));
   } catch (err) {
     return fail(err instanceof RevertError ? err.message : String(err), unchanged());
   }
 
-  let badSpec: ContainerInspect | undefined;
+  // The replicas to set aside: every running one not of the known-good version, and any set aside before a restart.
+  let bad: Replica[];
+  let kept: Replica[];
   try {
-    badSpec = await reverter.find(badId);
+    const running = await deps.running(service);
+    const parked = await target.parkedReplicas(deployment.id);
+    bad = [...running.filter((r) => !ofKnownVersion(r, knownReplicas)), ...parked.filter((p) => !running.some((r) => r.id === p.id))];
+    kept = running.filter((r) => ofKnownVersion(r, knownReplicas));
   } catch (err) {
-    return fail(`cannot inspect the deployed container ${badId.slice(0, 12)}: ${String(err)}; nothing was changed`, unchanged());
+    return fail(`cannot list the replicas of ${service.name}: ${err instanceof Error ? err.message : String(err)}; nothing was changed`, unchanged());
   }
-  const setAside = parkedName(badSpec ? containerName(badSpec) : deployment.container_name, deployment.id);
-  const originalName = setAside.replace(PARKED, '');
-  /** The bad container as it ran, under its own name: what puts it back when no known-good container can be started. */
-  const badAsDeployed = badSpec && ({ ...badSpec, Name: `/${originalName}` } as ContainerInspect);
+  if (bad.length) deployedIds = bad.map((r) => r.id);
+  if (kept.length) {
+    await step('keep-good', `${names(kept)} already of the known-good version; left alone`, () => Promise.resolve());
+  }
+  if (!bad.length && !resume) {
+    // Stopped and removed by someone else: the known-good version is started all the same, so something serves.
+    await step('bad-gone', `the deployed container ${deployment.container_id.slice(0, 12)} (${deployment.container_name}) is already gone; starting the known-good version`, () => Promise.resolve());
+  }
+
+  /** Bad replicas as they ran, under their own names: what is put back when no known-good replica can be started. */
+  const asDeployed = bad.map((r) => ({ ...r, name: target.deployedName(r.name) }));
+  /** Bad replicas Docker removed as they stopped (--rm): nothing is left to remove. */
+  const removed = new Set<string>();
+  /** Bad replicas this revert has begun to set aside: only these are put back. */
+  const touched = new Set<string>();
   const putBack = async (why: string): Promise<boolean> => {
-    if (!badAsDeployed) return false;
-    return step('restore-bad', `${why}; put ${originalName} back`, async () => {
-      deployedId = await reverter.restore(badId, badAsDeployed);
-      deps.ownContainers.add(deployedId);
-      return true;
-    }).catch(() => false);
+    let all = true;
+    const ids: string[] = [];
+    const back = asDeployed.filter((r) => touched.has(r.id));
+    for (const r of back) {
+      const ok = await step('restore-bad', `${why}; put ${r.name} back`, async () => {
+        const id = await target.restore(r);
+        deps.ownContainers.add(id);
+        ids.push(id);
+        return true;
+      }).catch(() => false);
+      all &&= ok;
+    }
+    if (ids.length) deployedIds = [...ids, ...asDeployed.filter((r) => !touched.has(r.id)).map((r) => r.id)];
+    return all && back.length > 0;
   };
-  // Docker removed the bad container as it stopped (--rm): nothing is left to remove, and putting it back means creating it again.
-  let badRemoved = false;
-  if (!badSpec && !resume) {
-    // Stopped and removed by someone else: nothing serves, so the known-good version is started all the same.
-    await step('bad-gone', `the deployed container ${badId.slice(0, 12)} (${originalName}) is already gone; starting the known-good version`, () => Promise.resolve());
-  }
-  if (badSpec) {
-    const already = containerName(badSpec) === setAside && !badSpec.State.Running;
+
+  for (const r of bad) {
+    const setAside = target.parkedName(r.name, deployment.id);
+    const original = target.deployedName(r.name);
+    const already = r.name === setAside && !r.running;
+    touched.add(r.id);
     try {
       const parked = await step('stop-bad', already
-        ? `${originalName} was already stopped and set aside as ${setAside}`
-        : `stop ${originalName} (grace ${service.stopTimeoutMs} ms) and rename it ${setAside}`, () =>
-        already ? Promise.resolve('parked' as const) : reverter.park(badId, setAside, service.stopTimeoutMs),
+        ? `${original} was already stopped and set aside as ${setAside}`
+        : `stop ${original} (grace ${service.stopTimeoutMs} ms) and rename it ${setAside}`, () =>
+        already ? Promise.resolve('parked' as const) : target.park(r, setAside, service.stopTimeoutMs),
       );
       if (parked === 'removed') {
-        badRemoved = true;
-        await step('bad-removed', `${originalName} was run with --rm, so Docker removed it as it stopped; its settings are kept to put it back if needed`, () => Promise.resolve());
+        removed.add(r.id);
+        log.info({ container: original }, 'the bad container was run with --rm: Docker removed it as it stopped; its settings are kept');
+        await step('bad-removed', `${original} was run with --rm, so Docker removed it as it stopped; its settings are kept to put it back if needed`, () => Promise.resolve());
       }
     } catch (err) {
-      await putBack('it could not be set aside');
-      return fail(`could not set the bad container aside: ${(err as Error).message}`, unchanged());
+      await putBack('the bad replicas could not all be set aside');
+      return fail(`could not set the bad container ${original} aside: ${(err as Error).message}`, unchanged());
     }
   }
   await phase('parked');
   await failpoint('revert.after-park', { deployment: deployment.id });
 
-  let lastGood: string | undefined;
-  let adopted: string | undefined;
-  if (resume) {
-    // A known-good container from before the crash: verify it if it runs, else clear the name for a new one.
-    const existing = await reverter.find(goodName).catch(() => undefined);
-    if (existing && existing.Id !== badId && existing.Image === known.image_id) {
-      if (existing.State.Running) {
-        adopted = existing.Id;
-        deps.ownContainers.add(existing.Id);
-        await step('adopt-good', `${goodName} (${existing.Id.slice(0, 12)}) on the known-good image was already started before the restart`, () => Promise.resolve());
-      } else {
-        await step('remove-failed', `remove ${goodName} (${existing.Id.slice(0, 12)}), created but not running before the restart`, () => reverter.remove(existing.Id)).catch(() => {});
-      }
-    }
-  }
-  const template = { service: service.name, container: goodName, image: known.image_ref, version: versionOf(known.image_ref) };
+  const template = { service: service.name, container: knownReplicas[0]?.name ?? deployment.container_name, image: known.image_ref, version: versionOf(known.image_ref) };
+  /** Known-good replicas this revert started in the previous attempt: removed before the next one. */
+  let lastStarted: string[] = [];
+  let lastRunning: string[] = [];
   // Resuming redoes the attempt the crash cut short rather than counting it twice.
   for (attempt = resume ? Math.max(1, attempt) : 1; attempt <= service.maxAttempts; attempt++) {
-    let goodId: string;
-    if (adopted) {
-      goodId = adopted;
-      adopted = undefined;
-    } else {
-      await writes.updateDeployment(deployment.id, { attempts: attempt });
-      if (lastGood) {
-        const previous = lastGood;
-        lastGood = undefined;
-        await step('remove-failed', `remove the failed attempt ${previous.slice(0, 12)}`, () => reverter.remove(previous)).catch(() => {});
-      }
-      try {
-        const started = deps.now();
-        const out = await reverter.startFrom(goodSpec, image, badSpec);
-        deps.ownContainers.add(out.id);
-        goodId = out.id;
-        await record({ deployment_id: deployment.id, attempt, kind: 'start-good', started_at: started, finished_at: deps.now(), ok: true, detail: [`create and start ${goodName} from ${image}`, ...out.notes].join('; ') });
-      } catch (err) {
-        await record({ deployment_id: deployment.id, attempt, kind: 'start-good', started_at: deps.now(), finished_at: deps.now(), ok: false, detail: `create and start ${goodName} from ${image}: ${err instanceof Error ? err.message : String(err)}` });
-        continue;
-      }
-      await phase('started');
-      await failpoint('revert.after-start', { deployment: deployment.id, container: goodId });
+    await writes.updateDeployment(deployment.id, { attempts: attempt });
+    for (const id of lastStarted) {
+      await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => target.remove(id)).catch(() => {});
     }
-    lastGood = goodId;
+    const started: string[] = [];
+    const ids: string[] = [];
+    let startFailed = false;
+    for (const k of knownReplicas) {
+      const outcome = await putBackKnown(k);
+      if (!outcome) {
+        startFailed = true;
+        break;
+      }
+      ids.push(outcome.id);
+      if (outcome.started) started.push(outcome.id);
+    }
+    lastStarted = started;
+    if (startFailed) continue;
+    lastRunning = ids;
+    if (started.length) {
+      await phase('started');
+      await failpoint('revert.after-start', { deployment: deployment.id, container: started[0] });
+    }
     revertAt = deps.now().getTime();
-    const verified = await verifyRecovery(deps, service, deployment, attempt, goodId, template);
+    const verified = await verifyRecovery(deps, service, deployment, attempt, ids, template);
     criteria = verified.criteria;
     await record({ deployment_id: deployment.id, attempt, kind: 'verify', started_at: verified.started, finished_at: deps.now(), ok: verified.met, detail: verified.detail });
     if (verified.met) {
-      if (badSpec && !badRemoved) await step('remove-bad', `remove the bad container ${setAside} (its volumes are kept)`, () => reverter.remove(badId)).catch(() => {});
+      for (const r of bad) {
+        if (removed.has(r.id)) continue;
+        await step('remove-bad', `remove the bad container ${target.parkedName(r.name, deployment.id)} (its volumes are kept)`, () => target.remove(r.id)).catch(() => {});
+      }
       const recoveredAt = deps.now();
       await writes.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt, phase: 'done' });
       metrics.rollbacks.inc({ service: service.name, outcome: 'succeeded' });
-      log.info({ attempts: attempt, recoveryMs: recoveredAt.getTime() - deployment.started_at.getTime(), image: shortId(known.image_id) }, 'rolled back and recovered');
-      return { state: 'rolled_back', containerId: goodId, image: known.image_id, ref: known.image_ref, attempts: attempt, actions, criteria, revertAt, recoveredAt: recoveredAt.getTime() };
+      log.info({ attempts: attempt, recoveryMs: recoveredAt.getTime() - deployment.started_at.getTime(), image: shortId(known.image_id), replicas: ids.length }, 'rolled back and recovered');
+      return { state: 'rolled_back', containerIds: [...kept.map((r) => r.id), ...ids], image: known.image_id, ref: known.image_ref, attempts: attempt, actions, criteria, revertAt, recoveredAt: recoveredAt.getTime() };
     }
   }
   attempt = service.maxAttempts;
-  if (lastGood) {
-    return fail(`recovery criteria not met after ${attempt} attempt(s); the known-good container is running and the bad one is kept stopped as ${setAside}`, {
-      state: 'rollback_failed', containerId: lastGood, image: known.image_id, ref: known.image_ref,
+  const parkedNames = bad.filter((r) => !removed.has(r.id)).map((r) => target.parkedName(r.name, deployment.id));
+  if (lastRunning.length) {
+    return fail(`recovery criteria not met after ${attempt} attempt(s); the known-good ${knownReplicas.length > 1 ? 'replicas are' : 'container is'} running${parkedNames.length ? ` and the bad one${parkedNames.length > 1 ? 's are' : ' is'} kept stopped as ${parkedNames.join(', ')}` : ''}`, {
+      state: 'rollback_failed', containerIds: lastRunning, image: known.image_id, ref: known.image_ref,
     });
   }
-  if (!badSpec) return fail(`the known-good container could not be started in ${attempt} attempt(s), and the deployed container is gone`, unchanged());
-  const back = await putBack('no known-good container could be started');
-  return fail(`the known-good container could not be started in ${attempt} attempt(s); ${back ? 'the deployed version was put back' : `putting the deployed version back failed too, so ${originalName} is not running`}`, unchanged());
+  for (const id of lastStarted) await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => target.remove(id)).catch(() => {});
+  if (!bad.length) return fail(`the known-good container could not be started in ${attempt} attempt(s), and the deployed container is gone`, unchanged());
+  const back = await putBack('no known-good replica could be started');
+  return fail(`the known-good container could not be started in ${attempt} attempt(s); ${back ? 'the deployed version was put back' : `putting the deployed version back failed too, so ${names(asDeployed)} may not be running`}`, unchanged());
+
+  /** One known-good replica running again: found running already (a restart cut the revert short), or started now. */
+  async function putBackKnown(k: KnownReplica): Promise<{ id: string; started: boolean } | undefined> {
+    const existing = await target.replica(k.name).catch(() => undefined);
+    if (existing && existing.running && existing.version === k.version) {
+      deps.ownContainers.add(existing.id);
+      if (!kept.some((r) => r.id === existing.id)) {
+        await step('adopt-good', `${k.name} (${existing.id.slice(0, 12)}) on the known-good version was already started before the restart`, () => Promise.resolve());
+      }
+      return { id: existing.id, started: false };
+    }
+    const replaced = bad.find((r) => target.deployedName(r.name) === k.name) ?? (knownReplicas.length === 1 ? bad[0] : undefined);
+    try {
+      const out = await step('start-good', (o: { id: string; notes: string[] }) => [`create and start ${k.name} from ${image}`, ...o.notes].join('; '), async () => {
+        const o = await target.start(k, image, replaced);
+        deps.ownContainers.add(o.id);
+        return o;
+      });
+      return { id: out.id, started: true };
+    } catch {
+      return undefined;
+    }
+  }
 }
 
 async function verifyRecovery(
@@ -235,26 +267,28 @@ async function verifyRecovery(
   service: ServicePolicy,
   deployment: Deployment,
   attempt: number,
-  containerId: string,
+  containerIds: string[],
   template: { service: string; container: string; image: string; version: string },
 ): Promise<{ met: boolean; detail: string; started: Date; criteria: EvidenceCriterion[] }> {
   const started = deps.now();
   const deadline = started.getTime() + service.recoveryTimeoutMs;
-  const names = recoverySignals(service);
-  let detail = 'no recovery criteria configured; container started';
+  const signals = recoverySignals(service);
+  let detail = `no recovery criteria configured; ${containerIds.length > 1 ? `${containerIds.length} containers` : 'container'} started`;
   let criteria: EvidenceCriterion[] = [];
   for (;;) {
-    const running = await deps.reverter.inspect(containerId).then((c) => c.State.Running, () => false);
-    if (!running) return { met: false, detail: 'the known-good container is not running', started, criteria };
-    if (!names.length) return { met: true, detail, started, criteria };
+    for (const id of containerIds) {
+      const running = await deps.target.replica(id).then((r) => r?.running === true, () => false);
+      if (!running) return { met: false, detail: `the known-good container ${id.slice(0, 12)} is not running`, started, criteria };
+    }
+    if (!signals.length) return { met: true, detail, started, criteria };
     const at = deps.now();
-    const measurements = await sampleSignals(deps.providers, deps.metrics, service, names, { template, containerId, at });
+    const measurements = await sampleSignals(deps.providers, deps.metrics, service, signals, { template, containerId: containerIds[0] ?? '', containerIds, at });
     const status = recoveryStatus(service.recovery, valuesOf(measurements));
     criteria = service.recovery.map((c) => ({
       signal: c.signal, threshold: describeThreshold(c), measured: measurements[c.signal]?.value ?? null, holds: !status.unmet.some((u) => u.check === c),
     }));
     await deps.writes
-      .insertSamples(names.map((name) => {
+      .insertSamples(signals.map((name) => {
         const m = measurements[name] as { value: number | null; detail?: string; latencyMs: number };
         const holds = !status.unmet.some((u) => u.check.signal === name);
         return { deployment_id: deployment.id, stage: 'recovery', signal: name, taken_at: at, value: m.value, result: m.value === null ? 'no-data' : holds ? 'ok' : 'breach', rules: {}, detail: m.detail ?? null, latency_ms: m.latencyMs };

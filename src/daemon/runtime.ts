@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { ContainerReverter } from '../targets/docker-container/revert-steps.js';
+import { DockerContainerTarget } from '../targets/docker-container/target.js';
 import { createMetrics } from '../api/metrics.js';
 import { apiToken } from '../api/auth.js';
 import { startApi } from '../api/server.js';
@@ -118,7 +118,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     : undefined;
   const leadership: Leadership = leaseLeadership ?? soleLeadership(id);
   const daemon = new Daemon(policy, {
-    docker, store, writes, reverter: new ContainerReverter(docker), providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
+    target: new DockerContainerTarget(docker, log), store, writes, providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
   });
   const leaderStatus = (services: Record<string, unknown>): Record<string, unknown> => {
     const lead = leadership.status(Object.keys(services));

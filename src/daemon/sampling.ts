@@ -14,7 +14,7 @@ export async function sampleSignals(
   metrics: Metrics,
   service: ServicePolicy,
   names: readonly string[],
-  ctx: { template: TemplateValues; containerId: string; at: Date; intervalMs?: number },
+  ctx: { template: TemplateValues; containerId: string; containerIds?: readonly string[]; at: Date; intervalMs?: number },
 ): Promise<Record<string, Measurement>> {
   const entries = await Promise.all(
     names.map(async (name): Promise<[string, Measurement]> => {

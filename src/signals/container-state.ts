@@ -44,15 +44,36 @@ export class ContainerStateProvider implements SignalProvider<ContainerSignal> {
     }
   }
 
+  /**
+   * Reads the field of every replica (`ctx.containerIds`, else the one container) and keeps the
+   * worst: the lowest of running, health and serving, the highest of restart_count and oom_killed.
+   * Replicas without data are passed over; none with data is no data.
+   */
   async measure(signal: ContainerSignal, ctx: ProbeContext): Promise<Measurement> {
+    const ids = ctx.containerIds?.length ? ctx.containerIds : [ctx.containerId];
+    if (ids.length === 1) return this.measureOne(signal, ids[0] as string);
+    const started = performance.now();
+    const all = await Promise.all(ids.map(async (id) => ({ id, m: await this.measureOne(signal, id) })));
+    const higherIsWorse = signal.field === 'restart_count' || signal.field === 'oom_killed';
+    let worst: { id: string; m: Measurement } | undefined;
+    for (const x of all) {
+      if (x.m.value === null) continue;
+      if (!worst || (higherIsWorse ? x.m.value > (worst.m.value as number) : x.m.value < (worst.m.value as number))) worst = x;
+    }
+    const latencyMs = performance.now() - started;
+    if (!worst) return { value: null, detail: `no replica has data (${all.map((x) => `${x.id.slice(0, 12)}: ${x.m.detail ?? 'no data'}`).join('; ')})`, latencyMs };
+    return { value: worst.m.value, detail: worst.m.detail ? `${worst.id.slice(0, 12)}: ${worst.m.detail}` : undefined, latencyMs };
+  }
+
+  private async measureOne(signal: ContainerSignal, containerId: string): Promise<Measurement> {
     const started = performance.now();
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
     let c;
     try {
-      c = await inspectContainer(this.docker, ctx.containerId);
+      c = await inspectContainer(this.docker, containerId);
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) {
-        this.restarts.delete(ctx.containerId);
+        this.restarts.delete(containerId);
         return signal.field === 'running' ? done(0, 'container is gone') : done(null, 'container is gone');
       }
       return done(null, `Docker inspect failed: ${errorText(err)}`);

@@ -6,6 +6,8 @@ export interface ProbeContext {
   template: TemplateValues;
   /** The service's current container, for container-state signals. */
   containerId: string;
+  /** Every replica of the version being judged; container-state signals read each (default: containerId alone). */
+  containerIds?: readonly string[];
   /** Evaluation time, for Prometheus instant queries. */
   at: Date;
   /** Fills `{{range}}` in burn-rate queries. */

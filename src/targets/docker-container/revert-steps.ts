@@ -1,15 +1,9 @@
 import type Docker from 'dockerode';
+import { RevertError } from '../target.js';
 import { containerName, inspectContainer, type ContainerInspect } from './inspect.js';
 import { versionKey } from './version.js';
 import { carryVolumes, volumeNames } from './volumes.js';
 
-/** A revert step that Docker refused; the message says what and why. */
-export class RevertError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RevertError';
-  }
-}
 
 type EndpointSettings = { IPAMConfig?: unknown; Links?: unknown; Aliases?: string[] | null; DriverOpts?: unknown };
 
@@ -83,17 +77,40 @@ export class ContainerReverter {
       const autoRemove = (before.HostConfig as { AutoRemove?: boolean }).AutoRemove === true;
       // Docker refuses a restart policy on an --rm container, which never restarts anyway.
       if (!autoRemove) await container.update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
+      // Stopped first: Docker cannot rename a container caught restarting in a crash loop.
+      await this.stop(containerId, stopTimeoutMs, autoRemove);
+      if (autoRemove && (await this.waitGone(containerId, 10_000))) return 'removed';
       if (containerName(before) !== parkedName) await container.rename({ name: parkedName });
-      await container.stop({ t: Math.ceil(stopTimeoutMs / 1000) }).catch((err: { statusCode?: number }) => {
-        if (err.statusCode !== 304 && !(autoRemove && err.statusCode === 404)) throw err; // 304: already stopped
-      });
-      if (autoRemove) {
-        const gone = await this.waitGone(containerId, 10_000);
-        return gone ? 'removed' : 'parked';
-      }
       return 'parked';
     } catch (err) {
       throw new RevertError(`cannot stop and set aside container ${containerId.slice(0, 12)}: ${dockerMessage(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Stops a container with the grace. One caught between two restarts of a crash loop can make
+   * Docker fail the stop (its network sandbox is gone): with its restart policy already `no`, it
+   * settles stopped within a moment, so the stop is retried until it is not running.
+   */
+  private async stop(containerId: string, stopTimeoutMs: number, autoRemove: boolean): Promise<void> {
+    const container = this.docker.getContainer(containerId);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await container.stop({ t: Math.ceil(stopTimeoutMs / 1000) });
+        return;
+      } catch (err) {
+        const code = (err as { statusCode?: number }).statusCode;
+        if (code === 304 || (autoRemove && code === 404)) return; // 304: already stopped
+        const now = await this.find(containerId);
+        if (!now) {
+          if (autoRemove) return;
+          throw err;
+        }
+        if (!now.State.Running && !now.State.Restarting) return;
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
   }
 

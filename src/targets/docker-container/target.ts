@@ -1,0 +1,156 @@
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import type { Policy, ServicePolicy } from '../../config/policy.js';
+import type { DeployTarget, KnownReplica, Parked, Replica, ReplicaRole, Started } from '../target.js';
+import { DockerEventFollower } from './events.js';
+import { containerInspectSchema, containerName, inspectContainer, type ContainerInspect } from './inspect.js';
+import { servicesFor } from './match.js';
+import { ContainerReverter } from './revert-steps.js';
+import { changedSettings, containerRole, versionKey } from './version.js';
+
+const PARKED = /\.rollguard-bad\.(-?\d+)$/;
+
+/** A container as a replica of a service. */
+export function replicaOf(c: ContainerInspect): Replica {
+  return {
+    id: c.Id,
+    name: containerName(c),
+    image: c.Image,
+    ref: c.Config.Image,
+    version: versionKey(c),
+    startedAt: new Date(Date.parse(c.State.StartedAt) || 0),
+    running: c.State.Running,
+    labels: c.Config.Labels ?? {},
+    spec: c,
+  };
+}
+
+/** The containers of a known-good snapshot: `{replicas: [...]}`, or a single container as recorded before replicas. */
+function snapshotContainers(snapshot: unknown): ContainerInspect[] {
+  const many = (snapshot as { replicas?: unknown } | null)?.replicas;
+  return Array.isArray(many) ? many.map((c) => containerInspectSchema.parse(c)) : [containerInspectSchema.parse(snapshot)];
+}
+
+function specOf(replica: Replica): ContainerInspect {
+  return replica.spec as ContainerInspect;
+}
+
+/**
+ * Plain Docker containers on one engine: a service is the set of its running containers (matched
+ * by name, Compose project and service, or labels); a revert stops and renames the bad ones and
+ * recreates the known-good ones from their `docker inspect`.
+ */
+export class DockerContainerTarget implements DeployTarget {
+  readonly kind = 'docker-container';
+  private readonly steps: ContainerReverter;
+  private events?: DockerEventFollower;
+
+  constructor(private readonly docker: Docker, private readonly log: Logger) {
+    this.steps = new ContainerReverter(docker);
+  }
+
+  follow(onStarted: (id: string) => Promise<void>): void {
+    this.events = new DockerEventFollower(this.docker, this.log, (ev) => onStarted(ev.containerId));
+    this.events.start();
+  }
+
+  async unfollow(): Promise<void> {
+    await this.events?.stop();
+  }
+
+  drained(): Promise<void> {
+    return this.events?.drained() ?? Promise.resolve();
+  }
+
+  get connected(): boolean {
+    return this.events?.connected ?? false;
+  }
+
+  async replica(idOrName: string): Promise<Replica | undefined> {
+    const c = await this.steps.find(idOrName);
+    return c && replicaOf(c);
+  }
+
+  async running(policy: Policy, service: ServicePolicy): Promise<Replica[]> {
+    const list = await this.docker.listContainers({ all: false });
+    const found: Replica[] = [];
+    for (const c of list) {
+      const name = (c.Names[0] ?? '').replace(/^\//, '');
+      if (!servicesFor(policy, name, c.Labels ?? {}).some((s) => s.name === service.name)) continue;
+      const inspected = await this.steps.find(c.Id);
+      if (inspected?.State.Running) found.push(replicaOf(inspected));
+    }
+    return found.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
+  }
+
+  servicesOf(policy: Policy, replica: Replica): ServicePolicy[] {
+    return servicesFor(policy, replica.name, replica.labels);
+  }
+
+  role(replica: Replica): ReplicaRole {
+    const role = containerRole(replica.labels);
+    return role.kind === 'swarm-task' ? { kind: 'orchestrated', by: 'Swarm', owner: role.service } : role;
+  }
+
+  snapshot(replicas: readonly Replica[]): unknown {
+    return { replicas: replicas.map(specOf).sort((a, b) => (containerName(a) < containerName(b) ? -1 : 1)) };
+  }
+
+  knownReplicas(snapshot: unknown): KnownReplica[] {
+    return snapshotContainers(snapshot).map((c) => ({ name: containerName(c), version: versionKey(c), spec: c }));
+  }
+
+  changedSettings(from: unknown, to: Replica): string[] {
+    const known = snapshotContainers(from);
+    const before = known.find((c) => containerName(c) === to.name) ?? known[0];
+    return before ? changedSettings(before, specOf(to)) : [];
+  }
+
+  resolveImage(imageId: string, imageRef: string): Promise<string> {
+    return this.steps.resolveImage(imageId, imageRef);
+  }
+
+  parkedName(name: string, deploymentId: number): string {
+    return `${name.replace(PARKED, '')}.rollguard-bad.${deploymentId}`;
+  }
+
+  deployedName(name: string): string {
+    return name.replace(PARKED, '');
+  }
+
+  parkedBy(name: string): number | undefined {
+    const m = PARKED.exec(name);
+    return m ? Number(m[1]) : undefined;
+  }
+
+  async parkedReplicas(deploymentId: number): Promise<Replica[]> {
+    const list = await this.docker.listContainers({ all: true, filters: JSON.stringify({ name: [`\\.rollguard-bad\\.${deploymentId}$`] }) as never });
+    const found: Replica[] = [];
+    for (const c of list) {
+      const inspected = await this.steps.find(c.Id);
+      if (inspected && this.parkedBy(containerName(inspected)) === deploymentId) found.push(replicaOf(inspected));
+    }
+    return found;
+  }
+
+  park(replica: Replica, parkedName: string, stopTimeoutMs: number): Promise<Parked> {
+    return this.steps.park(replica.id, parkedName, stopTimeoutMs);
+  }
+
+  start(known: KnownReplica, image: string, replaced?: Replica): Promise<Started> {
+    return this.steps.startFrom(known.spec as ContainerInspect, image, replaced && specOf(replaced));
+  }
+
+  restore(replica: Replica): Promise<string> {
+    return this.steps.restore(replica.id, { ...specOf(replica), Name: `/${replica.name}` } as ContainerInspect);
+  }
+
+  remove(id: string): Promise<void> {
+    return this.steps.remove(id);
+  }
+}
+
+/** Reads one container as a replica (for the container-state signals and tests). */
+export async function inspectReplica(docker: Docker, id: string): Promise<Replica> {
+  return replicaOf(await inspectContainer(docker, id));
+}

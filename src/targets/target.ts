@@ -1,0 +1,105 @@
+import type { Policy, ServicePolicy } from '../config/policy.js';
+
+/** A revert step the target refused; the message says what and why. */
+export class RevertError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RevertError';
+  }
+}
+
+/** One running instance of a service: a container, a Swarm task, a checkout. */
+export interface Replica {
+  id: string;
+  name: string;
+  /** The image ID (or commit) it runs. */
+  image: string;
+  /** The reference it was deployed as (tag). */
+  ref: string;
+  /** Its version: the image and the settings that make it (see the target's versionKey). Equal keys, same version. */
+  version: string;
+  startedAt: Date;
+  running: boolean;
+  labels: Record<string, string>;
+  /** The target's own description of it, enough to create it again; opaque outside the target. */
+  spec: unknown;
+}
+
+/** What an instance is to rollguard: one of a service's versions, or something to leave alone. */
+export type ReplicaRole =
+  | { kind: 'service' }
+  /** A one-off task (`docker compose run`: a migration, a shell): never a deployment, never known-good. */
+  | { kind: 'one-off' }
+  /** Owned by an orchestrator that would fight a revert of it (a Swarm task). */
+  | { kind: 'orchestrated'; by: string; owner: string };
+
+/** A known-good replica as a revert puts it back. */
+export interface KnownReplica {
+  name: string;
+  /** Its version (see Replica.version). */
+  version: string;
+  /** Opaque to everything but the target. */
+  spec: unknown;
+}
+
+/** The result of setting a bad replica aside. */
+export type Parked = 'parked' | 'removed';
+
+/** What starting a known-good replica did. */
+export interface Started {
+  id: string;
+  /** Things an operator should know (volumes handed back, a stopped known-good container started). */
+  notes: string[];
+}
+
+/**
+ * A kind of deploy target: where services run and how a version of one is put back. The daemon,
+ * the store and notify speak only this interface; each kind lives in its own folder of targets/.
+ * Every revert step is safe to repeat, so a revert cut short can be finished from what the
+ * target shows.
+ */
+export interface DeployTarget {
+  readonly kind: string;
+
+  /** Follows the target's changes, handing over each started replica's ID, one at a time, in order. */
+  follow(onStarted: (id: string) => Promise<void>): void;
+  /** Stops following and waits for the replica being handed over. */
+  unfollow(): Promise<void>;
+  /** Resolves when every change received so far has been handled. */
+  drained(): Promise<void>;
+  /** Whether the change feed is connected now. */
+  readonly connected: boolean;
+
+  /** The replica with this ID or name; undefined when it is gone. */
+  replica(idOrName: string): Promise<Replica | undefined>;
+  /** The running replicas of the policy's services, with their role (one-offs and orchestrated ones included, for the caller to skip). */
+  running(policy: Policy, service: ServicePolicy): Promise<Replica[]>;
+  /** Which of the policy's services a replica belongs to. */
+  servicesOf(policy: Policy, replica: Replica): ServicePolicy[];
+  role(replica: Replica): ReplicaRole;
+
+  /** The known-good snapshot of a set of replicas of one version (opaque; stored as is). */
+  snapshot(replicas: readonly Replica[]): unknown;
+  /** The replicas a snapshot puts back, each with its name. */
+  knownReplicas(snapshot: unknown): KnownReplica[];
+  /** Settings that differ between two snapshots' versions (for logs). */
+  changedSettings(from: unknown, to: Replica): string[];
+
+  /** Confirms the known-good version can be created here; returns what to create it from. Throws RevertError naming what is missing. */
+  resolveImage(imageId: string, imageRef: string): Promise<string>;
+  /** The name a bad replica is set aside under during the revert of a deployment. */
+  parkedName(name: string, deploymentId: number): string;
+  /** The name a replica had before it was set aside (the name itself when it was not). */
+  deployedName(name: string): string;
+  /** Whether a name is one a revert gave a bad replica it set aside; which deployment, if so. */
+  parkedBy(name: string): number | undefined;
+  /** The replicas set aside by the revert of a deployment (running or not). */
+  parkedReplicas(deploymentId: number): Promise<Replica[]>;
+  /** Stops a bad replica and sets it aside. */
+  park(replica: Replica, parkedName: string, stopTimeoutMs: number): Promise<Parked>;
+  /** Creates and starts a known-good replica (`replaced`: the bad replica it takes over from). */
+  start(known: KnownReplica, image: string, replaced?: Replica): Promise<Started>;
+  /** Puts a bad replica back as it was deployed (created again if it is gone); returns its ID. */
+  restore(replica: Replica): Promise<string>;
+  remove(id: string): Promise<void>;
+}
