@@ -161,7 +161,7 @@ export async function startPrometheus(targets: { port: number; service: string }
   const config = [
     'global: {scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}',
     'scrape_configs:',
-    ...targets.map((t) => `  - {job_name: ${t.service}, metrics_path: /cgi-bin/metrics, static_configs: [{targets: ["127.0.0.1:${t.port}"], labels: {service: ${t.service}}}]}`),
+    ...targets.map((t) => `  - {job_name: ${t.service}-${t.port}, metrics_path: /cgi-bin/metrics, static_configs: [{targets: ["127.0.0.1:${t.port}"], labels: {service: ${t.service}}}]}`),
   ].join('\n');
   await writeFile(path.join(dir, 'prometheus.yml'), config);
   let child: ChildProcess | undefined;

@@ -1,0 +1,417 @@
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { createMetrics } from '../api/metrics.js';
+import { parsePolicy } from '../config/load-policy.js';
+import type { ContainerSignal, Policy, PrometheusSignal } from '../config/policy.js';
+import type { Measurement, ProbeContext, SignalProvider } from '../signals/provider.js';
+import { openStore } from '../store/open-store.js';
+import type { Deployment, Store } from '../store/store.js';
+import { WriteBehind } from '../store/write-behind.js';
+import { FakeTarget } from '../targets/fake/fake-target.js';
+import { Daemon } from './daemon.js';
+
+// The watch loop end to end — detect, sample, breach, revert, resume — over a FakeTarget and the
+// embedded PGlite store. Opening a PGlite database takes seconds, so the file shares one; each test
+// has its own service name, which keeps the tests' deployments and known-good versions apart.
+
+const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
+const ERROR_RULE = 'error rate above 5%';
+
+/** Error rates by service, as the test sets them (0 until set). */
+class FakePrometheus implements SignalProvider<PrometheusSignal> {
+  readonly kind = 'prometheus';
+  private readonly values = new Map<string, number>();
+
+  set(service: string, value: number): void {
+    this.values.set(service, value);
+  }
+
+  async measure(_signal: PrometheusSignal, ctx: ProbeContext): Promise<Measurement> {
+    return { value: this.values.get(ctx.template.service) ?? 0, latencyMs: 0 };
+  }
+}
+
+/** `serving`: 1 for every replica found, 0 when any is told to crash, no data when none is found. */
+class FakeContainers implements SignalProvider<ContainerSignal> {
+  readonly kind = 'container';
+  /** Images whose replicas crash, and single replicas (by ID) that crash. */
+  readonly crashing = new Set<string>();
+
+  constructor(private readonly target: FakeTarget) {}
+
+  async measure(signal: ContainerSignal, ctx: ProbeContext): Promise<Measurement> {
+    if (signal.field !== 'serving') return { value: null, detail: `the fake answers only serving, not ${signal.field}`, latencyMs: 0 };
+    const ids = ctx.containerIds?.length ? ctx.containerIds : [ctx.containerId];
+    const found = (await Promise.all(ids.map((id) => this.target.replica(id)))).filter((r) => r !== undefined);
+    if (!found.length) return { value: null, detail: 'no replica found', latencyMs: 0 };
+    return { value: found.some((r) => this.crashing.has(r.image) || this.crashing.has(r.id)) ? 0 : 1, latencyMs: 0 };
+  }
+}
+
+/**
+ * One service `name` with one Prometheus rollback rule (error rate above 5 % for 2 samples),
+ * sampled every 50 ms, read by the real policy loader. `labels` matches replicas by the label
+ * `app=<name>` instead of by container name.
+ */
+function policyFor(name: string, opts: { window?: string; labels?: boolean } = {}): Policy {
+  const text = [
+    'version: 1',
+    'prometheus:',
+    '  url: http://127.0.0.1:9',
+    'defaults:',
+    '  interval: 50ms',
+    `  window: ${opts.window ?? '1s'}`,
+    '  stop_timeout: 0s',
+    '  recovery_timeout: 1s',
+    'services:',
+    `  ${name}:`,
+    '    match:',
+    opts.labels ? `      labels: {app: ${name}}` : `      container: ${name}`,
+    '    signals:',
+    '      error_rate:',
+    `        prometheus: 'sum(rate(http_errors_total{service="{{service}}"}[1m])) / sum(rate(http_requests_total{service="{{service}}"}[1m]))'`,
+    '    rules:',
+    `      - name: ${ERROR_RULE}`,
+    '        signal: error_rate',
+    '        above: 0.05',
+    '        for: 2',
+    '        severity: P0',
+    '        action: rollback',
+  ].join('\n');
+  return parsePolicy(text, 'daemon.test.yaml', {});
+}
+
+/** Polls `probe` until it returns something, failing with `what` after `timeoutMs`. */
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('Daemon watch loop over a fake target', () => {
+  let dir: string;
+  let store: Store;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'rollguard-daemon-test-'));
+    store = await openStore({ stateDir: dir, log });
+  });
+
+  after(async () => {
+    await store?.sql.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A fake target and providers for service `name`; `start()` starts a daemon over them, stopped when the test ends. */
+  function rig(t: TestContext, name: string, opts: { window?: string; labels?: boolean } = {}) {
+    const policy = policyFor(name, opts);
+    const service = policy.services[name];
+    assert.ok(service);
+    const target = new FakeTarget();
+    const prometheus = new FakePrometheus();
+    const containers = new FakeContainers(target);
+    let current: { daemon: Daemon; writes: WriteBehind } | undefined;
+    const stop = async (): Promise<void> => {
+      if (!current) return;
+      const { daemon, writes } = current;
+      current = undefined;
+      await daemon.stop(5_000);
+      await writes.flush();
+      writes.close();
+    };
+    t.after(stop);
+    return {
+      policy, target, prometheus, containers,
+      get daemon(): Daemon {
+        assert.ok(current, 'start() a daemon first');
+        return current.daemon;
+      },
+      /** Starts a daemon over the shared store and this target (after `stop()`: a restart). */
+      async start(): Promise<Daemon> {
+        assert.equal(current, undefined, 'one daemon at a time follows the target');
+        const writes = new WriteBehind(store, { log });
+        const daemon = new Daemon(policy, { target, store, writes, providers: { prometheus, container: containers }, metrics: createMetrics(), log });
+        current = { daemon, writes };
+        await daemon.start();
+        return daemon;
+      },
+      /** Stops the daemon, leaving what it recorded for the next one. */
+      stop,
+      /** The service's deployments, newest first. */
+      deployments: () => store.listDeployments({ service: name }),
+      /** Waits for the latest deployment of the service to leave watching and rolling_back. */
+      finished: () => waitFor(`a deployment of ${name} to end`, async (): Promise<Deployment | undefined> => {
+        const d = await store.latestDeployment(name);
+        return d && d.state !== 'watching' && d.state !== 'rolling_back' ? d : undefined;
+      }),
+      /** The service's running replicas as `name image`, sorted. */
+      running: async () => (await target.running(policy, service)).map((r) => `${r.name} ${r.image}`).sort(),
+    };
+  }
+
+  it('start() adopts the running replica as known-good and records no deployment', async (t) => {
+    const r = rig(t, 'adopt');
+    const running = r.target.deploy('adopt', 'app:1');
+    await r.start();
+
+    const known = await store.getKnownGood('adopt');
+    assert.ok(known, 'a known-good version is recorded');
+    assert.equal(known.image_id, 'app:1');
+    assert.equal(known.deployment_id, null);
+    assert.deepEqual(r.target.knownReplicas(known.spec), [{ name: 'adopt', version: running.version, spec: running.spec }]);
+    assert.deepEqual(await r.deployments(), []);
+  });
+
+  it('a deploy whose error rate stays low passes its window and becomes known-good', async (t) => {
+    const r = rig(t, 'pass', { window: '300ms' });
+    r.target.deploy('pass', 'app:1');
+    await r.start();
+    r.prometheus.set('pass', 0.01);
+
+    const deployed = r.target.deploy('pass', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'passed');
+    assert.deepEqual([d.from_image, d.to_image, d.container_id], ['app:1', 'app:2', deployed.id]);
+    const known = await store.getKnownGood('pass');
+    assert.equal(known?.image_id, 'app:2');
+    assert.equal(known?.deployment_id, d.id);
+    assert.deepEqual(r.target.history, [], 'nothing reverted');
+  });
+
+  it('a deploy whose error rate breaches for `for` samples is reverted: the bad replica is parked then removed and the known-good image runs under its name', async (t) => {
+    const r = rig(t, 'breach');
+    const good = r.target.deploy('breach', 'app:1');
+    await r.start();
+    r.prometheus.set('breach', 0.5);
+
+    const bad = r.target.deploy('breach', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rolled_back');
+    assert.equal(d.phase, 'done');
+    const parked = `breach.rollguard-bad.${d.id}`;
+    assert.deepEqual(r.target.history, [`park ${bad.id} as ${parked}`, 'create replica-3 as breach from app:1', `remove ${bad.id}`]);
+    assert.deepEqual(await r.running(), ['breach app:1']);
+    assert.equal((await r.target.replica('breach'))?.version, good.version, 'the known-good settings are back');
+    assert.equal(await r.target.replica(parked), undefined, 'the parked replica is gone');
+    const decided = (await store.listDecisions(d.id)).filter((x) => x.kind === 'rollback');
+    assert.deepEqual(decided.map((x) => x.rule), [ERROR_RULE]);
+    assert.deepEqual((await store.listActions(d.id)).map((a) => `${a.kind} ${a.ok}`), ['check-image true', 'stop-bad true', 'start-good true', 'verify true', 'remove-bad true']);
+
+    await r.daemon.settled();
+    assert.equal((await r.deployments()).length, 1, "the revert's own start is not a deployment");
+    assert.equal((await store.getKnownGood('breach'))?.image_id, 'app:1');
+  });
+
+  it('after a revert the loop resumes watching: the next deploy is detected and judged', async (t) => {
+    const r = rig(t, 'again', { window: '300ms' });
+    r.target.deploy('again', 'app:1');
+    await r.start();
+    r.prometheus.set('again', 0.5);
+    r.target.deploy('again', 'app:2');
+    assert.equal((await r.finished()).state, 'rolled_back');
+
+    r.prometheus.set('again', 0.01);
+    r.target.deploy('again', 'app:3');
+    const d = await waitFor('the second deployment to end', async () => {
+      const latest = await r.finished();
+      return latest.to_image === 'app:3' ? latest : undefined;
+    });
+    assert.equal(d.state, 'passed');
+    assert.equal(d.from_image, 'app:1', 'judged against the version the revert put back');
+    assert.equal((await store.getKnownGood('again'))?.image_id, 'app:3');
+  });
+
+  it('a watch open when the daemon stops is resumed at the next start() from its recorded samples, and reverted on a breach', async (t) => {
+    const r = rig(t, 'rewatch');
+    r.target.deploy('rewatch', 'app:1');
+    await r.start();
+    r.prometheus.set('rewatch', 0.01);
+    r.target.deploy('rewatch', 'app:2');
+    await waitFor('two samples of the deployment', async () => {
+      const d = await store.latestDeployment('rewatch');
+      return d && (await store.listSamples(d.id)).length >= 4 ? d : undefined; // 2 signals a tick
+    });
+    await r.stop();
+
+    const second = await r.start();
+    const watch = (second.status().services.rewatch as { watch: { samples: number } | null }).watch;
+    assert.ok(watch && watch.samples >= 2, `the watch goes on from the recorded samples (${JSON.stringify(watch)})`);
+    r.prometheus.set('rewatch', 0.5);
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rolled_back');
+    assert.equal((await r.deployments()).length, 1, 'still one deployment');
+    assert.deepEqual(await r.running(), ['rewatch app:1']);
+  });
+
+  it('two replicas replaced one by one are one deployment, and both are reverted', async (t) => {
+    const r = rig(t, 'pair', { labels: true });
+    const labels = { app: 'pair' };
+    r.target.deploy('pair-1', 'app:1', { labels });
+    r.target.deploy('pair-2', 'app:1', { labels });
+    await r.start();
+    const known = await store.getKnownGood('pair');
+    assert.deepEqual(r.target.knownReplicas(known?.spec).map((k) => k.name), ['pair-1', 'pair-2']);
+
+    r.prometheus.set('pair', 0.01);
+    r.target.deploy('pair-1', 'app:2', { labels });
+    await r.daemon.settled();
+    r.target.deploy('pair-2', 'app:2', { labels });
+    await r.daemon.settled();
+    r.prometheus.set('pair', 0.5);
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rolled_back');
+    assert.equal((await r.deployments()).length, 1, 'one deployment');
+    assert.deepEqual(await r.running(), ['pair-1 app:1', 'pair-2 app:1']);
+    assert.deepEqual(r.target.counts, { created: 2, parked: 2, restored: 0, removed: 2 });
+  });
+
+  it('a same-image deploy with changed settings is a deployment', async (t) => {
+    const r = rig(t, 'reconf', { window: '300ms' });
+    r.target.deploy('reconf', 'app:1', { settings: { env: ['MODE=a'] } });
+    await r.start();
+    r.prometheus.set('reconf', 0.01);
+
+    const changed = r.target.deploy('reconf', 'app:1', { settings: { env: ['MODE=b'] } });
+    const d = await r.finished();
+
+    assert.equal(d.state, 'passed');
+    assert.deepEqual([d.from_image, d.to_image], ['app:1', 'app:1']);
+    const known = await store.getKnownGood('reconf');
+    assert.deepEqual(r.target.knownReplicas(known?.spec).map((k) => k.version), [changed.version], 'the new settings are known-good');
+  });
+
+  it('a redeploy of the same image and settings (a recreate) is not a deployment', async (t) => {
+    const r = rig(t, 'recreate');
+    r.target.deploy('recreate', 'app:1', { settings: { env: ['MODE=a'] } });
+    await r.start();
+
+    r.target.deploy('recreate', 'app:1', { settings: { env: ['MODE=a'] } });
+    await r.daemon.settled();
+
+    assert.deepEqual(await r.deployments(), []);
+  });
+
+  it("a crashing replica is reverted by the built-in 'replicas not serving' rule though the policy has only a Prometheus rule", async (t) => {
+    const r = rig(t, 'crash');
+    r.target.deploy('crash', 'app:1');
+    await r.start();
+    r.prometheus.set('crash', 0);
+    r.containers.crashing.add('app:2');
+
+    r.target.deploy('crash', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rolled_back');
+    const decided = (await store.listDecisions(d.id)).filter((x) => x.kind === 'rollback');
+    assert.deepEqual(decided.map((x) => x.rule), ['replicas not serving']);
+    assert.deepEqual(await r.running(), ['crash app:1']);
+  });
+
+  it('resume: a revert left rolling_back in phase parked is finished at the next start(), creating one known-good replica', async (t) => {
+    const r = rig(t, 'resume');
+    // What a daemon killed after parking leaves behind: the decision, the phase, and the parked replica.
+    const good = r.target.deploy('resume', 'app:1');
+    await store.setKnownGood({ service: 'resume', image_id: 'app:1', image_ref: 'app:1', container_name: 'resume', spec: r.target.snapshot([good]), deployment_id: null, since: new Date() });
+    const bad = r.target.deploy('resume', 'app:2');
+    const now = new Date();
+    const d = await store.insertDeployment({
+      service: 'resume', container_id: bad.id, container_name: 'resume', from_image: 'app:1', from_ref: 'app:1', to_image: 'app:2', to_ref: 'app:2',
+      dry_run: false, started_at: bad.startedAt, detected_at: now, window_ends_at: new Date(now.getTime() + 60_000), state: 'rolling_back',
+    });
+    await store.updateDeployment(d.id, { phase: 'parked', attempts: 1, decided_at: now, reason: 'error rate above 5%' });
+    await store.insertDecision({ deployment_id: d.id, decided_at: now, kind: 'rollback', rule: ERROR_RULE, severity: 'P0', detail: 'error rate above 5%' });
+    await r.target.park(bad, r.target.parkedName('resume', d.id), 0);
+    r.target.resetCounts();
+
+    await r.start();
+
+    const after = await store.getDeployment(d.id);
+    assert.equal(after?.state, 'rolled_back');
+    assert.equal(after?.phase, 'done');
+    assert.deepEqual(r.target.counts, { created: 1, parked: 0, restored: 0, removed: 1 });
+    assert.deepEqual(await r.running(), ['resume app:1']);
+    await r.daemon.settled();
+    assert.equal((await r.deployments()).length, 1, "the revert's own start is not a deployment");
+  });
+
+  it('the known-good image missing: the deployment ends rollback_failed and nothing is changed', async (t) => {
+    const r = rig(t, 'noimage');
+    r.target.deploy('noimage', 'app:1');
+    await r.start();
+    r.target.removeImage('app:1');
+    r.prometheus.set('noimage', 0.5);
+
+    const bad = r.target.deploy('noimage', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rollback_failed');
+    assert.match(d.reason ?? '', /known-good image app:1 \(app:1\) is no longer on this host; nothing was changed/);
+    assert.deepEqual(r.target.history, []);
+    assert.deepEqual(await r.running(), ['noimage app:2']);
+    assert.equal((await r.target.replica('noimage'))?.id, bad.id);
+    const kinds = (await store.listDecisions(d.id)).map((x) => x.kind);
+    assert.ok(kinds.includes('no_revert_target'), `the missing image is reported when the watch begins (decisions: ${kinds.join(', ')})`);
+  });
+
+  it('a known-good replica that cannot be started: the bad one is put back and the deployment ends rollback_failed', async (t) => {
+    const r = rig(t, 'nostart');
+    r.target.deploy('nostart', 'app:1');
+    await r.start();
+    r.target.failStart = 'port is already allocated';
+    r.prometheus.set('nostart', 0.5);
+
+    const bad = r.target.deploy('nostart', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rollback_failed');
+    assert.match(d.reason ?? '', /could not be started in 2 attempt\(s\); the deployed version was put back/);
+    assert.deepEqual(r.target.counts, { created: 0, parked: 1, restored: 1, removed: 0 });
+    assert.deepEqual(await r.running(), ['nostart app:2']);
+    assert.equal((await r.target.replica('nostart'))?.id, bad.id, 'the deployed replica itself, renamed back');
+  });
+
+  it('status() counts the running replicas of the current image while two replicas are replaced one by one', async (t) => {
+    const r = rig(t, 'count', { labels: true });
+    const labels = { app: 'count' };
+    r.target.deploy('count-1', 'app:1', { labels });
+    r.target.deploy('count-2', 'app:1', { labels });
+    await r.start();
+    r.prometheus.set('count', 0.01);
+
+    r.target.deploy('count-1', 'app:2', { labels });
+    r.target.deploy('count-2', 'app:2', { labels });
+    await r.daemon.settled();
+
+    assert.deepEqual(await r.running(), ['count-1 app:2', 'count-2 app:2']);
+    assert.equal((r.daemon.status().services.count as { replicas: number }).replicas, 2);
+  });
+
+  it('a replica of the deployed version added during its watch (a scale-up) is watched too: its crash is reverted', async (t) => {
+    const r = rig(t, 'scale', { labels: true, window: '600ms' });
+    const labels = { app: 'scale' };
+    r.target.deploy('scale-1', 'app:1', { labels });
+    await r.start();
+    r.prometheus.set('scale', 0.01);
+
+    r.target.deploy('scale-1', 'app:2', { labels });
+    await r.daemon.settled();
+    const added = r.target.deploy('scale-2', 'app:2', { labels });
+    r.containers.crashing.add(added.id);
+    const d = await r.finished();
+
+    assert.equal((await r.deployments()).length, 1, 'one deployment');
+    assert.equal(d.state, 'rolled_back');
+  });
+});
