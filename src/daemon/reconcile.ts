@@ -1,0 +1,214 @@
+import type { ServicePolicy } from '../config/policy.js';
+import type { Replica } from '../targets/target.js';
+import { isChange, ofKnownVersion } from '../targets/versions.js';
+import { shortId } from '../model/image-ref.js';
+import { emptyTally } from '../policy/assess.js';
+import type { Deployment } from '../store/store.js';
+import { withServingRule } from '../policy/serving.js';
+import { nowRunning, WatchContext, type Watch } from './context.js';
+import { onBadImage, revert } from './outcomes.js';
+import { announce } from './record.js';
+import { beginWatch, watchFor } from './watch.js';
+
+/** Level-triggered catch-up for one service: adopt, resume or detect from what runs now. */
+export async function reconcile(ctx: WatchContext, service: ServicePolicy): Promise<void> {
+  const { store } = ctx.deps;
+  const log = ctx.log.child({ service: service.name });
+  const running = await ctx.runningReplicas(service);
+  const current = running[0];
+  /** The replicas of the newest image, the one judged. */
+  const ofCurrent = running.filter((r) => r.image === current?.image);
+  if (ofCurrent.length < running.length) {
+    log.warn({ replicas: running.map((r) => `${r.name} (${r.ref})`) }, 'replicas of several images run; the newest image is the one judged');
+  }
+  const known = await store.getKnownGood(service.name);
+  const open = (await store.openDeployments()).filter((d) => d.service === service.name);
+  const s = ctx.serviceState(service.name);
+  s.knownGood = known;
+
+  for (const d of open) {
+    if (d.state === 'rolling_back' || (await parkedByRevert(ctx, d))) {
+      // Level-triggered: what Docker shows decides where the revert picks up, not only the recorded phase.
+      await resumeRevert(ctx, service, d);
+      return;
+    }
+    const deployed = running.find((r) => r.id === d.container_id && r.image === d.to_image);
+    if (d.state === 'watching' && deployed) {
+      log.info({ deployment: d.id }, 'resuming the watch of a deployment');
+      const replicas = running.filter((r) => r.image === deployed.image);
+      nowRunning(s, replicas);
+      await beginWatch(ctx, service, d, 'replay', deployed, replicas);
+      continue;
+    }
+    const reason = 'the deployed container was no longer running when rollguard started';
+    await ctx.deps.writes.updateDeployment(d.id, { state: 'superseded', reason, decided_at: ctx.now() });
+  }
+  if (!current) return;
+  if (s.watch && !s.watch.done) return;
+  nowRunning(s, ofCurrent);
+  const latest = await store.latestDeployment(service.name);
+  if (!known && !latest) {
+    await adopt(ctx, service, ofCurrent);
+    return;
+  }
+  const knownReplicas = known ? ctx.deps.target.knownReplicas(known.spec) : [];
+  if (known && running.every((r) => ofKnownVersion(r, knownReplicas))) {
+    await refreshKnownGood(ctx, service, ofCurrent);
+    return;
+  }
+  if (latest && latest.to_image === current.image && ofCurrent.some((r) => r.id === latest.container_id)) return;
+  log.info({ container: current.name, image: shortId(current.image) }, 'a deployment happened while rollguard was not watching');
+  await detect(ctx, service, current, known?.image_id ?? null, known?.image_ref ?? null, ofCurrent);
+}
+
+/** Whether the deployment's container is one a revert set aside (stopped and renamed) before rollguard stopped. */
+export async function parkedByRevert(ctx: WatchContext, d: Deployment): Promise<boolean> {
+  const parked = await ctx.deps.target.parkedReplicas(d.id).catch(() => []);
+  return parked.length > 0;
+}
+
+/**
+ * Finishes a revert that a crash or restart cut short: the decision stands, and each step is
+ * picked up from what Docker shows (see revertDeployment), so nothing is done twice and the
+ * messages already queued are not queued again.
+ */
+export async function resumeRevert(ctx: WatchContext, policyService: ServicePolicy, d: Deployment): Promise<void> {
+  const service = withServingRule(policyService);
+  const decided = (await ctx.deps.store.listDecisions(d.id).catch(() => [])).filter((x) => x.kind === 'rollback').pop();
+  const rule = service.rules.find((r) => r.name === decided?.rule) ?? service.rules.find((r) => r.action === 'rollback') ?? service.rules[0];
+  const log = ctx.log.child({ service: service.name, deployment: d.id });
+  if (!rule) {
+    const reason = 'rollguard stopped during a revert of a service that no longer has rules; check the service and finish by hand';
+    await ctx.deps.writes.updateDeployment(d.id, { state: 'rollback_failed', reason, phase: 'done' });
+    log.error({ escalate: true, reason }, 'ROLLBACK FAILED — escalate to a human');
+    return;
+  }
+  log.warn({ phase: d.phase ?? null, attempts: d.attempts, rule: rule.name }, 'rollguard stopped during this revert; finishing it');
+  d.state = 'rolling_back';
+  if (d.phase === null || d.phase === undefined) await ctx.deps.writes.updateDeployment(d.id, { state: 'rolling_back', phase: 'decided' });
+  const watch = watchFor(ctx, service, d, emptyTally(service), undefined, []);
+  watch.done = true;
+  ctx.serviceState(service.name).watch = watch;
+  await announce(ctx, watch, 'rollback_started', rule.severity, { rule },
+    { kind: 'resume', rule: rule.name, severity: rule.severity, detail: `rollguard restarted during the revert (phase ${d.phase ?? 'decided'}); finishing it from what Docker shows` });
+  await revert(ctx, watch, rule, true);
+}
+
+/** The running replicas of one version become the known-good set (nothing recorded before). */
+export async function adopt(ctx: WatchContext, service: ServicePolicy, replicas: readonly Replica[]): Promise<void> {
+  const first = replicas[0];
+  if (!first) return;
+  await ctx.setKnownGood({
+    service: service.name, image_id: first.image, image_ref: first.ref, container_name: first.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: null, since: ctx.now(),
+  });
+  ctx.log.info({ service: service.name, replicas: replicas.map((r) => r.name), image: shortId(first.image), ref: first.ref }, 'adopted the running replicas as known-good');
+}
+
+/**
+ * Replicas of the known-good version came or went (scaled, restarted under another name): the
+ * known-good set follows what runs, so a revert puts back as many as ran.
+ */
+export async function refreshKnownGood(ctx: WatchContext, service: ServicePolicy, replicas: readonly Replica[]): Promise<void> {
+  const known = ctx.serviceState(service.name).knownGood;
+  if (!known || !replicas.length) return;
+  const before = ctx.deps.target.knownReplicas(known.spec).map((k) => k.name).sort();
+  const now = replicas.map((r) => r.name).sort();
+  if (JSON.stringify(before) === JSON.stringify(now)) return;
+  await ctx.setKnownGood({ ...known, container_name: replicas[0]?.name ?? known.container_name, spec: ctx.deps.target.snapshot(replicas) });
+  ctx.log.info({ service: service.name, before, now }, 'the known-good version runs as other replicas now; its set follows');
+}
+
+export async function onReplicaStarted(ctx: WatchContext, id: string): Promise<void> {
+  if (ctx.stopping || ctx.ownContainers.has(id)) return;
+  let r: Replica | undefined;
+  try {
+    r = await ctx.deps.target.replica(id);
+  } catch (err) {
+    ctx.log.warn({ err, container: id.slice(0, 12) }, 'cannot inspect a started container');
+    return;
+  }
+  if (!r) return; // gone already (a one-off run with --rm)
+  const services = ctx.deps.target.servicesOf(ctx.policy, r);
+  if (services.length > 1) ctx.log.error({ container: r.name, services: services.map((s) => s.name) }, 'a container matches several services; it is not watched');
+  const service = services.length === 1 ? services[0] : undefined;
+  if (!service || !ctx.leads(service.name)) return;
+  if (!ctx.isServiceReplica(service.name, r)) return;
+  const replica = r;
+  void ctx.queue.run(service.name, () => onServiceStart(ctx, service, replica)).catch((err) =>
+    ctx.log.error({ err, service: service.name }, 'handling a deployment failed'),
+  );
+}
+
+export async function onServiceStart(ctx: WatchContext, service: ServicePolicy, r: Replica): Promise<void> {
+  if (ctx.stopping || ctx.ownContainers.has(r.id) || !ctx.leads(service.name)) return;
+  const s = ctx.serviceState(service.name);
+  const w = s.watch;
+  const known = s.knownGood && ctx.deps.target.knownReplicas(s.knownGood.spec);
+  const previous = s.versions.get(r.name) ?? known?.find((k) => k.name === r.name)?.version;
+  const changed = isChange(r, previous, s.image ?? s.knownGood?.image_id);
+  if (w && !w.done && r.image === w.deployment.to_image && (changed || !w.replicas.has(r.id))) {
+    // Another replica of the version being rolled out (replaced one by one, or one more): the same deployment.
+    w.replicas.add(r.id);
+    nowRunning(s, [r], true);
+    ctx.log.info({ service: service.name, deployment: w.deployment.id, container: r.name, replicas: w.replicas.size }, 'another replica of the deployment started; watching it too');
+    return;
+  }
+  if (!changed && (s.image || s.knownGood)) {
+    // A restart, a recreate with the same image and settings, or one more replica: not a deployment.
+    s.containerId = r.id;
+    s.versions.set(r.name, r.version);
+    s.replicas.set(r.name, r.id);
+    if (known && r.image === s.knownGood?.image_id && !(w && !w.done)) {
+      await refreshKnownGood(ctx, service, (await ctx.runningReplicas(service)).filter((x) => x.image === r.image));
+    }
+    return;
+  }
+  if (!s.image && !s.knownGood) {
+    // First replica ever seen for this service: there is nothing to compare or revert to.
+    const replicas = (await ctx.runningReplicas(service)).filter((x) => x.image === r.image);
+    nowRunning(s, replicas.length ? replicas : [r]);
+    await adopt(ctx, service, replicas.length ? replicas : [r]);
+    return;
+  }
+  await detect(ctx, service, r, s.image ?? null, s.ref ?? null, [r]);
+}
+
+export async function detect(ctx: WatchContext, service: ServicePolicy, c: Replica, fromImage: string | null, fromRef: string | null, replicas: readonly Replica[]): Promise<void> {
+  const s = ctx.serviceState(service.name);
+  const previous = s.watch;
+  if (previous && !previous.done) {
+    ctx.endWatch(previous);
+    await ctx.deps.writes.updateDeployment(previous.deployment.id, { state: 'superseded', reason: `superseded by ${c.ref} (${shortId(c.image)})`, decided_at: ctx.now() });
+  }
+  const startedAt = c.startedAt.getTime() > 0 ? c.startedAt : ctx.now();
+  const detectedAt = ctx.now();
+  const deployment = await ctx.deps.writes.insertDeployment({
+    service: service.name,
+    container_id: c.id,
+    container_name: c.name,
+    from_image: fromImage,
+    from_ref: fromRef,
+    to_image: c.image,
+    to_ref: c.ref,
+    dry_run: !!ctx.deps.dryRun,
+    started_at: startedAt,
+    detected_at: detectedAt,
+    window_ends_at: new Date(detectedAt.getTime() + service.windowMs),
+  });
+  const sameImage = s.knownGood && s.knownGood.image_id === c.image ? { sameImage: true, changed: ctx.deps.target.changedSettings(s.knownGood.spec, c) } : {};
+  nowRunning(s, replicas, true);
+  ctx.deps.metrics.deploymentsSeen.inc({ service: service.name });
+  ctx.log.info(
+    { service: service.name, deployment: deployment.id, from: fromRef, fromImage: fromImage && shortId(fromImage), to: c.ref, toImage: shortId(c.image), replicas: replicas.length, ...sameImage },
+    'deployment detected',
+  );
+  await beginWatch(ctx, service, deployment, emptyTally(service), c, replicas);
+  const watch = ctx.serviceState(service.name).watch as Watch;
+  const announced = ctx.pendingMigrations.get(service.name);
+  if (announced === c.ref || announced === c.image) {
+    watch.migrations = true;
+    ctx.pendingMigrations.delete(service.name);
+  }
+  await announce(ctx, watch, 'deployment_detected', 'P2', {});
+  await onBadImage(ctx, watch);
+}

@@ -1,0 +1,51 @@
+import type { ServicePolicy } from '../config/policy.js';
+import { valueKey, type SampleResult } from '../policy/assess.js';
+import type { EventKind } from '../notify/event.js';
+import { buildEvent, type EvidenceInput } from './evidence.js';
+import { MAX_HISTORY, WatchContext, type Watch } from './context.js';
+
+export async function recordSamples(ctx: WatchContext, watch: Watch, at: Date, measurements: Record<string, { value: number | null; detail?: string; latencyMs: number }>, results: Record<string, SampleResult>, note?: string): Promise<void> {
+  const { service, deployment } = watch;
+  const rows = Object.entries(measurements).map(([signal, m]) => {
+    const rules: Record<string, string> = {};
+    for (const r of service.rules) if (valueKey(r) === signal) rules[r.name] = results[r.name] ?? 'no-data';
+    const outcomes = Object.values(rules);
+    // A signal no rule reads (the traffic floor) is ok whenever it has a value.
+    const result = !outcomes.length ? (m.value === null ? 'no-data' : 'ok') : outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
+    ctx.deps.metrics.samples.inc({ service: service.name, result });
+    const seen = watch.history.get(signal) ?? [];
+    seen.push({ t: at.getTime(), v: m.value, result: result as SampleResult });
+    if (seen.length > MAX_HISTORY) seen.splice(0, seen.length - MAX_HISTORY);
+    watch.history.set(signal, seen);
+    const detail = [m.detail, result === 'no-data' ? note : undefined].filter(Boolean).join('; ') || null;
+    return { deployment_id: deployment.id, stage: 'watch' as const, signal, taken_at: at, value: m.value, result: result as SampleResult, rules, detail, latency_ms: m.latencyMs };
+  });
+  await ctx.deps.writes.insertSamples(rows);
+}
+
+/**
+ * Records a decision (when given) and queues its notifications in one transaction. Without an
+ * announcer (tests, tools) the decision alone is recorded.
+ */
+export async function announce(ctx: WatchContext,
+  watch: Watch,
+  kind: EventKind,
+  severity: ServicePolicy['rules'][number]['severity'],
+  extra: Partial<EvidenceInput>,
+  decision?: { kind: string; rule?: string | null; severity?: string | null; detail: string },
+  dedupSuffix?: string,
+): Promise<void> {
+  const d = watch.deployment;
+  const record = decision ? { deployment_id: d.id, decided_at: ctx.now(), kind: decision.kind, rule: decision.rule ?? null, severity: decision.severity ?? null, detail: decision.detail } : undefined;
+  const announcer = ctx.deps.announcer;
+  if (!announcer) {
+    if (record) await ctx.deps.writes.insertDecision(record);
+    return;
+  }
+  const rule = extra.rule;
+  const event = buildEvent({
+    kind, severity, policy: ctx.policy, service: watch.service, deployment: d, template: watch.template,
+    history: rule ? watch.history.get(valueKey(rule)) : undefined, at: ctx.now(), ...extra,
+  });
+  await announcer.announce(event, { deploymentId: d.id, decision: record, dedupSuffix });
+}

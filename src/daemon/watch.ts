@@ -1,0 +1,173 @@
+import type { ServicePolicy } from '../config/policy.js';
+import type { TemplateValues } from '../config/template.js';
+import type { Replica } from '../targets/target.js';
+import { shortId, versionOf } from '../model/image-ref.js';
+import { assess, concludeWindow, describeThreshold, emptyTally, valueKey, withBaseline, type WatchTally } from '../policy/assess.js';
+import type { Deployment } from '../store/store.js';
+import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
+import { renderTemplate } from '../config/template.js';
+import { withServingRule } from '../policy/serving.js';
+import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
+import { MIGRATIONS_LABEL, WatchContext, type Watch } from './context.js';
+import { activeHold, paused } from './holds.js';
+import { inconclusive, onNoData, rollback } from './outcomes.js';
+import { announce, recordSamples } from './record.js';
+
+export async function replayTally(ctx: WatchContext, service: ServicePolicy, d: Deployment): Promise<WatchTally> {
+  const samples = (await ctx.deps.store.listSamples(d.id)).filter((x) => x.stage === 'watch');
+  const ticks = new Map<number, Record<string, number | null>>();
+  for (const x of samples) {
+    const t = x.taken_at.getTime();
+    const values = ticks.get(t) ?? {};
+    values[x.signal] = x.value;
+    ticks.set(t, values);
+  }
+  let tally = emptyTally(service);
+  const floor = service.minRequests;
+  for (const t of [...ticks.keys()].sort((a, b) => a - b)) {
+    const values = ticks.get(t) ?? {};
+    const traffic = floor ? values[floor.signal] ?? null : null;
+    tally = assess(service, tally, values, { lowTraffic: floor !== undefined && (traffic === null || traffic < floor.atLeast) }).tally;
+  }
+  return tally;
+}
+
+/**
+ * Applies baseline-relative rules: each one's threshold comes from the same query's average
+ * over its baseline range before the deploy (a range query at deploy time). A baseline that
+ * cannot be measured leaves the rule without data — never a guess.
+ */
+export async function resolveBaselines(ctx: WatchContext, service: ServicePolicy, deployment: Deployment, template: TemplateValues): Promise<ServicePolicy> {
+  if (!service.rules.some((r) => r.baseline)) return service;
+  const prometheus = ctx.deps.providers.prometheus;
+  const rules = await Promise.all(service.rules.map(async (rule) => {
+    if (!rule.baseline) return rule;
+    const signal = service.signals[rule.signal];
+    const measured = signal?.kind === 'prometheus' && prometheus instanceof PrometheusProvider
+      ? await rangeAverage(prometheus, renderTemplate(signal.query, template), deployment.started_at, rule.baseline.windowMs, service.intervalMs)
+      : { value: null, points: 0, detail: 'no Prometheus configured' };
+    const resolved = withBaseline(rule, measured.value);
+    const detail = `${rule.name}: baseline ${measured.value ?? 'unknown'} over ${rule.baseline.windowMs / 1000} s before the deploy (${measured.points} points${measured.detail ? `; ${measured.detail}` : ''}); threshold ${describeThreshold(resolved)}`;
+    ctx.log.info({ service: service.name, deployment: deployment.id, rule: rule.name, baseline: measured.value, threshold: resolved.above }, 'baseline measured');
+    await ctx.deps.writes.insertDecision({ deployment_id: deployment.id, decided_at: ctx.now(), kind: 'baseline', rule: rule.name, severity: rule.severity, detail });
+    return resolved;
+  }));
+  return { ...service, rules };
+}
+
+/** Starts (or, with 'replay', resumes from its recorded samples) the watch of a deployment. */
+export async function beginWatch(ctx: WatchContext, policyService: ServicePolicy, deployment: Deployment, start: WatchTally | 'replay', deployed: Replica, replicas: readonly Replica[]): Promise<void> {
+  const template = { service: policyService.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
+  const service = await resolveBaselines(ctx, withServingRule(policyService), deployment, template);
+  const tally = start === 'replay' ? await replayTally(ctx, service, deployment) : start;
+  const watch = watchFor(ctx, service, deployment, tally, deployed, replicas);
+  ctx.serviceState(service.name).watch = watch;
+  ctx.deps.metrics.activeWatches.set(ctx.activeWatches());
+  schedule(ctx, watch);
+  void checkRevertTarget(ctx, watch);
+}
+
+/**
+ * Checks, when the watch begins rather than when a revert needs it, that the known-good image
+ * is still on this host, so a missing revert target is known while there is time to act.
+ */
+export async function checkRevertTarget(ctx: WatchContext, watch: Watch): Promise<void> {
+  const known = ctx.serviceState(watch.service.name).knownGood;
+  if (!known || ctx.deps.dryRun) return;
+  try {
+    await ctx.deps.target.resolveImage(known.image_id, known.image_ref);
+  } catch (err) {
+    const detail = `no revert target: ${(err as Error).message}; a revert of this deployment would fail`;
+    ctx.log.error({ service: watch.service.name, deployment: watch.deployment.id, image: shortId(known.image_id), ref: known.image_ref }, 'the known-good image is missing; this deployment cannot be reverted');
+    await ctx.deps.writes.insertDecision({ deployment_id: watch.deployment.id, decided_at: ctx.now(), kind: 'no_revert_target', detail });
+  }
+}
+
+export function watchFor(ctx: WatchContext, service: ServicePolicy, deployment: Deployment, tally: WatchTally, deployed: Replica | undefined, replicas: readonly Replica[]): Watch {
+  const template = { service: service.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
+  return {
+    migrations: deployed?.labels[MIGRATIONS_LABEL] === 'true', deployment, replicas: new Set(replicas.map((r) => r.id)),
+    service, tally, history: new Map(), done: false, template,
+  };
+}
+
+/** Ticks never overlap: the next one is scheduled only after the previous has finished. */
+export function schedule(ctx: WatchContext, watch: Watch): void {
+  if (watch.done || ctx.stopping) return;
+  watch.timer = setTimeout(() => {
+    watch.ticking = tick(ctx, watch)
+      .catch((err) => ctx.log.error({ err, service: watch.service.name, deployment: watch.deployment.id }, 'watch tick failed'))
+      .finally(() => {
+        watch.ticking = undefined;
+        schedule(ctx, watch);
+      });
+  }, watch.service.intervalMs);
+}
+
+export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
+  if (watch.done || ctx.stopping) return;
+  const { service, deployment } = watch;
+  const at = ctx.now();
+  const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
+  const floor = service.minRequests;
+  const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
+  const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, intervalMs: service.intervalMs };
+  const providers = ctx.sampling.get();
+  const [measurements, burns] = await Promise.all([
+    sampleSignals(providers, ctx.deps.metrics, service, names, probe),
+    warmingUp ? {} : sampleBurnRates(providers, service, probe),
+  ]);
+  Object.assign(measurements, burns);
+  await ctx.queue.run(service.name, async () => {
+    if (watch.done || ctx.stopping) return;
+    if (!warmingUp) {
+      const traffic = floor ? measurements[floor.signal]?.value ?? null : null;
+      const lowTraffic = floor !== undefined && (traffic === null || traffic < floor.atLeast);
+      const { tally, results, verdict } = assess(service, watch.tally, valuesOf(measurements), { lowTraffic });
+      watch.tally = tally;
+      await recordSamples(ctx, watch, at, measurements, results, lowTraffic ? `traffic ${traffic ?? 'unknown'} below the floor of ${floor?.atLeast}` : undefined);
+      for (const rule of verdict.notify) {
+        await announce(ctx, watch, 'rule_breached', rule.severity, { rule }, { kind: 'notify', rule: rule.name, severity: rule.severity, detail: `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} samples` }, rule.name);
+        ctx.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name, severity: rule.severity }, 'rule breached (notify only)');
+      }
+      if (verdict.kind === 'rollback') {
+        if (await paused(ctx, watch, verdict.rule)) return;
+        ctx.endWatch(watch);
+        await rollback(ctx, watch, verdict.rule, measurements[valueKey(verdict.rule)]?.value ?? null);
+        return;
+      }
+      if (verdict.noData.length && (await onNoData(ctx, watch, verdict.noData))) return;
+    }
+    if (at.getTime() >= deployment.window_ends_at.getTime() && !activeHold(ctx, watch)) {
+      ctx.endWatch(watch);
+      await conclude(ctx, watch);
+    }
+  });
+}
+
+export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
+  const { service, deployment } = watch;
+  const outcome = concludeWindow(service, watch.tally);
+  if (outcome.kind === 'unproven' || (outcome.kind === 'inconclusive' && !service.inconclusiveIsGood)) return inconclusive(ctx, watch, outcome.reason);
+  const decidedAt = ctx.now();
+  let replicas: Replica[];
+  try {
+    replicas = (await ctx.runningReplicas(service)).filter((r) => r.image === deployment.to_image);
+  } catch (err) {
+    // Without their specs the version cannot become a revert target.
+    return inconclusive(ctx, watch, `the window passed but the replicas could not be inspected (${String(err)})`);
+  }
+  const c = replicas[0];
+  if (!c) return inconclusive(ctx, watch, 'the window passed but no replica of the version runs any more; not known-good');
+  await ctx.setKnownGood({
+    service: service.name, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
+  });
+  if (outcome.kind === 'inconclusive') {
+    // inconclusive_is_good: recorded as inconclusive, but the version becomes the revert target.
+    return inconclusive(ctx, watch, `${outcome.reason}; now known-good (inconclusive_is_good)`);
+  }
+  await ctx.deps.writes.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
+  deployment.state = 'passed';
+  await announce(ctx, watch, 'deployment_passed', 'P2', {}, { kind: 'pass', detail: `survived ${watch.tally.ticks} samples with no rollback rule breached` });
+  ctx.log.info({ service: service.name, deployment: deployment.id, image: shortId(c.image), ref: c.ref, replicas: replicas.map((r) => r.name) }, 'deployment passed; now known-good');
+}
