@@ -5,7 +5,7 @@ import { enableMaintenance } from '../actions/maintenance.js';
 import { type EvidenceInput } from './evidence.js';
 import { revertDeployment } from './revert.js';
 import { noFailpoints } from './failpoints.js';
-import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, rollbackLimitMessage } from './flapping.js';
+import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, rollbackLimitMessage } from '../policy/flapping.js';
 import { nowRunning, WatchContext, type Watch } from './context.js';
 import { paused } from './holds.js';
 import { announce } from './record.js';

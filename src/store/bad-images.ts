@@ -1,16 +1,7 @@
+import type { BadImage } from '../model/bad-image.js';
 import type { Sql } from './sql.js';
 
-/** An image rollguard reverted away from, for one service (table `bad_images`, migration 5). */
-export interface BadImage {
-  service: string;
-  image_id: string;
-  image_ref: string;
-  /** The deployment that was reverted. */
-  deployment_id: number | null;
-  /** When the revert away from it was decided. */
-  marked_at: Date;
-  reason: string;
-}
+export type { BadImage } from '../model/bad-image.js';
 
 /** A revert rollguard decided (dry runs excluded): which deployment, and when. */
 export interface RevertRecord {

@@ -1,4 +1,7 @@
+import type { KnownGood } from '../model/known-good.js';
 import type { Sql } from './sql.js';
+
+export type { KnownGood } from '../model/known-good.js';
 
 export type DeploymentState =
   | 'watching' | 'rolling_back' | 'passed' | 'rolled_back' | 'rollback_failed' | 'superseded' | 'inconclusive' | 'would_roll_back';
@@ -62,17 +65,6 @@ export interface ActionRecord {
   finished_at: Date;
   ok: boolean;
   detail?: string | null;
-}
-
-/** The known-good version of a service: what a revert recreates. `spec` is Docker's container inspect. */
-export interface KnownGood {
-  service: string;
-  image_id: string;
-  image_ref: string;
-  container_name: string;
-  spec: unknown;
-  deployment_id: number | null;
-  since: Date;
 }
 
 const DEPLOYMENT_COLUMNS = 'id, service, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, attempts, started_at, detected_at, window_ends_at, decided_at, recovered_at, phase';
