@@ -2,11 +2,12 @@ import type { ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
 import type { Replica } from '../targets/target.js';
 import { shortId, versionOf } from '../model/image-ref.js';
-import { assess, concludeWindow, describeThreshold, emptyTally, valueKey, withBaseline, type WatchTally } from '../policy/assess.js';
+import { concludeWindow, describeThreshold, emptyTally, withBaseline, type WatchTally } from '../policy/assess.js';
 import type { Deployment } from '../store/store.js';
 import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import { renderTemplate } from '../config/template.js';
 import { withServingRule } from '../policy/serving.js';
+import { planTick, tallyFromSamples } from '../policy/tick-plan.js';
 import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
 import { MIGRATIONS_LABEL, WatchContext, type Watch } from './context.js';
 import { activeHold, paused } from './holds.js';
@@ -15,21 +16,7 @@ import { announce, recordSamples } from './record.js';
 
 export async function replayTally(ctx: WatchContext, service: ServicePolicy, d: Deployment): Promise<WatchTally> {
   const samples = (await ctx.deps.store.listSamples(d.id)).filter((x) => x.stage === 'watch');
-  const ticks = new Map<number, Record<string, number | null>>();
-  for (const x of samples) {
-    const t = x.taken_at.getTime();
-    const values = ticks.get(t) ?? {};
-    values[x.signal] = x.value;
-    ticks.set(t, values);
-  }
-  let tally = emptyTally(service);
-  const floor = service.minRequests;
-  for (const t of [...ticks.keys()].sort((a, b) => a - b)) {
-    const values = ticks.get(t) ?? {};
-    const traffic = floor ? values[floor.signal] ?? null : null;
-    tally = assess(service, tally, values, { lowTraffic: floor !== undefined && (traffic === null || traffic < floor.atLeast) }).tally;
-  }
-  return tally;
+  return tallyFromSamples(service, emptyTally(service), samples.map((x) => ({ at: x.taken_at.getTime(), signal: x.signal, value: x.value })));
 }
 
 /**
@@ -120,27 +107,32 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
   Object.assign(measurements, burns);
   await ctx.queue.run(service.name, async () => {
     if (watch.done || ctx.stopping) return;
-    if (!warmingUp) {
-      const traffic = floor ? measurements[floor.signal]?.value ?? null : null;
-      const lowTraffic = floor !== undefined && (traffic === null || traffic < floor.atLeast);
-      const { tally, results, verdict } = assess(service, watch.tally, valuesOf(measurements), { lowTraffic });
-      watch.tally = tally;
-      await recordSamples(ctx, watch, at, measurements, results, lowTraffic ? `traffic ${traffic ?? 'unknown'} below the floor of ${floor?.atLeast}` : undefined);
-      for (const rule of verdict.notify) {
-        await announce(ctx, watch, 'rule_breached', rule.severity, { rule }, { kind: 'notify', rule: rule.name, severity: rule.severity, detail: `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} samples` }, rule.name);
-        ctx.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name, severity: rule.severity }, 'rule breached (notify only)');
+    const plan = planTick({ service, tally: watch.tally, values: valuesOf(measurements), warmingUp, windowEnded: at.getTime() >= deployment.window_ends_at.getTime() });
+    watch.tally = plan.tally;
+    for (const step of plan.steps) {
+      switch (step.kind) {
+        case 'record':
+          await recordSamples(ctx, watch, at, measurements, step.results, step.note);
+          break;
+        case 'notify':
+          await announce(ctx, watch, 'rule_breached', step.rule.severity, { rule: step.rule },
+            { kind: 'notify', rule: step.rule.name, severity: step.rule.severity, detail: `${step.rule.name}: ${step.rule.signal} ${describeThreshold(step.rule)} for ${step.rule.for} samples` }, step.rule.name);
+          ctx.log.warn({ service: service.name, deployment: deployment.id, rule: step.rule.name, severity: step.rule.severity }, 'rule breached (notify only)');
+          break;
+        case 'revert':
+          if (await paused(ctx, watch, step.rule)) return;
+          ctx.endWatch(watch);
+          await rollback(ctx, watch, step.rule, step.value);
+          return;
+        case 'no-data':
+          if (await onNoData(ctx, watch, step.rules)) return;
+          break;
+        case 'conclude':
+          if (activeHold(ctx, watch)) return;
+          ctx.endWatch(watch);
+          await conclude(ctx, watch);
+          return;
       }
-      if (verdict.kind === 'rollback') {
-        if (await paused(ctx, watch, verdict.rule)) return;
-        ctx.endWatch(watch);
-        await rollback(ctx, watch, verdict.rule, measurements[valueKey(verdict.rule)]?.value ?? null);
-        return;
-      }
-      if (verdict.noData.length && (await onNoData(ctx, watch, verdict.noData))) return;
-    }
-    if (at.getTime() >= deployment.window_ends_at.getTime() && !activeHold(ctx, watch)) {
-      ctx.endWatch(watch);
-      await conclude(ctx, watch);
     }
   });
 }

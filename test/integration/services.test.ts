@@ -27,10 +27,6 @@ async function settled(rg: Rollguard, afterId: number, timeoutMs = 60_000): Prom
   }, timeoutMs);
 }
 
-async function newestId(rg: Rollguard): Promise<number> {
-  return (await rg.history('web'))[0]?.id ?? 0;
-}
-
 /** Env of a running container, as a map. */
 async function envOf(name: string): Promise<Record<string, string>> {
   const env = JSON.parse(await docker('inspect', '-f', '{{json .Config.Env}}', name)) as string[];
