@@ -13,6 +13,7 @@ function toJson(d: Deployment): Record<string, unknown> {
   return {
     id: d.id,
     service: d.service,
+    target: d.target,
     state: d.state,
     reason: d.reason,
     from_image: d.from_image,

@@ -323,11 +323,11 @@ describe('Daemon watch loop over a fake target', () => {
     const r = rig(t, 'resume');
     // What a daemon killed after parking leaves behind: the decision, the phase, and the parked replica.
     const good = r.target.deploy('resume', 'app:1');
-    await store.setKnownGood({ service: 'resume', image_id: 'app:1', image_ref: 'app:1', container_name: 'resume', spec: r.target.snapshot([good]), deployment_id: null, since: new Date() });
+    await store.setKnownGood({ service: 'resume', target: r.target.kind, image_id: 'app:1', image_ref: 'app:1', container_name: 'resume', spec: r.target.snapshot([good]), deployment_id: null, since: new Date() });
     const bad = r.target.deploy('resume', 'app:2');
     const now = new Date();
     const d = await store.insertDeployment({
-      service: 'resume', container_id: bad.id, container_name: 'resume', from_image: 'app:1', from_ref: 'app:1', to_image: 'app:2', to_ref: 'app:2',
+      service: 'resume', target: r.target.kind, container_id: bad.id, container_name: 'resume', from_image: 'app:1', from_ref: 'app:1', to_image: 'app:2', to_ref: 'app:2',
       dry_run: false, started_at: bad.startedAt, detected_at: now, window_ends_at: new Date(now.getTime() + 60_000), state: 'rolling_back',
     });
     await store.updateDeployment(d.id, { phase: 'parked', attempts: 1, decided_at: now, reason: 'error rate above 5%' });

@@ -59,7 +59,7 @@ describe('FlapGuard', () => {
   it('an image that became known-good after its mark is cleared, and stays cleared when another version is known-good', async () => {
     const repo = fakeRepo([mark(IMG_A, 0)]);
     const guard = new FlapGuard({ repo, record: immediate, log });
-    const knownA = { service: 'web', image_id: IMG_A, image_ref: 'app:v2', container_name: 'web', spec: {}, deployment_id: 8, since: at(20) };
+    const knownA = { service: 'web', target: 'docker-container', image_id: IMG_A, image_ref: 'app:v2', container_name: 'web', spec: {}, deployment_id: 8, since: at(20) };
     assert.equal(await guard.badImage('web', IMG_B, knownA, at(30)), undefined);
     assert.deepEqual(repo.unmarked, [IMG_A]);
     const knownB = { ...knownA, image_id: IMG_B, since: at(40) };

@@ -99,7 +99,7 @@ export async function adopt(ctx: WatchContext, service: ServicePolicy, replicas:
   const first = replicas[0];
   if (!first) return;
   await ctx.setKnownGood({
-    service: service.name, image_id: first.image, image_ref: first.ref, container_name: first.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: null, since: ctx.now(),
+    service: service.name, target: ctx.deps.target.kind, image_id: first.image, image_ref: first.ref, container_name: first.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: null, since: ctx.now(),
   });
   ctx.log.info({ service: service.name, replicas: replicas.map((r) => r.name), image: shortId(first.image), ref: first.ref }, 'adopted the running replicas as known-good');
 }
@@ -184,6 +184,7 @@ export async function detect(ctx: WatchContext, service: ServicePolicy, c: Repli
   const detectedAt = ctx.now();
   const deployment = await ctx.deps.writes.insertDeployment({
     service: service.name,
+    target: ctx.deps.target.kind,
     container_id: c.id,
     container_name: c.name,
     from_image: fromImage,

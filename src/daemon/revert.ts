@@ -104,6 +104,9 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   };
 
   if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged());
+  if (known.target !== target.kind) {
+    return fail(`the known-good version of ${service.name} was recorded on a ${known.target} target and the service now runs on ${target.kind}, which cannot put it back; nothing was changed`, unchanged());
+  }
   const knownReplicas = target.knownReplicas(known.spec);
   log.warn({ rule: rule.name, from: deployment.to_ref, to: known.image_ref, toImage: shortId(known.image_id), replicas: knownReplicas.length, resume }, resume ? 'finishing an interrupted revert' : 'rolling back');
 

@@ -152,7 +152,7 @@ export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
   const c = replicas[0];
   if (!c) return inconclusive(ctx, watch, 'the window passed but no replica of the version runs any more; not known-good');
   await ctx.setKnownGood({
-    service: service.name, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
+    service: service.name, target: ctx.deps.target.kind, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
   });
   if (outcome.kind === 'inconclusive') {
     // inconclusive_is_good: recorded as inconclusive, but the version becomes the revert target.

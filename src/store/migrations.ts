@@ -149,6 +149,14 @@ CREATE TABLE leases (
 );
 `,
   },
+  {
+    version: 7,
+    name: 'deploy target kind of deployments and known-good versions',
+    sql: `
+ALTER TABLE deployments ADD COLUMN target text NOT NULL DEFAULT 'docker-container';
+ALTER TABLE known_good ADD COLUMN target text NOT NULL DEFAULT 'docker-container';
+`,
+  },
 ];
 
 const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database

@@ -12,6 +12,8 @@ export const OPEN_STATES: readonly DeploymentState[] = ['watching', 'rolling_bac
 export interface Deployment {
   id: number;
   service: string;
+  /** The kind of deploy target it was made on (see targets/): its container fields and specs are that target's. */
+  target: string;
   container_id: string;
   container_name: string;
   from_image: string | null;
@@ -67,7 +69,7 @@ export interface ActionRecord {
   detail?: string | null;
 }
 
-const DEPLOYMENT_COLUMNS = 'id, service, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, attempts, started_at, detected_at, window_ends_at, decided_at, recovered_at, phase';
+const DEPLOYMENT_COLUMNS = 'id, service, target, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, attempts, started_at, detected_at, window_ends_at, decided_at, recovered_at, phase';
 
 function toDeployment(row: Record<string, unknown>): Deployment {
   return { ...(row as unknown as Deployment), id: Number(row.id), attempts: Number(row.attempts) };
@@ -84,9 +86,9 @@ export class Store {
 
   async insertDeployment(d: NewDeployment): Promise<Deployment> {
     const rows = await this.sql.query(
-      `INSERT INTO deployments (service, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, started_at, detected_at, window_ends_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING ${DEPLOYMENT_COLUMNS}`,
-      [d.service, d.container_id, d.container_name, d.from_image, d.from_ref, d.to_image, d.to_ref, d.state ?? 'watching', d.reason ?? null, d.dry_run, d.started_at, d.detected_at, d.window_ends_at],
+      `INSERT INTO deployments (service, container_id, container_name, from_image, from_ref, to_image, to_ref, state, reason, dry_run, started_at, detected_at, window_ends_at, target)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING ${DEPLOYMENT_COLUMNS}`,
+      [d.service, d.container_id, d.container_name, d.from_image, d.from_ref, d.to_image, d.to_ref, d.state ?? 'watching', d.reason ?? null, d.dry_run, d.started_at, d.detected_at, d.window_ends_at, d.target],
     );
     return toDeployment(rows[0] as Record<string, unknown>);
   }
@@ -165,17 +167,17 @@ export class Store {
   }
 
   async getKnownGood(service: string): Promise<KnownGood | undefined> {
-    const rows = await this.sql.query<KnownGood>('SELECT service, image_id, image_ref, container_name, spec, deployment_id, since FROM known_good WHERE service = $1', [service]);
+    const rows = await this.sql.query<KnownGood>('SELECT service, target, image_id, image_ref, container_name, spec, deployment_id, since FROM known_good WHERE service = $1', [service]);
     const row = rows[0];
     return row ? { ...row, deployment_id: row.deployment_id === null ? null : Number(row.deployment_id) } : undefined;
   }
 
   async setKnownGood(k: KnownGood): Promise<void> {
     await this.sql.query(
-      `INSERT INTO known_good (service, image_id, image_ref, container_name, spec, deployment_id, since) VALUES ($1,$2,$3,$4,$5,$6,$7)
+      `INSERT INTO known_good (service, image_id, image_ref, container_name, spec, deployment_id, since, target) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
        ON CONFLICT (service) DO UPDATE SET image_id = EXCLUDED.image_id, image_ref = EXCLUDED.image_ref, container_name = EXCLUDED.container_name,
-         spec = EXCLUDED.spec, deployment_id = EXCLUDED.deployment_id, since = EXCLUDED.since`,
-      [k.service, k.image_id, k.image_ref, k.container_name, JSON.stringify(k.spec), k.deployment_id, k.since],
+         spec = EXCLUDED.spec, deployment_id = EXCLUDED.deployment_id, since = EXCLUDED.since, target = EXCLUDED.target`,
+      [k.service, k.image_id, k.image_ref, k.container_name, JSON.stringify(k.spec), k.deployment_id, k.since, k.target],
     );
   }
 }

@@ -28,7 +28,7 @@ function fakeStore() {
 }
 
 const newDeployment: NewDeployment = {
-  service: 'web', container_id: 'c1', container_name: 'web', from_image: 'sha256:a', from_ref: 'app:v1', to_image: 'sha256:b', to_ref: 'app:v2',
+  service: 'web', target: 'docker-container', container_id: 'c1', container_name: 'web', from_image: 'sha256:a', from_ref: 'app:v1', to_image: 'sha256:b', to_ref: 'app:v2',
   dry_run: false, started_at: new Date(0), detected_at: new Date(0), window_ends_at: new Date(60_000),
 };
 const log = pino({ level: 'silent' });

@@ -261,7 +261,7 @@ describe('simulate and policy check --live against a real Prometheus with backfi
     try {
       const record = async (startedAt: number, ref: string, state: 'rolled_back' | 'passed', reason: string, decidedAfterMs: number): Promise<number> => {
         const d = await store.insertDeployment({
-          service: SERVICE, container_id: `c-${startedAt}`, container_name: NAME, from_image: 'sha256:aaa', from_ref: 'rollguard-fixture:v1',
+          service: SERVICE, target: 'docker-container', container_id: `c-${startedAt}`, container_name: NAME, from_image: 'sha256:aaa', from_ref: 'rollguard-fixture:v1',
           to_image: `sha256:${startedAt}`, to_ref: ref, dry_run: false, started_at: new Date(startedAt), detected_at: new Date(startedAt), window_ends_at: new Date(startedAt + 300_000),
         });
         await store.updateDeployment(d.id, { state, reason, decided_at: new Date(startedAt + decidedAfterMs) });
@@ -271,7 +271,7 @@ describe('simulate and policy check --live against a real Prometheus with backfi
       const good = await record(GOOD_AT, 'rollguard-fixture:v1.1', 'passed', 'window survived; now known-good', 300_500);
       const mild = await record(MILD_AT, 'rollguard-fixture:v3-mild', 'passed', 'window survived; now known-good', 300_500);
       await store.insertDeployment({
-        service: 'gone', container_id: 'c-gone', container_name: 'rg-sim-gone', from_image: null, from_ref: null, to_image: 'sha256:bbb', to_ref: 'gone:v1',
+        service: 'gone', target: 'docker-container', container_id: 'c-gone', container_name: 'rg-sim-gone', from_image: null, from_ref: null, to_image: 'sha256:bbb', to_ref: 'gone:v1',
         dry_run: false, started_at: new Date(GOOD_AT), detected_at: new Date(GOOD_AT), window_ends_at: new Date(GOOD_AT + 300_000), state: 'passed',
       });
       const strict = await policyFile(policy(prom?.url ?? '', { threshold: 0.02 }));
