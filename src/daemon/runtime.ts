@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { DockerContainerTarget } from '../targets/docker-container/target.js';
+import { createTarget } from '../targets/index.js';
 import { createMetrics } from '../api/metrics.js';
 import { apiToken } from '../api/auth.js';
 import { startApi } from '../api/server.js';
@@ -117,8 +117,9 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     ? new LeaseLeadership({ leases, instanceId: id, services: () => Object.keys(current.services), log, gauge: metrics.leader, ttlMs: opts.leaseTtlMs })
     : undefined;
   const leadership: Leadership = leaseLeadership ?? soleLeadership(id);
+  // Every match form there is today is served by the Docker container target (targets/index.ts).
   const daemon = new Daemon(policy, {
-    target: new DockerContainerTarget(docker, log), store, writes, providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
+    target: createTarget('docker-container', { docker, log }), store, writes, providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
   });
   const leaderStatus = (services: Record<string, unknown>): Record<string, unknown> => {
     const lead = leadership.status(Object.keys(services));
