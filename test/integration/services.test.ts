@@ -138,16 +138,20 @@ describe('services as people deploy them, on a real Docker host', { timeout: 600
 
   it('data written into an image volume under plain docker run is there again after deploy + revert', async () => {
     const daemon = await restart(fixturePolicy(prom.url, { container: 'rg-svc-vol' }));
-    await deploy('rg-svc-vol', 'rollguard-fixture:v1-vol');
+    // An image VOLUME (/data) and an anonymous --mount (/cache): each a new, empty volume per container.
+    const cache = ['--mount', 'type=volume,target=/cache'];
+    await deploy('rg-svc-vol', 'rollguard-fixture:v1-vol', cache);
     await waitFor('adopted', async () => (await daemon.status()).services.web?.image);
     await waitFor('the fixture serving', async () => (await readyStatus()) === 200);
-    await docker('exec', 'rg-svc-vol', 'sh', '-c', 'echo precious > /data/file');
-    const volumeBefore = await docker('inspect', '-f', '{{range .Mounts}}{{.Name}}{{end}}', 'rg-svc-vol');
-    await deploy('rg-svc-vol', 'rollguard-fixture:v2-errors-vol'); // docker rm -f + docker run: a new, empty image volume
+    await docker('exec', 'rg-svc-vol', 'sh', '-c', 'echo precious > /data/file && echo warm > /cache/file');
+    const volumesOf = async (): Promise<string[]> => (await docker('inspect', '-f', '{{range .Mounts}}{{.Destination}}={{.Name}} {{end}}', 'rg-svc-vol')).split(' ').filter(Boolean).sort();
+    const volumesBefore = await volumesOf();
+    await deploy('rg-svc-vol', 'rollguard-fixture:v2-errors-vol', cache); // docker rm -f + docker run: new, empty volumes
     const d = await settled(daemon, 0);
     assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
     assert.equal((await docker('exec', 'rg-svc-vol', 'cat', '/data/file')).trim(), 'precious');
-    assert.equal(await docker('inspect', '-f', '{{range .Mounts}}{{.Name}}{{end}}', 'rg-svc-vol'), volumeBefore, 'the known-good container has its own volume back');
+    assert.equal((await docker('exec', 'rg-svc-vol', 'cat', '/cache/file')).trim(), 'warm');
+    assert.deepEqual(await volumesOf(), volumesBefore, 'the known-good container has its own volumes back');
     await removeContainers('rg-svc-vol');
   });
 

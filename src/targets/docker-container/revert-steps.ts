@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { RevertError } from '../target.js';
 import { containerName, inspectContainer, type ContainerInspect } from './inspect.js';
 import { versionKey } from './version.js';
-import { carryVolumes, volumeNames } from './volumes.js';
+import { carryVolumes, volumeNames, type CarriedVolumes } from './volumes.js';
 
 
 type EndpointSettings = { IPAMConfig?: unknown; Links?: unknown; Aliases?: string[] | null; DriverOpts?: unknown };
@@ -17,7 +17,7 @@ function dockerMessage(err: unknown): string {
  * config, labels (so Compose still recognises it), env, mounts, restart policy, health check
  * and networks — on the given image.
  */
-export function recreateOptions(spec: ContainerInspect, image: string, extraBinds: readonly string[] = []): { create: Docker.ContainerCreateOptions; extraNetworks: [string, EndpointSettings][] } {
+export function recreateOptions(spec: ContainerInspect, image: string, volumes: Pick<CarriedVolumes, 'binds' | 'mountSources'> = { binds: [], mountSources: {} }): { create: Docker.ContainerCreateOptions; extraNetworks: [string, EndpointSettings][] } {
   const shortOldId = spec.Id.slice(0, 12);
   const config: Record<string, unknown> = { ...spec.Config };
   if (config.Hostname === shortOldId) delete config.Hostname;
@@ -31,11 +31,19 @@ export function recreateOptions(spec: ContainerInspect, image: string, extraBind
       ...(config as Docker.ContainerCreateOptions),
       name: containerName(spec),
       Image: image,
-      HostConfig: extraBinds.length ? { ...(spec.HostConfig as Docker.HostConfig), Binds: [...((spec.HostConfig as Docker.HostConfig).Binds ?? []), ...extraBinds] } : (spec.HostConfig as Docker.HostConfig),
+      HostConfig: withVolumes(spec.HostConfig as Docker.HostConfig, volumes),
       NetworkingConfig: first ? { EndpointsConfig: { [first[0]]: first[1] as Docker.EndpointSettings } } : undefined,
     },
     extraNetworks: rest,
   };
+}
+
+/** The host config with the volumes handed back: extra binds, and names for anonymous Mounts entries. */
+function withVolumes(host: Docker.HostConfig, volumes: Pick<CarriedVolumes, 'binds' | 'mountSources'>): Docker.HostConfig {
+  if (!volumes.binds.length && !Object.keys(volumes.mountSources).length) return host;
+  const mounts = (host.Mounts as { Type?: string; Source?: string; Target?: string }[] | undefined)?.map((m) =>
+    m.Type === 'volume' && !m.Source && m.Target && volumes.mountSources[m.Target] ? { ...m, Source: volumes.mountSources[m.Target] } : m);
+  return { ...host, Binds: [...(host.Binds ?? []), ...volumes.binds], ...(mounts ? { Mounts: mounts as Docker.HostConfig['Mounts'] } : {}) };
 }
 
 /** The only code that changes containers. Each method is one recorded step of a revert. */
@@ -137,7 +145,7 @@ export class ContainerReverter {
       if (await this.docker.getVolume(name).inspect().then(() => true, () => false)) existing.add(name);
     }
     const volumes = carryVolumes(spec, replaced, (name) => existing.has(name));
-    const { create, extraNetworks } = recreateOptions(spec, image, volumes.binds);
+    const { create, extraNetworks } = recreateOptions(spec, image, volumes);
     let created: Docker.Container;
     try {
       created = await this.docker.createContainer(create);

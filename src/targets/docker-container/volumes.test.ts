@@ -40,7 +40,7 @@ function existing(...names: string[]): (name: string) => boolean {
 }
 
 describe('carryVolumes', () => {
-  const cases: [what: string, target: ContainerInspect, replaced: ContainerInspect | undefined, exists: string[], carried: CarriedVolumes][] = [
+  const cases: [what: string, target: ContainerInspect, replaced: ContainerInspect | undefined, exists: string[], carried: Omit<CarriedVolumes, 'mountSources'>][] = [
     [
       'the known-good container\'s own anonymous volume, still there, is bound back',
       container([volume(OWN, '/data')]),
@@ -162,7 +162,7 @@ describe('carryVolumes', () => {
   ];
   for (const [what, target, replaced, exists, carried] of cases) {
     it(what, () => {
-      assert.deepEqual(carryVolumes(target, replaced, existing(...exists)), carried);
+      assert.deepEqual(carryVolumes(target, replaced, existing(...exists)), { ...carried, mountSources: {} });
     });
   }
 
@@ -170,6 +170,17 @@ describe('carryVolumes', () => {
     const target = container([volume(OWN, '/data')], { Mounts: [{ Type: 'volume', Source: '', Target: '/data' }] });
     const { binds } = carryVolumes(target, undefined, existing(OWN));
     assert.deepEqual(binds.filter((b) => b.split(':')[1] === '/data'), []);
+  });
+
+  it('names the volume of an anonymous HostConfig.Mounts entry instead (--mount type=volume,target=/data)', () => {
+    const target = container([volume(OWN, '/data')], { Mounts: [{ Type: 'volume', Source: '', Target: '/data' }] });
+    assert.deepEqual(carryVolumes(target, undefined, existing(OWN)).mountSources, { '/data': OWN });
+  });
+
+  it('leaves a HostConfig.Mounts entry with its own Source alone', () => {
+    const target = container([volume(OWN, '/data')], { Mounts: [{ Type: 'volume', Source: 'pgdata', Target: '/data' }] });
+    const carried = carryVolumes(target, undefined, existing(OWN));
+    assert.deepEqual([carried.binds, carried.mountSources], [[], {}]);
   });
 });
 

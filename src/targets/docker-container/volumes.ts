@@ -15,13 +15,21 @@ function mountsOf(spec: ContainerInspect | undefined): RuntimeMount[] {
   return Array.isArray(mounts) ? (mounts as RuntimeMount[]) : [];
 }
 
-/** Destinations the container's own settings already mount by name or path (Binds, Mounts): recreated as they are. */
-function declaredTargets(spec: ContainerInspect): Set<string> {
+/**
+ * How the container's own settings mount each destination: `named` when by name or path (Binds,
+ * or a Mounts entry with a Source: recreated as they are), `anonymous` when a Mounts entry asks
+ * Docker for a new volume there (its Source is then filled in, as Docker refuses a second mount
+ * at one destination).
+ */
+function declaredTargets(spec: ContainerInspect): Map<string, 'named' | 'anonymous'> {
   const host = spec.HostConfig as { Binds?: unknown; Mounts?: unknown };
-  const targets = new Set<string>();
-  if (Array.isArray(host.Binds)) for (const b of host.Binds) if (typeof b === 'string') targets.add(b.split(':')[1] ?? '');
-  // A Mounts entry without Source is an anonymous volume Docker creates anew; Docker refuses a second mount at its target.
-  if (Array.isArray(host.Mounts)) for (const m of host.Mounts as { Target?: string }[]) if (m.Target) targets.add(m.Target);
+  const targets = new Map<string, 'named' | 'anonymous'>();
+  if (Array.isArray(host.Binds)) for (const b of host.Binds) if (typeof b === 'string') targets.set(b.split(':')[1] ?? '', 'named');
+  if (Array.isArray(host.Mounts)) {
+    for (const m of host.Mounts as { Type?: string; Source?: string; Target?: string }[]) {
+      if (m.Target) targets.set(m.Target, m.Source || m.Type !== 'volume' ? 'named' : 'anonymous');
+    }
+  }
   return targets;
 }
 
@@ -29,6 +37,8 @@ function declaredTargets(spec: ContainerInspect): Set<string> {
 export interface CarriedVolumes {
   /** `name:/destination[:ro]`, added to the container's binds. */
   binds: string[];
+  /** Volume names by destination, for the anonymous volume entries of the container's HostConfig.Mounts. */
+  mountSources: Record<string, string>;
   notes: string[];
 }
 
@@ -44,24 +54,30 @@ export function carryVolumes(target: ContainerInspect, replaced: ContainerInspec
   const declared = declaredTargets(target);
   const replacedAt = new Map(mountsOf(replaced).filter((m) => m.Type === 'volume' && m.Name && m.Destination).map((m) => [m.Destination as string, m.Name as string]));
   const binds: string[] = [];
+  const mountSources: Record<string, string> = {};
   const notes: string[] = [];
   for (const m of mountsOf(target)) {
-    if (m.Type !== 'volume' || !m.Name || !m.Destination || !ANONYMOUS_VOLUME.test(m.Name) || declared.has(m.Destination)) continue;
+    if (m.Type !== 'volume' || !m.Name || !m.Destination || !ANONYMOUS_VOLUME.test(m.Name) || declared.get(m.Destination) === 'named') continue;
     const mode = m.RW === false ? ':ro' : '';
     const other = replacedAt.get(m.Destination);
+    const destination = m.Destination;
+    const give = (name: string): void => {
+      if (declared.get(destination) === 'anonymous') mountSources[destination] = name;
+      else binds.push(`${name}:${destination}${mode}`);
+    };
     if (volumeExists(m.Name)) {
-      binds.push(`${m.Name}:${m.Destination}${mode}`);
+      give(m.Name);
       notes.push(other && other !== m.Name
         ? `volume ${m.Name.slice(0, 12)} at ${m.Destination} given back; the replaced container's volume ${other.slice(0, 12)} there is kept`
         : `volume ${m.Name.slice(0, 12)} at ${m.Destination} given back`);
     } else if (other && volumeExists(other)) {
-      binds.push(`${other}:${m.Destination}${mode}`);
+      give(other);
       notes.push(`volume ${m.Name.slice(0, 12)} at ${m.Destination} is gone; the replaced container's volume ${other.slice(0, 12)} is used`);
     } else {
       notes.push(`volume ${m.Name.slice(0, 12)} at ${m.Destination} is gone; a new, empty one is created`);
     }
   }
-  return { binds, notes };
+  return { binds, mountSources, notes };
 }
 
 /** Every volume a container mounts, by name (for checking which still exist). */
