@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { at, HOUR, IMG_A, IMG_B, mark } from '../policy/flapping.fixture.js';
 import pino from 'pino';
 import type { BadImage, RevertRecord } from '../store/bad-images.js';
 import { FlapGuard } from './flapping.js';
 
-const T0 = new Date('2026-05-01T03:00:00Z');
-const at = (minutes: number): Date => new Date(T0.getTime() + minutes * 60_000);
-const IMG_A = `sha256:${'a'.repeat(64)}`;
-const IMG_B = `sha256:${'b'.repeat(64)}`;
-const mark = (image: string, minutes: number, over: Partial<BadImage> = {}): BadImage => ({
-  service: 'web', image_id: image, image_ref: 'app:v2', deployment_id: 7, marked_at: at(minutes), reason: 'error rate above 5%', ...over,
-});
-const HOUR = { count: 3, perMs: 3_600_000 };
 
 /** A repository over plain arrays; `down` makes every call fail like an unreachable store. */
 function fakeRepo(marks: BadImage[] = [], reverts: RevertRecord[] = []) {

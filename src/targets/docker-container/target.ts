@@ -2,13 +2,13 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import type { DeployTarget, KnownReplica, Parked, Replica, ReplicaRole, Started } from '../target.js';
+import { deployedName, parkedBy, parkedName } from '../parked-names.js';
 import { DockerEventFollower } from './events.js';
 import { containerInspectSchema, containerName, inspectContainer, type ContainerInspect } from './inspect.js';
 import { servicesFor } from './match.js';
 import { ContainerReverter } from './revert-steps.js';
 import { changedSettings, containerRole, versionKey } from './version.js';
 
-const PARKED = /\.rollguard-bad\.(-?\d+)$/;
 
 /** A container as a replica of a service. */
 export function replicaOf(c: ContainerInspect): Replica {
@@ -111,16 +111,15 @@ export class DockerContainerTarget implements DeployTarget {
   }
 
   parkedName(name: string, deploymentId: number): string {
-    return `${name.replace(PARKED, '')}.rollguard-bad.${deploymentId}`;
+    return parkedName(name, deploymentId);
   }
 
   deployedName(name: string): string {
-    return name.replace(PARKED, '');
+    return deployedName(name);
   }
 
   parkedBy(name: string): number | undefined {
-    const m = PARKED.exec(name);
-    return m ? Number(m[1]) : undefined;
+    return parkedBy(name);
   }
 
   async parkedReplicas(deploymentId: number): Promise<Replica[]> {

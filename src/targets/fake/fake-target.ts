@@ -1,8 +1,8 @@
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import { servicesFor } from '../docker-container/match.js';
 import { RevertError, type DeployTarget, type KnownReplica, type Parked, type Replica, type ReplicaRole, type Started } from '../target.js';
+import { deployedName, parkedBy, parkedName } from '../parked-names.js';
 
-const PARKED = /\.rollguard-bad\.(-?\d+)$/;
 
 /** What a fake replica is made from, and what a snapshot keeps of it (plain JSON, as the store keeps it). */
 export interface FakeSpec {
@@ -147,16 +147,15 @@ export class FakeTarget implements DeployTarget {
   }
 
   parkedName(name: string, deploymentId: number): string {
-    return `${name.replace(PARKED, '')}.rollguard-bad.${deploymentId}`;
+    return parkedName(name, deploymentId);
   }
 
   deployedName(name: string): string {
-    return name.replace(PARKED, '');
+    return deployedName(name);
   }
 
   parkedBy(name: string): number | undefined {
-    const m = PARKED.exec(name);
-    return m ? Number(m[1]) : undefined;
+    return parkedBy(name);
   }
 
   async parkedReplicas(deploymentId: number): Promise<Replica[]> {
