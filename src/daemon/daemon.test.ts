@@ -212,6 +212,20 @@ describe('Daemon watch loop over a fake target', () => {
     assert.equal((await store.getKnownGood('breach'))?.image_id, 'app:1');
   });
 
+  it('a deployed replica already gone when the revert begins does not stop the known-good one from starting', async (t) => {
+    const r = rig(t, 'gone');
+    r.target.deploy('gone', 'app:1');
+    await r.start();
+    r.prometheus.set('gone', 0.5);
+    const bad = r.target.deploy('gone', 'app:2');
+    await waitFor('the deployment recorded', async () => (await store.latestDeployment('gone'))?.container_id === bad.id);
+    await r.target.remove(bad.id); // stopped and removed by someone else
+    const d = await r.finished();
+    assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
+    assert.deepEqual(await r.running(), ['gone app:1'], 'the known-good version serves');
+    assert.deepEqual((await store.listActions(d.id)).map((a) => a.kind), ['check-image', 'bad-gone', 'start-good', 'verify']);
+  });
+
   it('after a revert the loop resumes watching: the next deploy is detected and judged', async (t) => {
     const r = rig(t, 'again', { window: '300ms' });
     r.target.deploy('again', 'app:1');
@@ -376,7 +390,7 @@ describe('Daemon watch loop over a fake target', () => {
     const d = await r.finished();
 
     assert.equal(d.state, 'rollback_failed');
-    assert.match(d.reason ?? '', /could not be started in 2 attempt\(s\); the deployed version was put back/);
+    assert.match(d.reason ?? '', /could not be started in 2 attempt\(s\) \(cannot start nostart from app:1: [^)]*\); the deployed version was put back/);
     assert.deepEqual(r.target.counts, { created: 0, parked: 1, restored: 1, removed: 0 });
     assert.deepEqual(await r.running(), ['nostart app:2']);
     assert.equal((await r.target.replica('nostart'))?.id, bad.id, 'the deployed replica itself, renamed back');

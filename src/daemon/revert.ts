@@ -129,8 +129,11 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     return fail(`cannot list the replicas of ${service.name}: ${err instanceof Error ? err.message : String(err)}; nothing was changed`, unchanged());
   }
   if (bad.length) deployedIds = bad.map((r) => r.id);
-  if (kept.length) {
-    await step('keep-good', `${names(kept)} already of the known-good version; left alone`, () => Promise.resolve());
+  // Resuming, a known-good replica started after the decision is this revert's own, from before the restart.
+  const decidedAt = deployment.decided_at?.getTime();
+  const alreadyGood = kept.filter((r) => !(resume && decidedAt !== undefined && r.startedAt.getTime() >= decidedAt));
+  if (alreadyGood.length) {
+    await step('keep-good', `${names(alreadyGood)} already of the known-good version; left alone`, () => Promise.resolve());
   }
   if (!bad.length && !resume) {
     // Stopped and removed by someone else: the known-good version is started all the same, so something serves.
@@ -188,6 +191,8 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   /** Known-good replicas this revert started in the previous attempt: removed before the next one. */
   let lastStarted: string[] = [];
   let lastRunning: string[] = [];
+  /** Why the last known-good replica could not be started, for the escalation. */
+  let startError: string | undefined;
   // Resuming redoes the attempt the crash cut short rather than counting it twice.
   for (attempt = resume ? Math.max(1, attempt) : 1; attempt <= service.maxAttempts; attempt++) {
     await writes.updateDeployment(deployment.id, { attempts: attempt });
@@ -226,7 +231,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       await writes.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt, phase: 'done' });
       metrics.rollbacks.inc({ service: service.name, outcome: 'succeeded' });
       log.info({ attempts: attempt, recoveryMs: recoveredAt.getTime() - deployment.started_at.getTime(), image: shortId(known.image_id), replicas: ids.length }, 'rolled back and recovered');
-      return { state: 'rolled_back', containerIds: [...kept.map((r) => r.id), ...ids], image: known.image_id, ref: known.image_ref, attempts: attempt, actions, criteria, revertAt, recoveredAt: recoveredAt.getTime() };
+      return { state: 'rolled_back', containerIds: [...new Set([...kept.map((r) => r.id), ...ids])], image: known.image_id, ref: known.image_ref, attempts: attempt, actions, criteria, revertAt, recoveredAt: recoveredAt.getTime() };
     }
   }
   attempt = service.maxAttempts;
@@ -237,16 +242,17 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     });
   }
   for (const id of lastStarted) await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => target.remove(id)).catch(() => {});
-  if (!bad.length) return fail(`the known-good container could not be started in ${attempt} attempt(s), and the deployed container is gone`, unchanged());
+  const why = startError ? ` (${startError})` : '';
+  if (!bad.length) return fail(`the known-good container could not be started in ${attempt} attempt(s)${why}, and the deployed container is gone`, unchanged());
   const back = await putBack('no known-good replica could be started');
-  return fail(`the known-good container could not be started in ${attempt} attempt(s); ${back ? 'the deployed version was put back' : `putting the deployed version back failed too, so ${names(asDeployed)} may not be running`}`, unchanged());
+  return fail(`the known-good container could not be started in ${attempt} attempt(s)${why}; ${back ? 'the deployed version was put back' : `putting the deployed version back failed too, so ${names(asDeployed)} may not be running`}`, unchanged());
 
   /** One known-good replica running again: found running already (a restart cut the revert short), or started now. */
   async function putBackKnown(k: KnownReplica): Promise<{ id: string; started: boolean } | undefined> {
     const existing = await target.replica(k.name).catch(() => undefined);
     if (existing && existing.running && existing.version === k.version) {
       deps.ownContainers.add(existing.id);
-      if (!kept.some((r) => r.id === existing.id)) {
+      if (!alreadyGood.some((r) => r.id === existing.id)) {
         await step('adopt-good', `${k.name} (${existing.id.slice(0, 12)}) on the known-good version was already started before the restart`, () => Promise.resolve());
       }
       return { id: existing.id, started: false };
@@ -259,7 +265,8 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
         return o;
       });
       return { id: out.id, started: true };
-    } catch {
+    } catch (err) {
+      startError = err instanceof Error ? err.message : String(err);
       return undefined;
     }
   }

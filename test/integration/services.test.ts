@@ -268,6 +268,38 @@ describe('services as people deploy them, on a real Docker host', { timeout: 600
     }
   });
 
+  it('a known-good container left stopped under its name is started again; a name held by a container rollguard did not make is left alone, and the revert fails saying so', async () => {
+    const daemon = await restart(fixturePolicy(prom.url).replace('      container: rg-web', '      labels: {app: rgbluegreen}'));
+    const label = ['--label', 'app=rgbluegreen'];
+    await deploy('rg-svc-blue', 'rollguard-fixture:v1', label);
+    await waitFor('adopted', async () => (await daemon.status()).services.web?.image === images.good);
+    const blue = (await inspect('rg-svc-blue'))?.Id;
+
+    // Blue/green by hand: the old one stopped (kept for a quick way back), the new one started beside it.
+    await docker('stop', 'rg-svc-blue');
+    await deploy('rg-svc-green', 'rollguard-fixture:v2-unready', label);
+    const d = await settled(daemon, 0);
+    assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
+    const back = await inspect('rg-svc-blue');
+    assert.equal(back?.Id, blue, 'the stopped known-good container itself was started, not a copy');
+    assert.equal(back?.State.Running, true);
+    assert.equal(await inspect('rg-svc-green'), undefined, 'the bad one is removed once recovery is verified');
+
+    // Now the name belongs to a container of another version that nobody asked rollguard to manage.
+    await docker('rm', '-f', 'rg-svc-blue');
+    await docker('create', '--name', 'rg-svc-blue', '--network', 'host', '-e', 'PORT=18080', 'rollguard-fixture:v1.1');
+    await deploy('rg-svc-green', 'rollguard-fixture:v2-errors', label);
+    const failed = await settled(daemon, d.id, 90_000);
+    assert.equal(failed.state, 'rollback_failed', `reason: ${failed.reason}`);
+    assert.match(failed.reason ?? '', /the name is held by container [0-9a-f]{12} \(rollguard-fixture:v1\.1, stopped\), which rollguard did not create; it was left alone/);
+    assert.match(failed.reason ?? '', /the deployed version was put back/);
+    const holder = await inspect('rg-svc-blue');
+    assert.equal(holder?.Image, images.good2, 'the holder is still there');
+    assert.equal(holder?.State.Running, false, 'and untouched');
+    assert.equal((await inspect('rg-svc-green'))?.State.Running, true, 'the deployed version serves again: never nothing running');
+    await removeContainers('rg-svc-');
+  });
+
   it('a Swarm task container is never watched as a plain container, and a warning says why', async () => {
     const daemon = await restart(fixturePolicy(prom.url, { container: 'rg-svc-swarm' }));
     await deploy('rg-svc-swarm', 'rollguard-fixture:v1', ['--label', 'com.docker.swarm.service.name=web', '--label', 'com.docker.swarm.task.id=t1']);
