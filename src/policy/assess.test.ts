@@ -305,6 +305,16 @@ describe('concludeWindow', () => {
     assert.deepEqual(concludeWindow(policy, run(policy, breachingAt(10, [1])).tally), { kind: 'passed' });
   });
 
+  it('concludeWindow passes a single breach even in a short window where it is more than 10% of the samples', () => {
+    const policy = service([errorRate]);
+    assert.deepEqual(concludeWindow(policy, run(policy, breachingAt(8, [0])).tally), { kind: 'passed' });
+  });
+
+  it('concludeWindow is unproven with two breaches in a short window', () => {
+    const policy = service([errorRate]);
+    assert.equal(concludeWindow(policy, run(policy, breachingAt(8, [0, 4])).tally).kind, 'unproven');
+  });
+
   it('concludeWindow is unproven rather than inconclusive when both apply: a breaching version is never known-good', () => {
     const policy = service([errorRate]);
     const ticks = breachingAt(10, [0, 2, 4]).map((t, i) => (i > 5 ? { ...t, error_rate: null } : t));

@@ -44,7 +44,11 @@ export interface TickContext {
  */
 export type WindowOutcome = { kind: 'passed' } | { kind: 'inconclusive'; reason: string } | { kind: 'unproven'; reason: string };
 
-/** A rollback rule breached in more than this share of its samples with data has not held, whatever its streaks. */
+/**
+ * A rollback rule that breached more than once, in more than this share of its samples with data,
+ * has not held, whatever its streaks. A single breach is a transient (the previous version's
+ * errors still inside a rate's range, say), never enough alone.
+ */
 export const MAX_BREACH_SHARE = 0.1;
 
 export function breaches(threshold: Threshold, value: number): boolean {
@@ -137,7 +141,7 @@ export function assess(
 
 /**
  * Judges a window that ran to its end without a rollback. It passes only when every rollback
- * rule held — it was not breaching at the end and breached in at most MAX_BREACH_SHARE of its
+ * rule held — it was not breaching at the end, and breached once at most or in at most MAX_BREACH_SHARE of its
  * samples with data — and had data in at least `minDataRatio` of its samples. A rule that did
  * not hold makes the window unproven; too little data makes it inconclusive.
  */
@@ -157,7 +161,7 @@ export function concludeWindow(service: ServicePolicy, tally: WatchTally): Windo
     const t = tally.rules[rule.name];
     if (rule.action !== 'rollback' || !t) continue;
     if (t.streak > 0) breached.push(`"${rule.name}" was breaching when the window closed (${t.streak} in a row; ${rule.for} in a row revert)`);
-    else if (t.withData > 0 && t.breaches / t.withData > MAX_BREACH_SHARE) {
+    else if (t.breaches > 1 && t.breaches / t.withData > MAX_BREACH_SHARE) {
       breached.push(`"${rule.name}" breached in ${t.breaches} of ${t.withData} samples with data (more than ${MAX_BREACH_SHARE * 100}%), though never ${rule.for} in a row`);
     }
   }
