@@ -89,7 +89,7 @@ describe('services as people deploy them, on a real Docker host', { timeout: 600
     return rg;
   }
 
-  it('a compose run --rm one-off of the new image is not a deployment; the bad up -d that follows is reverted, its image volume kept', async () => {
+  it('a Compose one-off of the new image (compose run, by its labels) is not a deployment; the bad docker-compose up -d that follows is reverted, its image volume kept', async () => {
     await mkdir(composeDir, { recursive: true });
     await writeFile(path.join(composeDir, 'docker-compose.yml'), [
       "version: '2.4'",
