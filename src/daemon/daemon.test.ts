@@ -13,6 +13,7 @@ import type { Deployment, Store } from '../store/store.js';
 import { WriteBehind } from '../store/write-behind.js';
 import { FakeTarget } from '../targets/fake/fake-target.js';
 import { Daemon } from './daemon.js';
+import { parkedName } from '../targets/parked-names.js';
 
 // The watch loop end to end — detect, sample, breach, revert, resume — over a FakeTarget and the
 // embedded PGlite store. Opening a PGlite database takes seconds, so the file shares one; each test
@@ -346,7 +347,7 @@ describe('Daemon watch loop over a fake target', () => {
     });
     await store.updateDeployment(d.id, { phase: 'parked', attempts: 1, decided_at: now, reason: 'error rate above 5%' });
     await store.insertDecision({ deployment_id: d.id, decided_at: now, kind: 'rollback', rule: ERROR_RULE, severity: 'P0', detail: 'error rate above 5%' });
-    await r.target.park(bad, r.target.parkedName('resume', d.id), 0);
+    await r.target.park(bad, parkedName('resume', d.id), 0);
     r.target.resetCounts();
 
     await r.start();

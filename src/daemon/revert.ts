@@ -9,6 +9,7 @@ import type { ActionRecord, Deployment, KnownGood, RevertPhase } from '../store/
 import type { Writes } from '../store/write-behind.js';
 import { RevertError, type DeployTarget, type KnownReplica, type Replica } from '../targets/target.js';
 import { ofKnownVersion } from '../targets/versions.js';
+import { deployedName, parkedName } from '../targets/parked-names.js';
 import { noFailpoints, type Failpoint } from './failpoints.js';
 import { recoverySignals, sampleSignals, valuesOf } from './sampling.js';
 
@@ -141,7 +142,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   }
 
   /** Bad replicas as they ran, under their own names: what is put back when no known-good replica can be started. */
-  const asDeployed = bad.map((r) => ({ ...r, name: target.deployedName(r.name) }));
+  const asDeployed = bad.map((r) => ({ ...r, name: deployedName(r.name) }));
   /** Bad replicas Docker removed as they stopped (--rm): nothing is left to remove. */
   const removed = new Set<string>();
   /** Bad replicas this revert has begun to set aside: only these are put back. */
@@ -164,8 +165,8 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   };
 
   for (const r of bad) {
-    const setAside = target.parkedName(r.name, deployment.id);
-    const original = target.deployedName(r.name);
+    const setAside = parkedName(r.name, deployment.id);
+    const original = deployedName(r.name);
     const already = r.name === setAside && !r.running;
     touched.add(r.id);
     try {
@@ -225,7 +226,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     if (verified.met) {
       for (const r of bad) {
         if (removed.has(r.id)) continue;
-        await step('remove-bad', `remove the bad container ${target.parkedName(r.name, deployment.id)} (its volumes are kept)`, () => target.remove(r.id)).catch(() => {});
+        await step('remove-bad', `remove the bad container ${parkedName(r.name, deployment.id)} (its volumes are kept)`, () => target.remove(r.id)).catch(() => {});
       }
       const recoveredAt = deps.now();
       await writes.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt, phase: 'done' });
@@ -235,7 +236,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     }
   }
   attempt = service.maxAttempts;
-  const parkedNames = bad.filter((r) => !removed.has(r.id)).map((r) => target.parkedName(r.name, deployment.id));
+  const parkedNames = bad.filter((r) => !removed.has(r.id)).map((r) => parkedName(r.name, deployment.id));
   if (lastRunning.length) {
     return fail(`recovery criteria not met after ${attempt} attempt(s); the known-good ${knownReplicas.length > 1 ? 'replicas are' : 'container is'} running${parkedNames.length ? ` and the bad one${parkedNames.length > 1 ? 's are' : ' is'} kept stopped as ${parkedNames.join(', ')}` : ''}`, {
       state: 'rollback_failed', containerIds: lastRunning, image: known.image_id, ref: known.image_ref,
@@ -257,7 +258,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       }
       return { id: existing.id, started: false };
     }
-    const replaced = bad.find((r) => target.deployedName(r.name) === k.name) ?? (knownReplicas.length === 1 ? bad[0] : undefined);
+    const replaced = bad.find((r) => deployedName(r.name) === k.name) ?? (knownReplicas.length === 1 ? bad[0] : undefined);
     try {
       const out = await step('start-good', (o: { id: string; notes: string[] }) => [`create and start ${k.name} from ${image}`, ...o.notes].join('; '), async () => {
         const o = await target.start(k, image, replaced);

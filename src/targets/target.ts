@@ -87,13 +87,7 @@ export interface DeployTarget {
 
   /** Confirms the known-good version can be created here; returns what to create it from. Throws RevertError naming what is missing. */
   resolveImage(imageId: string, imageRef: string): Promise<string>;
-  /** The name a bad replica is set aside under during the revert of a deployment. */
-  parkedName(name: string, deploymentId: number): string;
-  /** The name a replica had before it was set aside (the name itself when it was not). */
-  deployedName(name: string): string;
-  /** Whether a name is one a revert gave a bad replica it set aside; which deployment, if so. */
-  parkedBy(name: string): number | undefined;
-  /** The replicas set aside by the revert of a deployment (running or not). */
+  /** The replicas set aside by the revert of a deployment (running or not; named as in parked-names.ts). */
   parkedReplicas(deploymentId: number): Promise<Replica[]>;
   /** Stops a bad replica and sets it aside. */
   park(replica: Replica, parkedName: string, stopTimeoutMs: number): Promise<Parked>;

@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import type { DeployTarget, KnownReplica, Parked, Replica, ReplicaRole, Started } from '../target.js';
-import { deployedName, parkedBy, parkedName } from '../parked-names.js';
+import { parkedBy } from '../parked-names.js';
 import { DockerEventFollower } from './events.js';
 import { containerInspectSchema, containerName, inspectContainer, type ContainerInspect } from './inspect.js';
 import { servicesFor } from './match.js';
@@ -110,24 +110,13 @@ export class DockerContainerTarget implements DeployTarget {
     return this.steps.resolveImage(imageId, imageRef);
   }
 
-  parkedName(name: string, deploymentId: number): string {
-    return parkedName(name, deploymentId);
-  }
-
-  deployedName(name: string): string {
-    return deployedName(name);
-  }
-
-  parkedBy(name: string): number | undefined {
-    return parkedBy(name);
-  }
 
   async parkedReplicas(deploymentId: number): Promise<Replica[]> {
     const list = await this.docker.listContainers({ all: true, filters: JSON.stringify({ name: [`\\.rollguard-bad\\.${deploymentId}$`] }) as never });
     const found: Replica[] = [];
     for (const c of list) {
       const inspected = await this.steps.find(c.Id);
-      if (inspected && this.parkedBy(containerName(inspected)) === deploymentId) found.push(replicaOf(inspected));
+      if (inspected && parkedBy(containerName(inspected)) === deploymentId) found.push(replicaOf(inspected));
     }
     return found;
   }

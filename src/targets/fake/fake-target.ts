@@ -1,7 +1,7 @@
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import { servicesFor } from '../docker-container/match.js';
 import { RevertError, type DeployTarget, type KnownReplica, type Parked, type Replica, type ReplicaRole, type Started } from '../target.js';
-import { deployedName, parkedBy, parkedName } from '../parked-names.js';
+import { parkedBy } from '../parked-names.js';
 
 
 /** What a fake replica is made from, and what a snapshot keeps of it (plain JSON, as the store keeps it). */
@@ -146,20 +146,9 @@ export class FakeTarget implements DeployTarget {
     return imageRef;
   }
 
-  parkedName(name: string, deploymentId: number): string {
-    return parkedName(name, deploymentId);
-  }
-
-  deployedName(name: string): string {
-    return deployedName(name);
-  }
-
-  parkedBy(name: string): number | undefined {
-    return parkedBy(name);
-  }
 
   async parkedReplicas(deploymentId: number): Promise<Replica[]> {
-    return this.all().filter((r) => this.parkedBy(r.name) === deploymentId);
+    return this.all().filter((r) => parkedBy(r.name) === deploymentId);
   }
 
   async park(replica: Replica, parkedName: string, _stopTimeoutMs: number): Promise<Parked> {
