@@ -181,10 +181,6 @@ export class ContainerReverter {
     return holder.Id;
   }
 
-  async inspect(containerId: string): Promise<ContainerInspect> {
-    return inspectContainer(this.docker, containerId);
-  }
-
   /** The container with this ID or name, or undefined when there is none. */
   async find(idOrName: string): Promise<ContainerInspect | undefined> {
     try {

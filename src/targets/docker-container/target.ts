@@ -4,7 +4,7 @@ import type { Policy, ServicePolicy } from '../../config/policy.js';
 import type { DeployTarget, KnownReplica, Parked, Replica, ReplicaRole, Started } from '../target.js';
 import { parkedBy } from '../parked-names.js';
 import { DockerEventFollower } from './events.js';
-import { containerInspectSchema, containerName, inspectContainer, type ContainerInspect } from './inspect.js';
+import { containerInspectSchema, containerName, type ContainerInspect } from './inspect.js';
 import { servicesFor } from './match.js';
 import { ContainerReverter } from './revert-steps.js';
 import { changedSettings, containerRole, versionKey } from './version.js';
@@ -136,9 +136,4 @@ export class DockerContainerTarget implements DeployTarget {
   remove(id: string): Promise<void> {
     return this.steps.remove(id);
   }
-}
-
-/** Reads one container as a replica (for the container-state signals and tests). */
-export async function inspectReplica(docker: Docker, id: string): Promise<Replica> {
-  return replicaOf(await inspectContainer(docker, id));
 }
