@@ -26,12 +26,16 @@ const ERROR_RULE = 'error rate above 5%';
 class FakePrometheus implements SignalProvider<PrometheusSignal> {
   readonly kind = 'prometheus';
   private readonly values = new Map<string, number>();
+  /** Signals answered by a function of their own instead of the service's error rate. */
+  readonly bySignal = new Map<string, () => number | Promise<number>>();
 
   set(service: string, value: number): void {
     this.values.set(service, value);
   }
 
-  async measure(_signal: PrometheusSignal, ctx: ProbeContext): Promise<Measurement> {
+  async measure(signal: PrometheusSignal, ctx: ProbeContext): Promise<Measurement> {
+    const own = this.bySignal.get(signal.name);
+    if (own) return { value: await own(), latencyMs: 0 };
     return { value: this.values.get(ctx.template.service) ?? 0, latencyMs: 0 };
   }
 }
@@ -58,7 +62,7 @@ class FakeContainers implements SignalProvider<ContainerSignal> {
  * sampled every 50 ms, read by the real policy loader. `labels` matches replicas by the label
  * `app=<name>` instead of by container name.
  */
-function policyFor(name: string, opts: { window?: string; labels?: boolean } = {}): Policy {
+function policyFor(name: string, opts: { window?: string; labels?: boolean; recovery?: { query: string; below: number } } = {}): Policy {
   const text = [
     'version: 1',
     'prometheus:',
@@ -75,6 +79,7 @@ function policyFor(name: string, opts: { window?: string; labels?: boolean } = {
     '    signals:',
     '      error_rate:',
     `        prometheus: 'sum(rate(http_errors_total{service="{{service}}"}[1m])) / sum(rate(http_requests_total{service="{{service}}"}[1m]))'`,
+    ...(opts.recovery ? ['      recovered:', `        prometheus: '${opts.recovery.query}'`] : []),
     '    rules:',
     `      - name: ${ERROR_RULE}`,
     '        signal: error_rate',
@@ -82,6 +87,7 @@ function policyFor(name: string, opts: { window?: string; labels?: boolean } = {
     '        for: 2',
     '        severity: P0',
     '        action: rollback',
+    ...(opts.recovery ? ['    recovery:', `      - {signal: recovered, below: ${opts.recovery.below}}`] : []),
   ].join('\n');
   return parsePolicy(text, 'daemon.test.yaml', {});
 }
@@ -112,7 +118,7 @@ describe('Daemon watch loop over a fake target', () => {
   });
 
   /** A fake target and providers for service `name`; `start()` starts a daemon over them, stopped when the test ends. */
-  function rig(t: TestContext, name: string, opts: { window?: string; labels?: boolean } = {}) {
+  function rig(t: TestContext, name: string, opts: { window?: string; labels?: boolean; recovery?: { query: string; below: number }; leads?: () => boolean } = {}) {
     const policy = policyFor(name, opts);
     const service = policy.services[name];
     assert.ok(service);
@@ -139,7 +145,7 @@ describe('Daemon watch loop over a fake target', () => {
       async start(): Promise<Daemon> {
         assert.equal(current, undefined, 'one daemon at a time follows the target');
         const writes = new WriteBehind(store, { log });
-        const daemon = new Daemon(policy, { target, store, writes, providers: { prometheus, container: containers }, metrics: createMetrics(), log });
+        const daemon = new Daemon(policy, { target, store, writes, providers: { prometheus, container: containers }, metrics: createMetrics(), log, leads: opts.leads });
         current = { daemon, writes };
         await daemon.start();
         return daemon;
@@ -428,5 +434,91 @@ describe('Daemon watch loop over a fake target', () => {
 
     assert.equal((await r.deployments()).length, 1, 'one deployment');
     assert.equal(d.state, 'rolled_back');
+  });
+
+  it('a recovery criterion over a range is judged only once its range no longer reaches back before the restore: no recreate, no escalation', async (t) => {
+    // recovery_timeout is 1 s; the criterion reads [2s] and mixes in the bad version's errors for
+    // 1.5 s after the restore — longer than the timeout, shorter than range + margin.
+    const r = rig(t, 'settle', { recovery: { query: 'sum(rate(http_errors_total{service="{{service}}"}[2s]))', below: 0.01 } });
+    r.target.deploy('settle', 'app:1');
+    await r.start();
+    r.prometheus.bySignal.set('recovered', async () => {
+      const good = await r.target.replica('settle');
+      return good?.image === 'app:1' && Date.now() - good.startedAt.getTime() >= 1_500 ? 0 : 0.5;
+    });
+    r.prometheus.set('settle', 0.5);
+
+    r.target.deploy('settle', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
+    assert.equal(d.attempts, 1);
+    assert.equal(r.target.counts.created, 1, 'the restored replica was started once');
+    const samples = (await store.listSamples(d.id)).filter((x) => x.stage === 'recovery');
+    const early = samples.filter((x) => x.result === 'no-data' && /reaches back before the restore/.test(x.detail ?? ''));
+    assert.ok(early.some((x) => x.value === 0.5), 'the samples mixing in the bad version were recorded and not judged');
+    assert.equal(samples.at(-1)?.result, 'ok');
+    const verify = (await store.listActions(d.id)).find((a) => a.kind === 'verify');
+    const started = (await store.listActions(d.id)).find((a) => a.kind === 'start-good');
+    assert.ok(verify && started && verify.finished_at.getTime() - started.finished_at.getTime() >= 2_000, 'verified no earlier than the range after the restore');
+  });
+
+  it('recovery not met: a known-good replica that serves is kept for the next attempt, not recreated', async (t) => {
+    const r = rig(t, 'keep', { recovery: { query: 'errors_now{service="{{service}}"}', below: 0.01 } });
+    r.target.deploy('keep', 'app:1');
+    await r.start();
+    r.prometheus.bySignal.set('recovered', () => 0.5);
+    r.prometheus.set('keep', 0.5);
+
+    r.target.deploy('keep', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rollback_failed');
+    assert.equal(d.attempts, 2);
+    assert.match(d.reason ?? '', /recovery criteria not met after 2 attempt\(s\); the known-good container is running/);
+    assert.equal(r.target.counts.created, 1, 'created once, kept for the second attempt');
+    assert.deepEqual((await store.listActions(d.id)).map((a) => `${a.attempt} ${a.kind}`), ['0 check-image', '0 stop-bad', '1 start-good', '1 verify', '2 keep-serving', '2 verify']);
+    assert.deepEqual(await r.running(), ['keep app:1']);
+  });
+
+  it('recovery not met: a known-good replica that does not serve is recreated for the next attempt', async (t) => {
+    const r = rig(t, 'recreate', { recovery: { query: 'errors_now{service="{{service}}"}', below: 0.01 } });
+    r.target.deploy('recreate', 'app:1');
+    await r.start();
+    r.prometheus.bySignal.set('recovered', () => 0.5);
+    r.prometheus.set('recreate', 0.5);
+    r.containers.crashing.add('app:1');
+
+    r.target.deploy('recreate', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rollback_failed');
+    assert.equal(r.target.counts.created, 2, 'a new replica for the second attempt');
+    assert.deepEqual((await store.listActions(d.id)).map((a) => `${a.attempt} ${a.kind}`), ['0 check-image', '0 stop-bad', '1 start-good', '1 verify', '2 remove-failed', '2 start-good', '2 verify']);
+  });
+
+  it('leadership lapsing mid-revert stops it before the next change, recording nothing more, for the leader to finish', async (t) => {
+    let lapsed = false;
+    const r = rig(t, 'lapse', { leads: () => !lapsed });
+    r.target.deploy('lapse', 'app:1');
+    await r.start();
+    const park = r.target.park.bind(r.target);
+    r.target.park = async (...args) => {
+      const out = await park(...args);
+      lapsed = true; // paused past the lease right after this step
+      return out;
+    };
+    r.prometheus.set('lapse', 0.5);
+
+    const bad = r.target.deploy('lapse', 'app:2');
+    await waitFor('the bad replica parked', async () => (lapsed ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await r.daemon.settled();
+
+    const d = await store.latestDeployment('lapse');
+    assert.equal(d?.state, 'rolling_back', 'left as recorded for the leader');
+    assert.equal(d?.phase, 'parked');
+    assert.deepEqual(r.target.history, [`park ${bad.id} as lapse.rollguard-bad.${d?.id}`], 'nothing started or removed after the lapse');
+    assert.deepEqual((await store.listActions(d?.id ?? 0)).map((a) => a.kind), ['check-image', 'stop-bad']);
   });
 });

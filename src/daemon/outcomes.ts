@@ -114,7 +114,7 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
   let outcome;
   try {
     outcome = await revertDeployment(
-      { ...ctx.deps, now: ctx.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: ctx.ownContainers, running: (svc) => ctx.runningReplicas(svc) },
+      { ...ctx.deps, now: ctx.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: ctx.ownContainers, running: (svc) => ctx.runningReplicas(svc), leads: () => ctx.leads(service.name) },
       service,
       deployment,
       rule,
@@ -127,6 +127,11 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
     ctx.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
     deployment.state = 'rollback_failed';
     await escalate(ctx, watch, rule, `the revert stopped on an unexpected error: ${String(err)}`, {});
+    return;
+  }
+  if (outcome.state === 'handed_over') {
+    // Nothing more is recorded or announced here: the instance that leads now resumes the revert.
+    ctx.endWatch(watch);
     return;
   }
   deployment.state = outcome.state;

@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../api/metrics.js';
-import type { Rule, ServicePolicy } from '../config/policy.js';
+import type { RecoveryCheck, Rule, ServicePolicy } from '../config/policy.js';
 import { shortId, versionOf } from '../model/image-ref.js';
 import type { EvidenceAction, EvidenceCriterion } from '../model/notification.js';
 import { describeThreshold, recoveryStatus } from '../policy/assess.js';
-import type { ProviderRegistry } from '../signals/registry.js';
+import { settledCriteria } from '../policy/recovery.js';
+import { SERVING_SIGNAL } from '../policy/serving.js';
+import { measure, type ProviderRegistry } from '../signals/registry.js';
 import type { ActionRecord, Deployment, KnownGood, RevertPhase } from '../store/store.js';
 import type { Writes } from '../store/write-behind.js';
 import { RevertError, type DeployTarget, type KnownReplica, type Replica } from '../targets/target.js';
@@ -26,11 +28,30 @@ export interface RevertDeps {
   /** Replicas this revert creates, so their start events are not taken for deployments. */
   ownContainers: Set<string>;
   failpoint?: Failpoint;
+  /**
+   * Whether this instance still leads the service, asked before every step that changes a
+   * replica: an instance paused past its lease (SIGSTOP, a VM freeze) stops there and leaves the
+   * revert, as recorded, to the instance that leads now. Without it, always.
+   */
+  leads?: () => boolean;
 }
+
+/** Thrown inside a revert when this instance no longer leads the service; nothing more is changed or recorded. */
+export class LeadershipLapsed extends Error {
+  constructor(service: string) {
+    super(`this instance no longer leads ${service}`);
+    this.name = 'LeadershipLapsed';
+  }
+}
+
+const rethrowLapse = (err: unknown): void => {
+  if (err instanceof LeadershipLapsed) throw err;
+};
 
 /** Where the service stands after a revert, for the daemon's bookkeeping and the messages. */
 export interface RevertOutcome {
-  state: 'rolled_back' | 'rollback_failed';
+  /** handed_over: leadership lapsed mid-way; the instance that leads now finishes the revert. */
+  state: 'rolled_back' | 'rollback_failed' | 'handed_over';
   /** The replicas running for the service afterwards, as far as the revert knows. */
   containerIds: string[];
   image: string;
@@ -64,7 +85,21 @@ const names = (rs: readonly { name: string }[]): string => rs.map((r) => r.name)
  * rather than created a second time.
  */
 export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined, resume = false): Promise<RevertOutcome> {
+  try {
+    return await revertSteps(deps, service, deployment, rule, known, resume);
+  } catch (err) {
+    if (!(err instanceof LeadershipLapsed)) throw err;
+    deps.log.warn({ service: service.name, deployment: deployment.id, phase: deployment.phase }, 'revert stopped: this instance no longer leads the service; the leader finishes it from the recorded phase');
+    return { state: 'handed_over', containerIds: [], image: deployment.to_image, ref: deployment.to_ref, attempts: deployment.attempts, actions: [], criteria: [] };
+  }
+}
+
+async function revertSteps(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined, resume: boolean): Promise<RevertOutcome> {
   const { writes, target, log: parentLog, metrics } = deps;
+  /** Called before every change to a replica (and before recording a failure). */
+  const guard = (): void => {
+    if (deps.leads && !deps.leads()) throw new LeadershipLapsed(service.name);
+  };
   const failpoint = deps.failpoint ?? noFailpoints;
   const log = parentLog.child({ service: service.name, deployment: deployment.id });
   const actions: EvidenceAction[] = [];
@@ -88,6 +123,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: true, detail: text(out) });
       return out;
     } catch (err) {
+      rethrowLapse(err);
       const message = err instanceof Error ? err.message : String(err);
       await record({ deployment_id: deployment.id, attempt, kind, started_at: started, finished_at: deps.now(), ok: false, detail: `${typeof detail === 'string' ? detail : kind}: ${message}` });
       throw err;
@@ -98,6 +134,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     return writes.updateDeployment(deployment.id, { phase: p });
   };
   const fail = async (reason: string, where: Omit<RevertOutcome, 'attempts' | 'actions' | 'criteria'>): Promise<RevertOutcome> => {
+    guard();
     log.error({ escalate: true, severity: 'P0', reason, attempts: attempt }, 'ROLLBACK FAILED — escalate to a human');
     await writes.updateDeployment(deployment.id, { state: 'rollback_failed', reason, attempts: attempt, phase: 'done' });
     metrics.rollbacks.inc({ service: service.name, outcome: 'failed' });
@@ -153,11 +190,15 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     const back = asDeployed.filter((r) => touched.has(r.id));
     for (const r of back) {
       const ok = await step('restore-bad', `${why}; put ${r.name} back`, async () => {
+        guard();
         const id = await target.restore(r);
         deps.ownContainers.add(id);
         ids.push(id);
         return true;
-      }).catch(() => false);
+      }).catch((err: unknown) => {
+        rethrowLapse(err);
+        return false;
+      });
       all &&= ok;
     }
     if (ids.length) deployedIds = [...ids, ...asDeployed.filter((r) => !touched.has(r.id)).map((r) => r.id)];
@@ -173,7 +214,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       const parked = await step('stop-bad', already
         ? `${original} was already stopped and set aside as ${setAside}`
         : `stop ${original} (grace ${service.stopTimeoutMs} ms) and rename it ${setAside}`, () =>
-        already ? Promise.resolve('parked' as const) : target.park(r, setAside, service.stopTimeoutMs),
+        already ? Promise.resolve('parked' as const) : (guard(), target.park(r, setAside, service.stopTimeoutMs)),
       );
       if (parked === 'removed') {
         removed.add(r.id);
@@ -181,6 +222,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
         await step('bad-removed', `${original} was run with --rm, so Docker removed it as it stopped; its settings are kept to put it back if needed`, () => Promise.resolve());
       }
     } catch (err) {
+      rethrowLapse(err);
       await putBack('the bad replicas could not all be set aside');
       return fail(`could not set the bad container ${original} aside: ${(err as Error).message}`, unchanged());
     }
@@ -189,8 +231,10 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   await failpoint('revert.after-park', { deployment: deployment.id });
 
   const template = { service: service.name, container: knownReplicas[0]?.name ?? deployment.container_name, image: known.image_ref, version: versionOf(known.image_ref) };
-  /** Known-good replicas this revert started in the previous attempt: removed before the next one. */
+  /** Known-good replicas this revert started in the previous attempt and that did not serve: removed before the next one. */
   let lastStarted: string[] = [];
+  /** Known-good replicas that served through the previous attempt: kept, since recreating them would not help. */
+  let serving = new Set<string>();
   let lastRunning: string[] = [];
   /** Why the last known-good replica could not be started, for the escalation. */
   let startError: string | undefined;
@@ -198,7 +242,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   for (attempt = resume ? Math.max(1, attempt) : 1; attempt <= service.maxAttempts; attempt++) {
     await writes.updateDeployment(deployment.id, { attempts: attempt });
     for (const id of lastStarted) {
-      await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => target.remove(id)).catch(() => {});
+      await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => (guard(), target.remove(id))).catch(rethrowLapse);
     }
     const started: string[] = [];
     const ids: string[] = [];
@@ -219,14 +263,18 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       await phase('started');
       await failpoint('revert.after-start', { deployment: deployment.id, container: started[0] });
     }
-    revertAt = deps.now().getTime();
-    const verified = await verifyRecovery(deps, service, deployment, attempt, ids, template);
+    const now = deps.now().getTime();
+    revertAt = now;
+    const startTimes = await Promise.all(ids.map((id) => target.replica(id).then((r) => r?.startedAt.getTime() ?? now, () => now)));
+    const verified = await verifyRecovery(deps, service, deployment, attempt, ids, template, Math.max(...startTimes, 0));
     criteria = verified.criteria;
+    serving = verified.serving;
+    lastStarted = ids.filter((id) => !serving.has(id) && (started.includes(id) || !alreadyGood.some((r) => r.id === id)));
     await record({ deployment_id: deployment.id, attempt, kind: 'verify', started_at: verified.started, finished_at: deps.now(), ok: verified.met, detail: verified.detail });
     if (verified.met) {
       for (const r of bad) {
         if (removed.has(r.id)) continue;
-        await step('remove-bad', `remove the bad container ${parkedName(r.name, deployment.id)} (its volumes are kept)`, () => target.remove(r.id)).catch(() => {});
+        await step('remove-bad', `remove the bad container ${parkedName(r.name, deployment.id)} (its volumes are kept)`, () => (guard(), target.remove(r.id))).catch(rethrowLapse);
       }
       const recoveredAt = deps.now();
       await writes.updateDeployment(deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: attempt, phase: 'done' });
@@ -242,7 +290,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
       state: 'rollback_failed', containerIds: lastRunning, image: known.image_id, ref: known.image_ref,
     });
   }
-  for (const id of lastStarted) await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => target.remove(id)).catch(() => {});
+  for (const id of lastStarted) await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => (guard(), target.remove(id))).catch(rethrowLapse);
   const why = startError ? ` (${startError})` : '';
   if (!bad.length) return fail(`the known-good container could not be started in ${attempt} attempt(s)${why}, and the deployed container is gone`, unchanged());
   const back = await putBack('no known-good replica could be started');
@@ -253,7 +301,9 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     const existing = await target.replica(k.name).catch(() => undefined);
     if (existing && existing.running && existing.version === k.version) {
       deps.ownContainers.add(existing.id);
-      if (!alreadyGood.some((r) => r.id === existing.id)) {
+      if (serving.has(existing.id)) {
+        await step('keep-serving', `${k.name} (${existing.id.slice(0, 12)}) served through the last attempt; kept rather than recreated`, () => Promise.resolve());
+      } else if (!alreadyGood.some((r) => r.id === existing.id)) {
         await step('adopt-good', `${k.name} (${existing.id.slice(0, 12)}) on the known-good version was already started before the restart`, () => Promise.resolve());
       }
       return { id: existing.id, started: false };
@@ -261,18 +311,31 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
     const replaced = bad.find((r) => deployedName(r.name) === k.name) ?? (knownReplicas.length === 1 ? bad[0] : undefined);
     try {
       const out = await step('start-good', (o: { id: string; notes: string[] }) => [`create and start ${k.name} from ${image}`, ...o.notes].join('; '), async () => {
+        guard();
         const o = await target.start(k, image, replaced);
         deps.ownContainers.add(o.id);
         return o;
       });
       return { id: out.id, started: true };
     } catch (err) {
+      rethrowLapse(err);
       startError = err instanceof Error ? err.message : String(err);
       return undefined;
     }
   }
 }
 
+/** The built-in `serving` signal, read per restored replica during verification. */
+const SERVING = { kind: 'container', name: SERVING_SIGNAL, field: 'serving' } as const;
+
+/**
+ * Waits, up to the recovery timeout, for the recovery criteria to hold across the restored
+ * replicas. A criterion over a range (`rate(…[5m])`) is judged only on samples whose range no
+ * longer reaches back before the restore (`restoredAt`): until then its value still mixes in the
+ * replaced version and says nothing about the restored one, so the timeout counts from then.
+ * Each replica's `serving` state is read along the way; the ones that served throughout are
+ * returned, so a failed attempt does not recreate them.
+ */
 async function verifyRecovery(
   deps: RevertDeps,
   service: ServicePolicy,
@@ -280,35 +343,64 @@ async function verifyRecovery(
   attempt: number,
   containerIds: string[],
   template: { service: string; container: string; image: string; version: string },
-): Promise<{ met: boolean; detail: string; started: Date; criteria: EvidenceCriterion[] }> {
+  restoredAt: number,
+): Promise<{ met: boolean; detail: string; started: Date; criteria: EvidenceCriterion[]; serving: Set<string> }> {
   const started = deps.now();
-  const deadline = started.getTime() + service.recoveryTimeoutMs;
+  const marginMs = Math.max(service.intervalMs, 1_000);
+  const { allSettledAt } = settledCriteria(service.recovery, service.signals, restoredAt, marginMs, started.getTime());
+  const deadline = Math.max(started.getTime(), allSettledAt) + service.recoveryTimeoutMs;
+  if (allSettledAt > started.getTime()) {
+    deps.log.info({ service: service.name, deployment: deployment.id, judgedFrom: new Date(allSettledAt).toISOString() }, 'recovery criteria read over a range: judged once their data describes the restored version alone');
+  }
   const signals = recoverySignals(service);
   let detail = `no recovery criteria configured; ${containerIds.length > 1 ? `${containerIds.length} containers` : 'container'} started`;
   let criteria: EvidenceCriterion[] = [];
+  const notServing = new Set<string>();
+  const out = (met: boolean): { met: boolean; detail: string; started: Date; criteria: EvidenceCriterion[]; serving: Set<string> } =>
+    ({ met, detail, started, criteria, serving: new Set(containerIds.filter((id) => !notServing.has(id))) });
   for (;;) {
     for (const id of containerIds) {
       const running = await deps.target.replica(id).then((r) => r?.running === true, () => false);
-      if (!running) return { met: false, detail: `the known-good container ${id.slice(0, 12)} is not running`, started, criteria };
+      if (!running) {
+        notServing.add(id);
+        detail = `the known-good container ${id.slice(0, 12)} is not running`;
+        return out(false);
+      }
     }
-    if (!signals.length) return { met: true, detail, started, criteria };
+    if (!signals.length) return out(true);
     const at = deps.now();
-    const measurements = await sampleSignals(deps.providers, deps.metrics, service, signals, { template, containerId: containerIds[0] ?? '', containerIds, at });
-    const status = recoveryStatus(service.recovery, valuesOf(measurements));
-    criteria = service.recovery.map((c) => ({
-      signal: c.signal, threshold: describeThreshold(c), measured: measurements[c.signal]?.value ?? null, holds: !status.unmet.some((u) => u.check === c),
-    }));
+    const ctx = { template, containerId: containerIds[0] ?? '', containerIds, at };
+    const [measurements, servingNow] = await Promise.all([
+      sampleSignals(deps.providers, deps.metrics, service, signals, ctx),
+      Promise.all(containerIds.map(async (id) => ({ id, m: await measure(deps.providers, SERVING, { ...ctx, containerId: id, containerIds: [id] }) }))),
+    ]);
+    for (const { id, m } of servingNow) if (m.value === 0) notServing.add(id);
+    const { settled, waiting } = settledCriteria(service.recovery, service.signals, restoredAt, marginMs, at.getTime());
+    const status = recoveryStatus(settled, valuesOf(measurements));
+    const holds = (c: RecoveryCheck): boolean => settled.includes(c) && !status.unmet.some((u) => u.check === c);
+    const waitingFor = (name: string): number | undefined => waiting.find((w) => w.check.signal === name)?.from;
+    criteria = service.recovery.map((c) => ({ signal: c.signal, threshold: describeThreshold(c), measured: measurements[c.signal]?.value ?? null, holds: holds(c) }));
     await deps.writes
       .insertSamples(signals.map((name) => {
         const m = measurements[name] as { value: number | null; detail?: string; latencyMs: number };
-        const holds = !status.unmet.some((u) => u.check.signal === name);
-        return { deployment_id: deployment.id, stage: 'recovery', signal: name, taken_at: at, value: m.value, result: m.value === null ? 'no-data' : holds ? 'ok' : 'breach', rules: {}, detail: m.detail ?? null, latency_ms: m.latencyMs };
+        const from = waitingFor(name);
+        if (from !== undefined) {
+          const why = `its range still reaches back before the restore; judged from ${new Date(from).toISOString()}`;
+          return { deployment_id: deployment.id, stage: 'recovery', signal: name, taken_at: at, value: m.value, result: 'no-data', rules: {}, detail: m.detail ? `${m.detail}; ${why}` : why, latency_ms: m.latencyMs };
+        }
+        const ok = !status.unmet.some((u) => u.check.signal === name);
+        return { deployment_id: deployment.id, stage: 'recovery', signal: name, taken_at: at, value: m.value, result: m.value === null ? 'no-data' : ok ? 'ok' : 'breach', rules: {}, detail: m.detail ?? null, latency_ms: m.latencyMs };
       }));
-    detail = status.met
+    const met = status.met && waiting.length === 0;
+    const unmet = [
+      ...status.unmet.map((u) => `${u.check.signal} ${describeThreshold(u.check)} (got ${u.value ?? 'no data'})`),
+      ...waiting.map((w) => `${w.check.signal} ${describeThreshold(w.check)} (not judged yet: its range reaches back before the restore until ${new Date(w.from).toISOString()})`),
+    ];
+    detail = met
       ? `recovered: ${service.recovery.map((c) => `${c.signal} ${describeThreshold(c)} (${measurements[c.signal]?.value})`).join(', ')}`
-      : `attempt ${attempt}: not met: ${status.unmet.map((u) => `${u.check.signal} ${describeThreshold(u.check)} (got ${u.value ?? 'no data'})`).join(', ')}`;
-    if (status.met) return { met: true, detail, started, criteria };
-    if (deps.now().getTime() + service.intervalMs > deadline) return { met: false, detail, started, criteria };
+      : `attempt ${attempt}: not met: ${unmet.join(', ')}`;
+    if (met) return out(true);
+    if (deps.now().getTime() + service.intervalMs > deadline) return out(false);
     await deps.sleep(service.intervalMs);
   }
 }

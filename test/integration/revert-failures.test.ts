@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import {
-  buildFixtures, deploy, docker, fixturePolicy, freshDatabase, readyStatus, removeContainers,
+  buildFixtures, dbQuery, deploy, docker, fixturePolicy, freshDatabase, readyStatus, removeContainers,
   startPrometheus, startRollguard, waitFor, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
@@ -200,16 +200,42 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     assert.equal(parked?.Id, badId, `the bad container is kept as ${parkedName}`);
     assert.equal(parked?.State.Running, false, 'the bad container is stopped');
     assert.equal(parked?.HostConfig.RestartPolicy.Name, 'no', 'and cannot be restarted by the engine');
-    assert.deepEqual(await ownContainers(), [NAME, parkedName].sort(), 'the failed first attempt was removed');
+    assert.deepEqual(await ownContainers(), [NAME, parkedName].sort());
 
-    // What Docker saw, independent of what rollguard recorded: two known-good containers were
-    // created, the first removed before the second, and the second is the one running.
+    // What Docker saw, independent of what rollguard recorded: the known-good container served
+    // through the first attempt, so the second attempt kept it rather than recreating it.
     const events = await containerEvents(since, Date.now() / 1000);
     const created = events.filter((e) => e.startsWith(`create ${NAME} `)).map((e) => e.split(' ')[2]);
-    assert.equal(created.length, 2, `two attempts, each a new container:\n${events.join('\n')}`);
-    assert.equal(created[1], running?.Id.slice(0, 12), 'the second attempt is what runs');
-    const destroyedFirst = events.indexOf(`destroy ${NAME} ${created[0]}`);
-    assert.ok(destroyedFirst >= 0 && destroyedFirst < events.indexOf(`create ${NAME} ${created[1]}`), `the first attempt was removed before the second was created:\n${events.join('\n')}`);
+    assert.deepEqual(created, [running?.Id.slice(0, 12)], `one known-good container, kept through both attempts:\n${events.join('\n')}`);
+    assert.ok(!events.some((e) => /^(kill|die|stop|destroy) /.test(e) && e.endsWith(` ${created[0]}`)), `the serving container was not stopped or removed:\n${events.join('\n')}`);
+  });
+
+  it('fault: a recovery criterion over a rate() range longer than recovery_timeout → judged once the range has passed since the restore; verified without a recreate or an escalation', { timeout: 120_000 }, async () => {
+    await buildOwnImage('fail-settle');
+    const text = policy({ maxAttempts: 2, recoveryTimeout: '3s' })
+      .replace('      restarts:\n', `      errors_20s:\n        prometheus: sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[20s])) / sum(rate(http_requests_total{service="{{service}}"}[20s]))\n      restarts:\n`)
+      .replace(/    recovery:\n(      - .*\n)+/, '    recovery:\n      - {signal: errors_20s, below: 0.01}\n');
+    assert.match(text, /errors_20s:\n/, 'the signal was added');
+    assert.match(text, /recovery:\n {6}- \{signal: errors_20s, below: 0\.01\}\n$/, 'the recovery edit applied');
+    await deploy(NAME, 'rollguard-fixture:fail-settle', [], PORT);
+    const rg = await startCase(text);
+    const goodImage = await docker('image', 'inspect', '-f', '{{.Id}}', 'rollguard-fixture:fail-settle');
+    await waitForAdoption(rg, goodImage);
+
+    await deploy(NAME, BAD_REF, [], PORT);
+    const detected = await waitForDetection(rg, errorsImage);
+    const since = Date.now() / 1000;
+    const d = await waitForFinal(rg, detected.id, 90_000);
+    assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
+    assert.equal(d.attempts, 1, 'one attempt');
+    const events = await containerEvents(since, Date.now() / 1000);
+    assert.equal(events.filter((e) => e.startsWith(`create ${NAME} `)).length, 1, `the known-good container was created once:\n${events.join('\n')}`);
+
+    const samples = await dbQuery<{ value: number | null; result: string; detail: string | null }>(db?.url ?? '', "SELECT value, result, detail FROM samples WHERE deployment_id = $1 AND stage = 'recovery' ORDER BY taken_at", [d.id]);
+    const early = samples.filter((x) => x.result === 'no-data' && /reaches back before the restore/.test(x.detail ?? ''));
+    assert.ok(early.some((x) => (x.value ?? 0) >= 0.01), `samples mixing in the bad version's errors were recorded and not judged: ${JSON.stringify(samples.slice(0, 3))}`);
+    assert.equal(samples.at(-1)?.result, 'ok', 'the judged sample holds');
+    assert.equal(await readyStatus(PORT), 200, 'the known-good version serves');
   });
 
   it('the recreated known-good container keeps its name, env, labels, tmpfs, restart policy and health check', { timeout: 120_000 }, async () => {
