@@ -11,7 +11,7 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /var/lib/rollguard && chown node:node /var/lib/rollguard
+ && mkdir -p /var/lib/rollguard && chown node:node /var/lib/rollguard && chmod 0700 /var/lib/rollguard
 WORKDIR /app
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Maintenance } from '../config/policy.js';
@@ -11,8 +11,15 @@ import type { Maintenance } from '../config/policy.js';
  */
 export async function enableMaintenance(m: Maintenance, ctx: { service: string; deployment: number }): Promise<string> {
   if (m.kind === 'file') {
-    await mkdir(path.dirname(path.resolve(m.path)), { recursive: true });
+    // rollguard runs with umask 077 (its state is private); the maintenance page is for the web
+    // server to read, so it and any directory created for it are made readable by all.
+    const dir = path.dirname(path.resolve(m.path));
+    const created = await mkdir(dir, { recursive: true });
+    if (created) {
+      for (let d = dir; d.length >= created.length; d = path.dirname(d)) await chmod(d, 0o755);
+    }
     await writeFile(m.path, m.content, { signal: AbortSignal.timeout(m.timeoutMs) });
+    await chmod(m.path, 0o644);
     return `wrote ${m.path}`;
   }
   const [program, ...args] = m.argv as [string, ...string[]];

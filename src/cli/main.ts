@@ -9,6 +9,10 @@ import { StateDirBusyError } from '../daemon/state-dir.js';
 // Each command's own modules are loaded when it runs, so `rollguard run` (a long-lived daemon)
 // does not carry the code of the others (idle memory).
 
+// The state directory holds every guarded container's spec, environment secrets included:
+// whatever rollguard creates is private to its user, whatever umask it was started with.
+process.umask(0o077);
+
 const program = new Command();
 const stateDirOption = ['--state-dir <dir>', 'state directory (embedded database, pid file)', process.env.ROLLGUARD_STATE_DIR ?? './var'] as const;
 
