@@ -1,6 +1,7 @@
 import { formatDuration } from '../config/duration.js';
 import type { Policy, ServicePolicy, Signal } from '../config/policy.js';
 import { renderTemplate, usesRange } from '../config/template.js';
+import { redactUrl } from '../model/redact-url.js';
 import { HttpHealthProvider } from '../signals/http-health.js';
 import { PrometheusProvider } from '../signals/prometheus.js';
 import type { Measurement } from '../signals/provider.js';
@@ -12,7 +13,7 @@ export interface LiveResult {
   service: string;
   signal: string;
   kind: Signal['kind'];
-  /** The rendered query (with its burn-rate range) or the URL. */
+  /** The rendered query (with its burn-rate range) or the URL, without its credentials. */
   target: string;
   outcome: 'answered' | 'failed' | 'skipped';
   value: number | null;
@@ -52,7 +53,7 @@ async function probe(service: ServicePolicy, signal: Signal, template: ProbeTemp
       return [{ ...base, target: signal.field, outcome: 'skipped', value: null, detail: 'read from the deployed container while watching; nothing to probe now', latencyMs: 0 }];
     case 'http': {
       const m = await http.measure(signal);
-      return [result(signal.url, m, m.value === 1)];
+      return [result(redactUrl(signal.url), m, m.value === 1)];
     }
     case 'prometheus': {
       const ranges = usesRange(signal.query) ? burnRanges(service, signal.name) : [undefined];
@@ -79,7 +80,7 @@ export function liveCheckPassed(report: LiveReport): boolean {
 
 /** The report for a terminal: per service its template, then one line per signal, then a summary. */
 export function formatLiveCheck(report: LiveReport, prometheusUrl: string | undefined): string {
-  const lines = [`live check: each PromQL signal queried once against ${prometheusUrl ?? '(no Prometheus configured)'} now, each HTTP check requested once`];
+  const lines = [`live check: each PromQL signal queried once against ${prometheusUrl === undefined ? '(no Prometheus configured)' : redactUrl(prometheusUrl)} now, each HTTP check requested once`];
   const all = report.services.flatMap((s) => s.results);
   for (const s of report.services) {
     lines.push('', `${s.name} — templates: ${describeTemplate(s.template)}`);

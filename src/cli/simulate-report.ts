@@ -1,4 +1,5 @@
 import { formatDuration } from '../config/duration.js';
+import { redactUrl } from '../model/redact-url.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import type { ReplayResult, ReplayVerdict } from '../policy/replay.js';
 import type { Deployment } from '../store/store.js';
@@ -61,7 +62,7 @@ export function simulationJson(sim: Simulation, policy: Policy): Record<string, 
   return {
     service: sim.service.name,
     policy: policy.source,
-    prometheus: policy.prometheus?.url ?? null,
+    prometheus: policy.prometheus ? redactUrl(policy.prometheus.url) : null,
     deploy_at: iso(sim.startedAt),
     window_ends_at: iso(sim.startedAt + sim.windowMs),
     window_ms: sim.windowMs,
@@ -90,7 +91,7 @@ export function simulationJson(sim: Simulation, policy: Policy): Record<string, 
 export function formatSimulation(sim: Simulation, policy: Policy): string {
   const { service, result } = sim;
   const lines = [
-    `simulate ${service.name} under ${policy.source}: deploy at ${iso(sim.startedAt)}, window ${formatDuration(sim.windowMs)}, interval ${formatDuration(service.intervalMs)}, history from ${policy.prometheus?.url}`,
+    `simulate ${service.name} under ${policy.source}: deploy at ${iso(sim.startedAt)}, window ${formatDuration(sim.windowMs)}, interval ${formatDuration(service.intervalMs)}, history from ${policy.prometheus ? redactUrl(policy.prometheus.url) : 'nowhere'}`,
     `templates: ${describeTemplate(sim.template)}`,
   ];
   if (service.warmupMs) lines.push(`warm-up: ${formatDuration(service.warmupMs)} (samples before it do not count)`);

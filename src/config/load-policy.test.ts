@@ -525,3 +525,57 @@ describe('parsePolicy: problems', () => {
     assert.deepEqual(problems('hello\n'), ['p.yaml:1: expected a mapping']);
   });
 });
+
+describe('parsePolicy: credentials in URLs', () => {
+  const withReady = (url: string): string[] => [
+    '    match:',
+    '      container: web',
+    '    signals:',
+    '      ready:',
+    '        http:',
+    `          url: ${url}`,
+    '    rules:',
+    '      - name: down',
+    '        signal: ready',
+    '        below: 1',
+  ];
+
+  it('keeps the credentials of a Prometheus URL from the environment: the client needs them', () => {
+    const policy = parse(policyWith(MINIMAL_WEB, ['prometheus:', '  url: ${PROM_URL}']), { PROM_URL: 'http://rollguard:s3cret@prom:9090/' });
+    assert.equal(policy.prometheus?.url, 'http://rollguard:s3cret@prom:9090');
+  });
+
+  it('accepts a password from the environment inside a written URL', () => {
+    const policy = parse(policyWith(MINIMAL_WEB, ['prometheus:', '  url: http://rollguard:${PROM_PASSWORD}@prom:9090']), { PROM_PASSWORD: 's3cret' });
+    assert.equal(policy.prometheus?.url, 'http://rollguard:s3cret@prom:9090');
+  });
+
+  it('refuses a password written in the Prometheus, HTTP check and webhook URLs, naming each line and key', () => {
+    const text = policyWith(withReady('http://probe:pw@127.0.0.1:8000/ready'), [
+      'prometheus:',
+      '  url: http://rollguard:s3cret@prom:9090',
+      'notifications:',
+      '  hook:',
+      '    webhook:',
+      '      url: https://bot:pw@hooks.example.com/in',
+      '      secret: ${HOOK_SECRET}',
+    ]);
+    const message = 'a password in a URL is a secret and must not be written in the policy; use "${ENV_VAR}" for the URL or its password';
+    assert.deepEqual(problems(text, { HOOK_SECRET: 'x' }), [
+      `p.yaml:3: prometheus.url: ${message}`,
+      `p.yaml:7: notifications.hook.webhook.url: ${message}`,
+      `p.yaml:16: services.web.signals.ready.http.url: ${message}`,
+    ]);
+  });
+
+  it('accepts a written URL with a user and no password, and an @ outside the userinfo', () => {
+    const policy = parse(policyWith(withReady('http://127.0.0.1:8000/ready?mail=a@b.c'), ['prometheus:', '  url: http://rollguard@prom:9090']));
+    assert.equal(policy.prometheus?.url, 'http://rollguard@prom:9090');
+  });
+
+  it('refuses a query string in the Prometheus URL: /api/v1/… is appended to it', () => {
+    assert.deepEqual(problems(policyWith(MINIMAL_WEB, ['prometheus:', '  url: ${PROM_URL}']), { PROM_URL: 'http://prom:9090?token=abc' }), [
+      'p.yaml:3: prometheus.url: a query string or fragment cannot be used: rollguard appends /api/v1/… to this URL; give basic-auth credentials as http://user:${PASSWORD}@host:9090',
+    ]);
+  });
+});

@@ -117,7 +117,7 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
   if (problems.length) throw new ConfigError(problems);
 
   const fromEnv = substituteEnv(doc, env, lines, (line, message) => problems.push({ file, line, path: '', message }));
-  problems.push(...literalSecretProblems(doc, lines, fromEnv, file));
+  problems.push(...literalSecretProblems(doc, lines, fromEnv, file), ...literalUrlPasswordProblems(doc, lines, fromEnv, file));
 
   let raw: unknown;
   try {
@@ -169,6 +169,39 @@ function literalSecretProblems(doc: Document, lines: LineCounter, fromEnv: Set<N
         });
       }
     }
+  }
+  return problems;
+}
+
+/** `scheme://user:password@` — a URL that carries a password. */
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*:[^/?#]*@/i;
+
+/**
+ * The URLs that may carry credentials outside the channel secrets — Prometheus, HTTP checks, the
+ * PagerDuty and webhook endpoints — with a password written literally are refused like the other
+ * secrets. From the environment, whole or in part (`http://rollguard:${PROM_PASSWORD}@prom:9090`),
+ * they are accepted; rollguard never shows them with their credentials.
+ */
+function literalUrlPasswordProblems(doc: Document, lines: LineCounter, fromEnv: Set<Node>, file: string): ConfigProblem[] {
+  const places: PathKey[][] = [['prometheus', 'url']];
+  const entries = (keys: PathKey[]): string[] => {
+    const node = doc.getIn(keys, true) as unknown;
+    return isMap(node) ? node.items.map((p) => String(isScalar(p.key) ? p.key.value : p.key)) : [];
+  };
+  for (const svc of entries(['services'])) {
+    for (const sig of entries(['services', svc, 'signals'])) places.push(['services', svc, 'signals', sig, 'http', 'url']);
+  }
+  for (const channel of entries(['notifications'])) {
+    places.push(['notifications', channel, 'pagerduty', 'url'], ['notifications', channel, 'webhook', 'url']);
+  }
+  const problems: ConfigProblem[] = [];
+  for (const keys of places) {
+    const node = doc.getIn(keys, true) as Node | undefined;
+    if (!isScalar(node) || fromEnv.has(node) || !URL_WITH_PASSWORD.test(String(node.value))) continue;
+    problems.push({
+      file, line: lineOf(doc, lines, keys), path: formatPath(keys),
+      message: 'a password in a URL is a secret and must not be written in the policy; use "${ENV_VAR}" for the URL or its password',
+    });
   }
   return problems;
 }
@@ -257,7 +290,7 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
           : r.min_series !== undefined
             ? { above: r.min_series - 0.5, scope: { minSeries: r.min_series, perSeries: threshold(r) } }
           : r.above_baseline !== undefined || r.above_baseline_by !== undefined
-            ? { above: Number.NaN, baseline: { windowMs: r.baseline, ...(r.above_baseline !== undefined ? { ratio: r.above_baseline } : { delta: r.above_baseline_by }) } }
+            ? { above: Number.NaN, baseline: { windowMs: r.baseline, ...(r.above_baseline !== undefined ? { ratio: r.above_baseline } : { delta: r.above_baseline_by }), ...(r.min_threshold !== undefined ? { minThreshold: r.min_threshold } : {}) } }
             : threshold(r)),
         name: r.name, signal: r.signal, for: r.for, severity: r.severity, action: r.action,
       })),

@@ -35,10 +35,13 @@ export type Threshold = { above: number; below?: undefined } | { below: number; 
 export type Rule = Threshold & {
   /**
    * Baseline-relative threshold: `above` is NaN in the loaded policy and set per deployment to
-   * baseline × ratio or baseline + delta, the baseline being the query's average over `windowMs`
-   * before the deploy. A rule whose baseline could not be measured has no data.
+   * baseline × ratio or baseline + delta, but never below `minThreshold` (`min_threshold`), the
+   * baseline being the query's average over `windowMs` before the deploy. Without the floor a
+   * service with no errors before the deploy has a threshold of 0 and one error would revert, so
+   * the policy requires it with a ratio (and with a delta of 0 or less). A rule whose baseline
+   * could not be measured has no data. `value` is the measured baseline, once resolved.
    */
-  baseline?: { windowMs: number; ratio?: number; delta?: number };
+  baseline?: { windowMs: number; ratio?: number; delta?: number; minThreshold?: number; value?: number };
   /**
    * SLO burn-rate rule: each sample is the highest of min(burn(short), burn(long)) / factor over the
    * window pairs, burn being the error ratio over the range divided by the budget (1 - slo); `above`

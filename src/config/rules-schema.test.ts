@@ -32,7 +32,7 @@ describe('policy: the rule kinds of the decision tree', () => {
     inconclusive_is_good: true
     on_migrations: revert
     rules:
-      - {name: ratio, signal: error_rate, above_baseline: 1.5, baseline: 30m, for: 3, action: rollback}
+      - {name: ratio, signal: error_rate, above_baseline: 1.5, min_threshold: 0.01, baseline: 30m, for: 3, action: rollback}
       - {name: delta, signal: error_rate, above_baseline_by: 0.02, for: 3, action: notify}
 `, 'p.yaml', {});
     const web = p.services.web;
@@ -41,7 +41,7 @@ describe('policy: the rule kinds of the decision tree', () => {
     assert.deepEqual(web?.onNoData, { after: 5, then: 'notify' });
     assert.equal(web?.inconclusiveIsGood, true);
     assert.equal(web?.onMigrations, 'revert');
-    assert.deepEqual(web?.rules[0]?.baseline, { windowMs: 1_800_000, ratio: 1.5 });
+    assert.deepEqual(web?.rules[0]?.baseline, { windowMs: 1_800_000, ratio: 1.5, minThreshold: 0.01 });
     assert.ok(Number.isNaN(web?.rules[0]?.above), 'resolved per deployment');
     assert.deepEqual(web?.rules[1]?.baseline, { windowMs: 1_800_000, delta: 0.02 });
   });
@@ -71,6 +71,45 @@ describe('policy: the rule kinds of the decision tree', () => {
       'p.yaml:15: services.web.rules[1].above_baseline_by: a baseline needs a prometheus signal (its history before the deploy)',
     ]);
   });
+});
+
+describe('policy: min_threshold, the floor of a baseline-relative threshold', () => {
+  const rules = (lines: string): string => `${HEAD}    rules:\n${lines}`;
+
+  it('reads min_threshold with above_baseline and with above_baseline_by', () => {
+    const web = parsePolicy(rules(`      - {name: ratio, signal: error_rate, above_baseline: 1.5, min_threshold: 0.01}
+      - {name: delta, signal: error_rate, above_baseline_by: 0.02, min_threshold: 0.05}
+      - {name: delta-only, signal: error_rate, above_baseline_by: 0.02}
+`), 'p.yaml', {}).services.web;
+    assert.deepEqual(web?.rules.map((r) => r.baseline), [
+      { windowMs: 1_800_000, ratio: 1.5, minThreshold: 0.01 },
+      { windowMs: 1_800_000, delta: 0.02, minThreshold: 0.05 },
+      { windowMs: 1_800_000, delta: 0.02 },
+    ]);
+  });
+
+  it('min_threshold may come from the environment', () => {
+    const web = parsePolicy(rules('      - name: ratio\n        signal: error_rate\n        above_baseline: 1.5\n        min_threshold: ${FLOOR}\n'), 'p.yaml', { FLOOR: '0.02' }).services.web;
+    assert.equal(web?.rules[0]?.baseline?.minThreshold, 0.02);
+  });
+
+  const refused: [string, string, string[]][] = [
+    ['above_baseline without min_threshold: a baseline of 0 would revert on the first error', '      - {name: ratio, signal: error_rate, above_baseline: 1.5}\n', [
+      'p.yaml:11: services.web.rules[0].above_baseline: needs min_threshold, the lowest value that may breach: a service without errors before the deploy has a baseline of 0, and 1.5 × 0 = 0 would revert on its first error (e.g. min_threshold: 0.01 for an error ratio)',
+    ]],
+    ['above_baseline_by of 0 or less without min_threshold', '      - name: delta\n        signal: error_rate\n        above_baseline_by: 0\n', [
+      'p.yaml:13: services.web.rules[0].above_baseline_by: needs min_threshold when 0 or less: a baseline of 0 + 0 would revert on the first error',
+    ]],
+    ['min_threshold without a baseline', '      - name: plain\n        signal: error_rate\n        above: 0.05\n        min_threshold: 0.01\n', [
+      'p.yaml:14: services.web.rules[0].min_threshold: min_threshold goes with above_baseline or above_baseline_by (the floor of a threshold taken from the baseline)',
+    ]],
+    ['min_threshold that is not a number', '      - {name: ratio, signal: error_rate, above_baseline: 1.5, min_threshold: low}\n', [
+      'p.yaml:11: services.web.rules[0].min_threshold: expected a number',
+    ]],
+  ];
+  for (const [name, lines, want] of refused) {
+    it(`refuses ${name}, naming file:line and key`, () => assert.deepEqual(problems(rules(lines)), want));
+  }
 });
 
 describe('policy: SLO burn-rate rules', () => {
@@ -109,7 +148,7 @@ describe('policy: scope rules (min_series)', () => {
   it('min_series needs a prometheus signal and a per-series threshold', () => {
     assert.deepEqual(problems(`${HEAD}    rules:
       - {name: http, signal: ready, below: 1, min_series: 2}
-      - {name: nothr, signal: error_rate, above_baseline: 2, min_series: 2}
+      - {name: nothr, signal: error_rate, above_baseline: 2, min_threshold: 0.01, min_series: 2}
 `), [
       'p.yaml:11: services.web.rules[0].min_series: min_series needs a prometheus signal returning one series per tenant or route',
       'p.yaml:12: services.web.rules[1].min_series: min_series goes with above or below (the threshold each series is held to)',

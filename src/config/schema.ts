@@ -130,6 +130,7 @@ const rule = z
       .describe('SLO burn-rate rule (multi-window, multi-burn-rate, as in the SRE workbook). The signal is a Prometheus error ratio written with {{range}}, e.g. sum(rate(errors[{{range}}])) / sum(rate(requests[{{range}}])).'),
     min_series: z.number().int().min(1).optional().describe('Scope rule over a query that returns one series per tenant/route (e.g. sum by (tenant) (...)): breached only when at least this many series cross above/below at once — "single tenant affected: fix forward".'),
     baseline: positiveDuration.default(1_800_000).describe('With above_baseline(_by): the baseline is the average of the same query over this range before the deploy (default 30m).'),
+    min_threshold: z.number().optional().describe('With above_baseline(_by): the threshold never goes below this, whatever the baseline (e.g. 0.01: never revert below 1 % errors). Required with above_baseline (and with an above_baseline_by of 0 or less): a service without errors before the deploy has a baseline of 0, and 0 × 1.5 would revert on the first error.'),
     for: z.number().int().min(1).default(1).describe('Consecutive breaching samples before the rule fires.'),
     severity: z.enum(['P0', 'P1', 'P2']).default('P1').describe('P0, P1 or P2: picks the notification routes (default P1).'),
     action: z.enum(['rollback', 'notify']).default('notify').describe('rollback reverts to the known-good version; notify only records and tells.'),
@@ -137,6 +138,22 @@ const rule = z
   .superRefine((r, ctx) => {
     const set = [r.above, r.below, r.above_baseline, r.above_baseline_by, r.burn_rate].filter((v) => v !== undefined).length;
     if (set !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of above, below, above_baseline, above_baseline_by or burn_rate' });
+    const relative = r.above_baseline !== undefined || r.above_baseline_by !== undefined;
+    if (r.min_threshold !== undefined && !relative) {
+      ctx.addIssue({ code: 'custom', path: ['min_threshold'], message: 'min_threshold goes with above_baseline or above_baseline_by (the floor of a threshold taken from the baseline)' });
+    }
+    if (set === 1 && r.min_threshold === undefined && r.above_baseline !== undefined) {
+      ctx.addIssue({
+        code: 'custom', path: ['above_baseline'],
+        message: `needs min_threshold, the lowest value that may breach: a service without errors before the deploy has a baseline of 0, and ${r.above_baseline} × 0 = 0 would revert on its first error (e.g. min_threshold: 0.01 for an error ratio)`,
+      });
+    }
+    if (set === 1 && r.min_threshold === undefined && r.above_baseline_by !== undefined && r.above_baseline_by <= 0) {
+      ctx.addIssue({
+        code: 'custom', path: ['above_baseline_by'],
+        message: `needs min_threshold when 0 or less: a baseline of 0 + ${r.above_baseline_by} would revert on the first error`,
+      });
+    }
   })
   .describe('A threshold on one signal; set exactly one of above, below, above_baseline, above_baseline_by or burn_rate.');
 
@@ -179,7 +196,9 @@ export const policyFileSchema = z
     version: z.literal(1, { error: 'expected 1 (the only policy version)' }).describe('Policy file format version; always 1.'),
     prometheus: z
       .strictObject({
-        url: httpUrl.describe('Prometheus base URL.'),
+        url: httpUrl
+          .refine((u) => !/[?#]/.test(u), { message: 'a query string or fragment cannot be used: rollguard appends /api/v1/… to this URL; give basic-auth credentials as http://user:${PASSWORD}@host:9090' })
+          .describe('Prometheus base URL. Basic-auth credentials go in the URL, from the environment: http://rollguard:${PROM_PASSWORD}@prom:9090; rollguard never shows them (graph links, logs, CLI output).'),
         timeout: positiveDuration.default(5_000).describe('A query slower than this is no data (default 5s).'),
       })
       .optional()

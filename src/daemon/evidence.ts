@@ -1,5 +1,6 @@
 import type { Policy, Rule, ServicePolicy, Severity } from '../config/policy.js';
 import { shortId } from '../model/image-ref.js';
+import { redactUrl } from '../model/redact-url.js';
 import type { EventKind, EvidenceAction, EvidenceCriterion, EvidenceSample, NotificationEvent } from '../notify/event.js';
 import { describeThreshold } from '../policy/assess.js';
 import { formatDuration } from '../config/duration.js';
@@ -79,7 +80,7 @@ function graphUrl(i: EvidenceInput): string | undefined {
     'g0.range_input': `${rangeS}s`,
     'g0.end_input': new Date(end + 30_000).toISOString().replace(/\.\d+Z$/, 'Z'),
   });
-  return `${i.policy.prometheus.url}/graph?${params.toString()}`;
+  return `${redactUrl(i.policy.prometheus.url)}/graph?${params.toString()}`;
 }
 
 /** Everything a message about this deployment says, captured now. */

@@ -1,7 +1,7 @@
 /** NotificationEvent → email: subject, plain-text body and HTML body (see render.ts). */
 import type { NotificationEvent } from './event.js';
 import { actionLine, attemptLabel, criterionLine, digestRows, resultText, sampleLine, samplesTitle } from './render-evidence.js';
-import { clip, formatDuration, formatTime, formatValue, isHttpUrl, oneLine } from './render-format.js';
+import { clip, formatDuration, formatTime, formatValue, graphLink, isHttpUrl, oneLine } from './render-format.js';
 import { escalationLines, facts, headline, whatRollguardDid } from './render-wording.js';
 
 export interface EmailMessage { subject: string; text: string; html: string }
@@ -27,7 +27,8 @@ function emailText(e: NotificationEvent): string {
   for (const [k, v] of f) out.push(`${`${k}:`.padEnd(width)} ${v}`);
   if (e.digest) out.push('', ...digestRows(e.digest).map(([k, v]) => `${k}: ${v}`));
   if (e.samples?.length) out.push('', `${samplesTitle(e)}:`, ...e.samples.map((s) => `  ${sampleLine(s)}`));
-  if (e.graphUrl) out.push('', `Prometheus graph: ${e.graphUrl}`);
+  const graph = graphLink(e);
+  if (graph) out.push('', `Prometheus graph: ${graph}`);
   if (e.chart) out.push('', `Chart attached: ${chartLegend(e.chart)}`);
   if (e.actions?.length) out.push('', 'Actions:', ...e.actions.map((a) => `  ${actionLine(a)}`));
   if (e.criteria?.length) out.push('', 'Recovery criteria:', ...e.criteria.map((c) => `  ${criterionLine(c)}`));
@@ -76,10 +77,11 @@ function emailHtml(e: NotificationEvent): string {
     });
     parts.push(`<h3>${h(samplesTitle(e))}</h3>`, htmlTable(['Time', 'Value', 'Result'], rows));
   }
-  if (e.graphUrl) {
-    parts.push(isHttpUrl(e.graphUrl)
-      ? `<p><a href="${h(e.graphUrl)}">Prometheus graph</a></p>`
-      : `<p>Prometheus graph: ${h(e.graphUrl)}</p>`);
+  const graph = graphLink(e);
+  if (graph) {
+    parts.push(isHttpUrl(graph)
+      ? `<p><a href="${h(graph)}">Prometheus graph</a></p>`
+      : `<p>Prometheus graph: ${h(graph)}</p>`);
   }
   if (e.actions?.length) {
     const rows = e.actions.map((a) => [h(attemptLabel(a)), h(a.kind), a.ok ? 'ok' : '<strong style="color:#b00020">FAILED</strong>', h(formatDuration(a.durationMs)), h(formatTime(a.startedAt)), h(a.detail ?? '')]);

@@ -1,5 +1,6 @@
 /** Formatting primitives every channel's message shares (see render.ts): times, durations, values, clipping. */
 import { shortId } from '../model/image-ref.js';
+import { redactUrl } from '../model/redact-url.js';
 
 /** `sha256:0123456789abcdef…` → `0123456789ab`; no image (no previous version) → `unknown`. */
 export function shortImage(id: string | null | undefined): string {
@@ -40,3 +41,11 @@ export function clip(s: string, max: number): string {
 }
 
 export const isHttpUrl = (u: string): boolean => /^https?:\/\//i.test(u);
+
+/**
+ * The event's Prometheus graph link as a message may show it: without credentials, even when the
+ * event was recorded with them (the Prometheus URL's `user:password@` or a `?token=`).
+ */
+export function graphLink(e: { graphUrl?: string }): string | undefined {
+  return e.graphUrl ? redactUrl(e.graphUrl) : undefined;
+}

@@ -2,7 +2,7 @@
 import type { Severity } from '../config/policy.js';
 import type { NotificationEvent } from './event.js';
 import { actionLine, criterionLine, digestRows, sampleLine } from './render-evidence.js';
-import { clip, oneLine } from './render-format.js';
+import { clip, graphLink, oneLine } from './render-format.js';
 import { escalationLines, facts, headline, whatRollguardDid } from './render-wording.js';
 
 export type PagerDutySeverity = 'critical' | 'error' | 'warning' | 'info';
@@ -55,7 +55,8 @@ export function renderPagerDuty(e: NotificationEvent, routingKey: string, dedupK
       custom_details: pagerDutyDetails(e),
     },
   };
-  if (e.graphUrl) body.links = [{ href: e.graphUrl, text: `Prometheus graph${e.rule ? ` of ${e.rule.signal}` : ''}` }];
+  const graph = graphLink(e);
+  if (graph) body.links = [{ href: graph, text: `Prometheus graph${e.rule ? ` of ${e.rule.signal}` : ''}` }];
   return body;
 }
 
@@ -65,7 +66,8 @@ function pagerDutyDetails(e: NotificationEvent): Record<string, unknown> {
   if (e.kind === 'rollback_failed') details.escalation = escalationLines(e).join('\n');
   for (const [k, v] of facts(e)) details[k.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/_$/, '')] = v;
   if (e.samples?.length) details.samples = e.samples.map(sampleLine);
-  if (e.graphUrl) details.graph_url = e.graphUrl;
+  const graph = graphLink(e);
+  if (graph) details.graph_url = graph;
   if (e.actions?.length) details.actions = e.actions.map(actionLine);
   if (e.criteria?.length) details.recovery_criteria = e.criteria.map(criterionLine);
   if (e.digest) details.digest = Object.fromEntries(digestRows(e.digest));

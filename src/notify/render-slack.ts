@@ -1,7 +1,7 @@
 /** NotificationEvent → Slack incoming-webhook message in Block Kit, within Slack's limits (see render.ts). */
 import type { NotificationEvent } from './event.js';
 import { actionLine, criterionLine, digestRows, sampleLine, samplesTitle } from './render-evidence.js';
-import { clip, formatTime, isHttpUrl, oneLine } from './render-format.js';
+import { clip, formatTime, graphLink, isHttpUrl, oneLine } from './render-format.js';
 import { escalationLines, facts, headline, whatRollguardDid } from './render-wording.js';
 
 type PlainText = { type: 'plain_text'; text: string; emoji?: boolean };
@@ -74,8 +74,9 @@ export function renderSlack(e: NotificationEvent): SlackMessage {
   if (e.samples?.length) blocks.push(codeSection(samplesTitle(e), e.samples.map(sampleLine)));
   if (e.actions?.length) blocks.push(codeSection('Actions', e.actions.map(actionLine)));
   if (e.criteria?.length) blocks.push(codeSection('Recovery criteria', e.criteria.map(criterionLine)));
-  if (e.graphUrl && isHttpUrl(e.graphUrl) && e.graphUrl.length <= SLACK_LIMITS.url) {
-    blocks.push({ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Prometheus graph' }, url: e.graphUrl, action_id: 'rollguard-graph' }] });
+  const graph = graphLink(e);
+  if (graph && isHttpUrl(graph) && graph.length <= SLACK_LIMITS.url) {
+    blocks.push({ type: 'actions', elements: [{ type: 'button', text: { type: 'plain_text', text: 'Prometheus graph' }, url: graph, action_id: 'rollguard-graph' }] });
   }
   const context = [`${escapeSlack(formatTime(e.at))} · ${e.severity} · ${e.kind}`];
   if (e.deployment) context.push(`deployment #${e.deployment.id} · ${escapeSlack(e.deployment.container)}`);

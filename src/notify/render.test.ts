@@ -516,3 +516,27 @@ describe('renderWebhook', () => {
     });
   });
 });
+
+describe('graph links never carry credentials', () => {
+  // An event recorded with the Prometheus URL's credentials (an outbox row written before the
+  // graph link was built from the redacted URL) still renders without them.
+  const withCredentials: NotificationEvent = { ...succeeded, graphUrl: 'http://prom-user:prom-pass@prometheus:9090/graph?g0.expr=up&token=tok-123' };
+  const clean = 'http://prometheus:9090/graph?g0.expr=up&token=redacted';
+  const rendered: [string, () => string][] = [
+    ['email (text and HTML)', () => { const m = renderEmail(withCredentials); return `${m.text}\n${m.html}`; }],
+    ['PagerDuty', () => JSON.stringify(renderPagerDuty(withCredentials, 'routing-key', 'dedup', 'trigger'))],
+    ['Slack', () => JSON.stringify(renderSlack(withCredentials))],
+    ['webhook', () => JSON.stringify(renderWebhook(withCredentials))],
+  ];
+  for (const [channel, render] of rendered) {
+    it(`${channel} shows the link without user, password or token`, () => {
+      const out = render();
+      for (const secret of ['prom-user', 'prom-pass', 'tok-123']) assert.equal(out.includes(secret), false, `${secret} in ${channel}`);
+      assert.ok(out.includes(clean), `${channel} shows ${clean}`);
+    });
+  }
+
+  it('a link without credentials is shown exactly as recorded', () => {
+    assert.equal(renderWebhook(succeeded).graph_url, GRAPH);
+  });
+});

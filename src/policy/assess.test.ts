@@ -394,3 +394,39 @@ describe('baseline-relative thresholds', () => {
     assert.equal(withBaseline(errorRate, 0.5), errorRate);
   });
 });
+
+describe('baseline-relative thresholds have a floor: min_threshold', () => {
+  const floored: Rule = { name: 'errors 50% above baseline', signal: 'error_rate', above: Number.NaN, baseline: { windowMs: 1_800_000, ratio: 1.5, minThreshold: 0.01 }, for: 1, severity: 'P1', action: 'rollback' };
+  const unfloored: Rule = { ...floored, baseline: { windowMs: 1_800_000, ratio: 1.5 } };
+  const delta: Rule = { ...floored, name: 'errors 2 points above baseline', baseline: { windowMs: 1_800_000, delta: 0.02, minThreshold: 0.03 } };
+
+  const cases: { name: string; rule: Rule; baseline: number; threshold: number; value: number; want: SampleResult; text: string }[] = [
+    { name: 'a zero baseline: the floor is the threshold, so one error (0.0003) is not a breach', rule: floored, baseline: 0, threshold: 0.01, value: 0.0003, want: 'ok', text: 'above 0.01 (min_threshold, as 1.5× baseline 0 would be 0)' },
+    { name: 'a zero baseline: above the floor is a breach', rule: floored, baseline: 0, threshold: 0.01, value: 0.02, want: 'breach', text: 'above 0.01 (min_threshold, as 1.5× baseline 0 would be 0)' },
+    { name: 'a zero baseline without a floor: the threshold is 0 and one error breaches (what min_threshold prevents)', rule: unfloored, baseline: 0, threshold: 0, value: 0.0003, want: 'breach', text: 'above 0 (1.5× baseline)' },
+    { name: 'a small baseline (0.002): 1.5 × it is below the floor, the floor holds', rule: floored, baseline: 0.002, threshold: 0.01, value: 0.005, want: 'ok', text: 'above 0.01 (min_threshold, as 1.5× baseline 0.002 would be 0.003)' },
+    { name: 'a small baseline (0.002): above the floor is a breach', rule: floored, baseline: 0.002, threshold: 0.01, value: 0.011, want: 'breach', text: 'above 0.01 (min_threshold, as 1.5× baseline 0.002 would be 0.003)' },
+    { name: 'a large baseline (0.1): 1.5 × it is above the floor and decides', rule: floored, baseline: 0.1, threshold: 0.15, value: 0.12, want: 'ok', text: 'above 0.15 (1.5× baseline; min_threshold 0.01)' },
+    { name: 'a large baseline (0.1): above 1.5 × it is a breach', rule: floored, baseline: 0.1, threshold: 0.15, value: 0.16, want: 'breach', text: 'above 0.15 (1.5× baseline; min_threshold 0.01)' },
+    { name: 'a delta from a zero baseline below the floor: the floor holds', rule: delta, baseline: 0, threshold: 0.03, value: 0.025, want: 'ok', text: 'above 0.03 (min_threshold, as baseline 0 + 0.02 would be 0.02)' },
+    { name: 'a delta from a large baseline: baseline + delta decides', rule: delta, baseline: 0.05, threshold: 0.07, value: 0.08, want: 'breach', text: 'above 0.07 (baseline + 0.02; min_threshold 0.03)' },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const resolved = withBaseline(c.rule, c.baseline);
+      assert.ok(Math.abs((resolved.above as number) - c.threshold) < 1e-12, `threshold ${resolved.above}, want ${c.threshold}`);
+      assert.equal(classify(resolved, c.value), c.want);
+      assert.equal(describeThreshold(resolved), c.text);
+    });
+  }
+
+  it('an unknown baseline is still no data, floor or not (never a guess)', () => {
+    const resolved = withBaseline(floored, null);
+    assert.equal(classify(resolved, 0.9), 'no-data');
+    assert.equal(describeThreshold(resolved), 'above 1.5× baseline, at least 0.01 (no baseline)');
+  });
+
+  it('a threshold exactly at the floor is not breached by a value equal to it', () => {
+    assert.equal(classify(withBaseline(floored, 0), 0.01), 'ok');
+  });
+});

@@ -68,27 +68,53 @@ export function valueKey(rule: { name: string; signal: string; burnRate?: unknow
   return rule.scope ? `scope:${rule.name}` : rule.signal;
 }
 
-export function describeThreshold(threshold: Threshold & { baseline?: { ratio?: number; delta?: number }; burnRate?: { slo: number; windows: { shortMs: number; longMs: number; factor: number }[] }; scope?: { minSeries: number; perSeries: Threshold } }): string {
+/** A rule's baseline settings as `describeThreshold` and `withBaseline` read them. */
+type BaselineSettings = { ratio?: number; delta?: number; minThreshold?: number; value?: number };
+
+/** A computed threshold without float noise: 1.5 × 0.1 reads 0.15, not 0.15000000000000002. */
+const round = (n: number): number => +n.toPrecision(6);
+
+/** What a baseline rule compares with, and why: the floor is named when it decides the threshold. */
+function describeBaseline(above: number, base: BaselineSettings): string {
+  const how = base.ratio !== undefined ? `${base.ratio}× baseline` : `baseline + ${base.delta}`;
+  const floor = base.minThreshold;
+  if (Number.isNaN(above)) return `above ${how}${floor !== undefined ? `, at least ${floor}` : ''} (no baseline)`;
+  const computed = base.value === undefined ? undefined : baselineThreshold(base, base.value);
+  if (floor !== undefined && computed !== undefined && computed < floor) {
+    const formula = base.ratio !== undefined ? `${base.ratio}× baseline ${round(base.value as number)}` : `baseline ${round(base.value as number)} + ${base.delta}`;
+    return `above ${round(above)} (min_threshold, as ${formula} would be ${round(computed)})`;
+  }
+  return `above ${round(above)} (${how}${floor !== undefined ? `; min_threshold ${floor}` : ''})`;
+}
+
+export function describeThreshold(threshold: Threshold & { baseline?: BaselineSettings; burnRate?: { slo: number; windows: { shortMs: number; longMs: number; factor: number }[] }; scope?: { minSeries: number; perSeries: Threshold } }): string {
   if (threshold.scope) return `${describeThreshold(threshold.scope.perSeries)} in at least ${threshold.scope.minSeries} series`;
   if (threshold.burnRate) {
     const budget = +(1 - threshold.burnRate.slo).toPrecision(6);
     const pairs = threshold.burnRate.windows.map((w) => `${w.factor}× in ${formatDuration(w.shortMs)} and ${formatDuration(w.longMs)}`).join(' or ');
     return `burning the ${budget} error budget faster than ${pairs}`;
   }
-  const base = threshold.baseline;
-  if (base) {
-    const how = base.ratio !== undefined ? `${base.ratio}× baseline` : `baseline + ${base.delta}`;
-    return Number.isNaN(threshold.above) ? `above ${how} (no baseline)` : `above ${threshold.above} (${how})`;
-  }
+  if (threshold.baseline && threshold.above !== undefined) return describeBaseline(threshold.above, threshold.baseline);
   return threshold.above !== undefined ? `above ${threshold.above}` : `below ${threshold.below}`;
 }
 
-/** A rule with its baseline applied: `above` becomes baseline × ratio or baseline + delta; NaN when unknown. */
-export function withBaseline<R extends { baseline?: { ratio?: number; delta?: number } }>(rule: R, baseline: number | null): R {
+/** baseline × ratio or baseline + delta, before the floor. */
+function baselineThreshold(b: BaselineSettings, baseline: number): number {
+  return b.ratio !== undefined ? baseline * b.ratio : baseline + (b.delta ?? 0);
+}
+
+/**
+ * A rule with its baseline applied: `above` becomes baseline × ratio or baseline + delta, raised
+ * to `minThreshold` when below it (a baseline of 0 must not make every error a breach); NaN when
+ * the baseline is unknown. The measured baseline is kept in `baseline.value` for the description.
+ */
+export function withBaseline<R extends { baseline?: BaselineSettings }>(rule: R, baseline: number | null): R {
   if (!rule.baseline) return rule;
   const b = rule.baseline;
-  const above = baseline === null || !Number.isFinite(baseline) ? Number.NaN : b.ratio !== undefined ? baseline * b.ratio : baseline + (b.delta ?? 0);
-  return { ...rule, above, below: undefined };
+  if (baseline === null || !Number.isFinite(baseline)) return { ...rule, above: Number.NaN, below: undefined };
+  const computed = baselineThreshold(b, baseline);
+  const above = b.minThreshold !== undefined ? Math.max(computed, b.minThreshold) : computed;
+  return { ...rule, above, below: undefined, baseline: { ...b, value: baseline } };
 }
 
 export function emptyTally(service: ServicePolicy): WatchTally {

@@ -134,7 +134,7 @@ describe('policy rule kinds on the real Prometheus and Docker engine', { timeout
     const worse = await variant('rules-worse-4pct', 4);
     const text = policy(prom.url, '').replace(
       '      - name: readiness failing\n',
-      '      - name: errors 50% above baseline\n        signal: error_rate\n        above_baseline: 1.5\n        baseline: 15s\n        for: 3\n        severity: P1\n        action: rollback\n      - name: readiness failing\n',
+      '      - name: errors 50% above baseline\n        signal: error_rate\n        above_baseline: 1.5\n        min_threshold: 0.01\n        baseline: 15s\n        for: 3\n        severity: P1\n        action: rollback\n      - name: readiness failing\n',
     ).replace('{signal: error_rate, below: 0.01}', '{signal: error_rate, below: 0.03}'); // the known-good version runs at 2 %
     assert.match(text, /above_baseline: 1.5/);
     assert.match(text, /below: 0.03/);

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { openStore } from '../../src/store/open-store.js';
-import { buildFixtures, CLI, deploy, freePort, freshDatabase, removeContainers, waitFor } from './harness.js';
+import { buildFixtures, CLI, deploy, freePort, freshDatabase, removeContainers, testSecret, waitFor } from './harness.js';
 
 const run = promisify(execFile);
 const NAME = 'rg-sim';
@@ -28,11 +28,14 @@ const PERIODS: { fromMin: number; toMin: number; errorPct: number }[] = [
   { fromMin: 10, toMin: 20, errorPct: 20 }, // the bad deploy
   { fromMin: 20, toMin: 30, errorPct: 0 }, // the fix
   { fromMin: 30, toMin: 40, errorPct: 3 }, // a mild regression: passes at 5 %, not at 2 %
-  { fromMin: 40, toMin: 45, errorPct: 0 },
+  { fromMin: 40, toMin: 55, errorPct: 0 }, // a service without errors, but for ONE_ERROR_AT
 ];
 const BAD_AT = START + 10 * MINUTE;
 const GOOD_AT = START + 21 * MINUTE; // a minute in, so the 30 s rate window holds only the fixed version
 const MILD_AT = START + 30 * MINUTE;
+/** A deploy after five minutes without a single error (a baseline of exactly 0), and the one 5xx two minutes later. */
+const ZERO_AT = START + 47 * MINUTE;
+const ONE_ERROR_AT = START + 49 * MINUTE;
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** OpenMetrics text of the periods above, for `promtool tsdb create-blocks-from openmetrics`. */
@@ -41,13 +44,14 @@ function history(): string {
   const errors: string[] = [];
   let total = 100_000;
   let failed = 1_000;
-  for (let t = START; t < START + 45 * MINUTE; t += STEP_S * 1000) {
+  for (let t = START; t < START + 55 * MINUTE; t += STEP_S * 1000) {
     // The requests counted at t were served in the STEP_S before it.
     const served = t - STEP_S * 1000;
     const pct = PERIODS.find((p) => served >= START + p.fromMin * MINUTE && served < START + p.toMin * MINUTE)?.errorPct ?? 0;
     if (t > START) {
       total += 100 * STEP_S;
       failed += (100 * STEP_S * pct) / 100;
+      if (t === ONE_ERROR_AT) failed += 1;
     }
     ok.push(`http_requests_total{service="${SERVICE}",code="200"} ${total - failed} ${t / 1000}`);
     errors.push(`http_requests_total{service="${SERVICE}",code="500"} ${failed} ${t / 1000}`);
@@ -241,6 +245,27 @@ describe('simulate and policy check --live against a real Prometheus with backfi
     assert.deepEqual([out.verdict.kind, out.verdict.rule, out.verdict.at], ['rollback', 'errors 2 points above baseline', iso(MILD_AT + 60_000)]);
   });
 
+  it('fault: a baseline of 0 (no errors before the deploy) and one 5xx after it → not a breach: min_threshold is the threshold', async () => {
+    const extra = '      - name: errors 50% above baseline\n        signal: error_rate\n        above_baseline: 1.5\n        min_threshold: 0.01\n        baseline: 5m\n        for: 1\n        severity: P1\n        action: rollback\n';
+    const file = await policyFile(policy(prom?.url ?? '', { extraRules: extra }));
+    const r = await cli(['simulate', '--policy', file, '--service', SERVICE, '--deploy-at', iso(ZERO_AT), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as {
+      baselines: { rule: string; value: number; threshold: string }[];
+      steps: { at: string; values: Record<string, number | null>; results: Record<string, string> }[];
+      verdict: { kind: string; text: string };
+    };
+    assert.equal(out.verdict.kind, 'passed', out.verdict.text);
+    assert.deepEqual(out.baselines.map((b) => [b.rule, b.value, b.threshold]), [['errors 50% above baseline', 0, 'above 0.01 (min_threshold, as 1.5× baseline 0 would be 0)']]);
+    // The samples whose 30 s rate holds the one 5xx (about 1 in 3,000 requests): above a threshold of 0.
+    const seen = out.steps.filter((s) => (s.values.error_rate ?? 0) > 0);
+    assert.deepEqual(seen.map((s) => s.at), [iso(ONE_ERROR_AT), iso(ONE_ERROR_AT + 15_000)], JSON.stringify(out.steps.map((s) => [s.at, s.values.error_rate])));
+    for (const s of seen) {
+      assert.ok((s.values.error_rate ?? 1) < 0.001, `error_rate ${s.values.error_rate}`);
+      assert.equal(s.results['errors 50% above baseline'], 'ok', `${s.values.error_rate} is below the 0.01 floor`);
+    }
+  });
+
   it('a burn-rate rule is replayed from range queries of each of its windows', async () => {
     const text = policy(prom?.url ?? '', { threshold: 0.5 })
       .replace('      request_rate:\n', '      error_ratio:\n        prometheus: sum(rate(http_requests_total{service="{{service}}",code=~"5.."}[{{range}}])) / sum(rate(http_requests_total{service="{{service}}"}[{{range}}]))\n      request_rate:\n')
@@ -326,6 +351,31 @@ describe('simulate and policy check --live against a real Prometheus with backfi
     assert.match(r.stdout, /FAILED\s+ready\s+http\s+request failed: .*ECONNREFUSED/);
     assert.match(r.stdout, /error_rate: query sum\(rate\(http_requests_total\{service="sim"\}\[30s\]\)/);
     assert.match(r.stdout, /live check FAILED: 0 answered, 3 failed, 0 skipped/);
+  });
+
+  it('simulate and policy check --live show the Prometheus and HTTP check URLs without their credentials', async () => {
+    const user = testSecret('prometheus-user');
+    const password = testSecret('prometheus-password');
+    const probe = testSecret('http-check-password');
+    const env = { PROM_URL: (prom?.url ?? '').replace('http://', `http://${user}:${password}@`), READY_URL: `http://probe:${probe}@127.0.0.1:${PORT}/cgi-bin/ready` };
+    const text = policy('${PROM_URL}').replace(`"http://127.0.0.1:${PORT}/cgi-bin/ready"`, '"${READY_URL}"');
+    assert.match(text, /\$\{READY_URL\}/);
+    const file = await policyFile(text);
+    const runs = {
+      simulate: await cli(['simulate', '--policy', file, '--service', SERVICE, '--deploy-at', iso(BAD_AT)], env),
+      'simulate --json': await cli(['simulate', '--policy', file, '--service', SERVICE, '--deploy-at', iso(BAD_AT), '--json'], env),
+      'policy check --live': await cli(['policy', 'check', file, '--live'], env),
+    };
+    assert.equal(runs.simulate.code, 0, runs.simulate.stderr);
+    assert.match(runs.simulate.stdout, new RegExp(`history from ${prom?.url}\\n`), 'the history comes from the URL without its credentials');
+    assert.equal((JSON.parse(runs['simulate --json'].stdout) as { prometheus: string }).prometheus, prom?.url);
+    assert.equal(runs['policy check --live'].code, 0, runs['policy check --live'].stdout);
+    assert.match(runs['policy check --live'].stdout, new RegExp(`queried once against ${prom?.url} now`));
+    for (const [run, r] of Object.entries(runs)) {
+      for (const [what, secret] of Object.entries({ user, password, probe })) {
+        assert.equal(`${r.stdout}${r.stderr}`.includes(secret), false, `${run} shows the ${what}`);
+      }
+    }
   });
 
   it('refuses a deploy time it cannot read', async () => {

@@ -4,13 +4,15 @@
  * rollguard contains SECRET_MARKER, so one search over the kept logs finds any leak. First a
  * daemon is given every kind of secret at debug level and driven through a revert that notifies
  * (with one channel failing first, so error paths log too) and a policy reload. Containers are
- * named `rg-out-secrets`; fixture port 18091.
+ * named `rg-out-secrets`; fixture port 18091. The Prometheus URL and the HTTP check carry basic-auth
+ * credentials in their userinfo: they must reach no message, outbox row, status or history either.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import {
   buildFixtures, deploy, fixturePolicy, freePort, freshDatabase, KEPT_LOGS, removeContainers, SECRET_MARKER, startPrometheus,
@@ -45,7 +47,7 @@ describe('secrets never reach a log', { timeout: 300_000 }, () => {
     await new Promise((r) => (smtp ? smtp.close(() => r(undefined)) : r(undefined)));
   });
 
-  it('a daemon given every kind of secret, at debug level, through a revert that notifies and a reload, logs none of them', async () => {
+  it('a daemon given every kind of secret, URL credentials included, at debug level, through a revert that notifies and a reload, shows none of them in logs, messages, outbox, status or history', async () => {
     const secrets = {
       apiToken: testSecret('api-token'),
       smtpPassword: testSecret('smtp-password'),
@@ -53,6 +55,9 @@ describe('secrets never reach a log', { timeout: 300_000 }, () => {
       webhookSecret: testSecret('webhook-secret'),
       slackToken: testSecret('slack-token'),
       databasePassword: testSecret('database-password'),
+      prometheusUser: testSecret('prometheus-user'),
+      prometheusPassword: testSecret('prometheus-password'),
+      readyPassword: testSecret('http-check-password'),
     };
     const received: { path: string; body: string }[] = [];
     const mails: string[] = [];
@@ -91,6 +96,9 @@ describe('secrets never reach a log', { timeout: 300_000 }, () => {
       HOOK_SECRET: secrets.webhookSecret,
       SLACK_WEBHOOK_URL: `http://127.0.0.1:${httpPort}/services/T0RG/B0RG/${secrets.slackToken}`,
       SMTP_URL: `smtp://rollguard:${secrets.smtpPassword}@127.0.0.1:${smtpPort}`,
+      // Prometheus and busybox httpd ignore the basic-auth header; rollguard must still send it and never show it.
+      PROM_URL: prom.url.replace('http://', `http://${secrets.prometheusUser}:${secrets.prometheusPassword}@`),
+      READY_PASSWORD: secrets.readyPassword,
     };
     const channels = (from: string): string => `notifications:
   pager:
@@ -115,7 +123,12 @@ routes:
   P2: [chat, hook]
   detected: [chat, hook]
 `;
-    const policy = (from: string): string => fixturePolicy(prom.url, { port: PORT, service: SERVICE, container: NAME, window: '30s' }) + channels(from);
+    const readyUrl = `url: http://127.0.0.1:${PORT}/cgi-bin/ready`;
+    const policy = (from: string): string => {
+      const text = fixturePolicy('${PROM_URL}', { port: PORT, service: SERVICE, container: NAME, window: '30s' });
+      assert.ok(text.includes(readyUrl), 'the fixture policy has the HTTP check this test gives credentials');
+      return text.replace(readyUrl, `url: http://probe:\${READY_PASSWORD}@127.0.0.1:${PORT}/cgi-bin/ready`) + channels(from);
+    };
 
     await deploy(NAME, 'rollguard-fixture:v1', [], PORT);
     await prom.waitForData(`sum(rate(http_requests_total{service="${SERVICE}"}[3s]))`);
@@ -153,8 +166,19 @@ routes:
     assert.ok(received.some((r) => r.path.includes(secrets.slackToken)), 'the Slack URL was used');
     const status = await daemon.cli('status', '--json');
     assert.equal(status.code, 0, status.stderr);
+    const historyText = await daemon.cli('history');
+    const historyJson = await daemon.cli('history', '--json');
+    assert.equal(historyJson.code, 0, historyJson.stderr);
+    const apiRead = async (p: string): Promise<string> => {
+      const res = await fetch(`${daemon.apiUrl}${p}`, { headers: { authorization: `Bearer ${secrets.apiToken}` } });
+      assert.equal(res.status, 200, `GET ${p}`);
+      return res.text();
+    };
+    const apiStatus = await apiRead('/api/v1/status');
+    const apiHistory = await apiRead('/api/v1/deployments');
     assert.equal(await daemon.stop(), 0);
     rg = undefined;
+    const stored = await everyRow(fresh.url);
 
     const log = await daemon.logs();
     assert.match(log, /"notification sent"/);
@@ -165,8 +189,53 @@ routes:
       assert.equal(log.includes(encodeURIComponent(value)), false, `the log contains the ${what} (URL-encoded)`);
       assert.equal(status.stdout.includes(value) || status.stderr.includes(value), false, `status --json shows the ${what}`);
     }
+
+    const shown: [where: string, text: string][] = [
+      ...received.map((r): [string, string] => [`the message to ${r.path.startsWith('/services/') ? 'Slack' : r.path}`, r.body]),
+      ...mails.flatMap((m) => mailTexts(m).map((t): [string, string] => ['an email', t])),
+      ['the outbox and the other tables', stored],
+      ['rollguard history', historyText.stdout + historyText.stderr],
+      ['rollguard history --json', historyJson.stdout],
+      ['/api/v1/status', apiStatus],
+      ['/api/v1/deployments', apiHistory],
+    ];
+    const urlSecrets = { prometheusUser: secrets.prometheusUser, prometheusPassword: secrets.prometheusPassword, readyPassword: secrets.readyPassword };
+    for (const [where, text] of shown) {
+      for (const [what, value] of Object.entries(urlSecrets)) {
+        assert.equal(text.includes(value) || text.includes(encodeURIComponent(value)), false, `${where} shows the ${what}`);
+      }
+    }
+    // The messages do link the Prometheus graph: from the URL without its credentials.
+    const graphLink = `${prom.url}/graph?`;
+    assert.ok(received.some((r) => r.path === '/hook' && r.body.includes(`"graph_url":"${graphLink}`)), `a webhook message links ${graphLink}`);
+    assert.ok(mails.some((m) => mailTexts(m).some((t) => t.includes(graphLink))), `an email links ${graphLink}`);
     assert.equal(log.includes(SECRET_MARKER), false, 'no test secret of any kind in the log');
   });
+
+  /** Every row of every table of the daemon's database, as JSON text: the outbox, history, decisions, samples. */
+  async function everyRow(databaseUrl: string): Promise<string> {
+    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000, statement_timeout: 10_000 });
+    await client.connect();
+    try {
+      const tables = await client.query<{ name: string }>("SELECT quote_ident(table_name) AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'");
+      assert.ok(tables.rows.some((t) => t.name === 'outbox'), 'the outbox is among the tables');
+      const rows: string[] = [];
+      for (const { name } of tables.rows) {
+        const res = await client.query<{ row: string }>(`SELECT row_to_json(t)::text AS row FROM ${name} t`);
+        rows.push(...res.rows.map((r) => `${name}: ${r.row}`));
+      }
+      return rows.join('\n');
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** A raw email as readable text: with quoted-printable soft line breaks joined and base64 parts decoded. */
+  function mailTexts(raw: string): string[] {
+    const joined = raw.replace(/=\r?\n/g, '');
+    const decoded = [...raw.matchAll(/(?:^[A-Za-z0-9+/=]{16,}\r?\n)+/gm)].map((m) => Buffer.from(m[0].replace(/\s+/g, ''), 'base64').toString('utf8'));
+    return [joined, joined.replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))), ...decoded];
+  }
 
   it('no kept log of this run of the suite contains a test secret', async () => {
     const files = (await readdir(KEPT_LOGS)).filter((f) => f.endsWith('.log')).sort();

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AxiosError, AxiosHeaders, type InternalAxiosRequestConfig } from 'axios';
+import { createLogger, withoutUrlCredentials } from './logger.js';
+
+/** A logger writing JSON lines into an array. */
+function capture(): { lines: string[]; log: ReturnType<typeof createLogger> } {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'debug', destination: { write: (line: string) => { lines.push(line); } } });
+  return { lines, log };
+}
+
+describe('the logger keeps URL credentials out of the log', () => {
+  it('strips userinfo and token parameters from URLs in any field, nested or not', () => {
+    const { lines, log } = capture();
+    log.info({ event: { graphUrl: 'http://prom-user:prom-pass@127.0.0.1:9090/graph?g0.expr=up' }, urls: ['https://h/x?token=tok-1'], detail: 'GET http://u:pw-2@h/ready failed' }, 'something happened');
+    const line = lines.join('');
+    for (const secret of ['prom-user', 'prom-pass', 'tok-1', 'pw-2']) assert.equal(line.includes(secret), false, `${secret} in ${line}`);
+    const parsed = JSON.parse(line) as { event: { graphUrl: string }; urls: string[]; detail: string; msg: string };
+    assert.equal(parsed.event.graphUrl, 'http://127.0.0.1:9090/graph?g0.expr=up');
+    assert.deepEqual(parsed.urls, ['https://h/x?token=redacted']);
+    assert.equal(parsed.detail, 'GET http://h/ready failed');
+    assert.equal(parsed.msg, 'something happened');
+  });
+
+  it('logs an HTTP client error without its request config, headers or credentials', () => {
+    const { lines, log } = capture();
+    const config = { baseURL: 'http://prom-user:prom-pass@127.0.0.1:9090', url: '/api/v1/query', headers: new AxiosHeaders({ authorization: 'Basic cHJvbS11c2VyOnByb20tcGFzcw==' }) } as InternalAxiosRequestConfig;
+    const err = new AxiosError('connect ECONNREFUSED 127.0.0.1:9090 (http://prom-user:prom-pass@127.0.0.1:9090)', 'ECONNREFUSED', config, { _header: 'Authorization: Basic cHJvbS11c2VyOnByb20tcGFzcw==' });
+    err.cause = new Error('inner http://prom-user:prom-pass@127.0.0.1:9090');
+    log.warn({ err }, 'query failed');
+    const line = lines.join('');
+    for (const secret of ['prom-user', 'prom-pass', 'cHJvbS11c2VyOnByb20tcGFzcw==']) assert.equal(line.includes(secret), false, `${secret} in ${line}`);
+    const parsed = JSON.parse(line) as { err: { type: string; message: string; code: string; config?: unknown } };
+    assert.equal(parsed.err.type, 'AxiosError');
+    assert.equal(parsed.err.code, 'ECONNREFUSED');
+    assert.equal(parsed.err.config, undefined);
+    // pino appends the causes' messages to the error's.
+    assert.equal(parsed.err.message, 'connect ECONNREFUSED 127.0.0.1:9090 (http://127.0.0.1:9090): inner http://127.0.0.1:9090');
+  });
+
+  it('still redacts secret fields by path', () => {
+    const { lines, log } = capture();
+    log.info({ channel: { routingKey: 'rk-3' } }, 'sent');
+    assert.equal(lines.join('').includes('rk-3'), false);
+  });
+
+  it('returns a value without URLs unchanged (the same object)', () => {
+    const fields = { service: 'web', deployment: 7, nested: { n: [1, 'two'] } };
+    assert.equal(withoutUrlCredentials(fields), fields);
+  });
+});
