@@ -16,6 +16,7 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

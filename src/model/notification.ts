@@ -1,4 +1,5 @@
 import type { Severity } from '../config/policy.js';
+import { fromJsonNumber, jsonNumber } from './json-number.js';
 
 // What a notification says, shared by notify/ (which renders and sends it), store/ (whose outbox
 // keeps it until it is delivered) and daemon/ (which captures it). A domain type, so it lives
@@ -90,4 +91,25 @@ export interface NotificationEvent {
   };
   /** For digest events: counts over the period. */
   digest?: { since: string; until: string; watched: number; passed: number; rolledBack: number; rollbackFailed: number; inconclusive: number; pendingHolds: number | null };
+}
+
+/**
+ * The event as stored JSON. JSON has no Infinity: `JSON.stringify` writes a +Inf sample (an error
+ * ratio over zero successes) as null, which would read back as no data in the very message about
+ * its breach. ±Infinity is written `"+Inf"` / `"-Inf"` and read back by `eventFromJson`.
+ */
+export function eventToJson(e: NotificationEvent): string {
+  return JSON.stringify(e, (_key, v: unknown) => jsonNumber(v));
+}
+
+/** The stored JSON of an event (parsed) as the event, its samples, chart and criteria with ±Infinity again. */
+export function eventFromJson(stored: unknown): NotificationEvent {
+  const e = stored as NotificationEvent;
+  for (const s of e.samples ?? []) s.value = fromJsonNumber(s.value) as number | null;
+  for (const c of e.criteria ?? []) c.measured = fromJsonNumber(c.measured) as number | null;
+  if (e.chart) {
+    e.chart.threshold = fromJsonNumber(e.chart.threshold) as number;
+    for (const p of e.chart.points ?? []) p.v = fromJsonNumber(p.v) as number | null;
+  }
+  return e;
 }

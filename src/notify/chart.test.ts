@@ -172,13 +172,15 @@ describe('renderChart', () => {
     assert.ok(dot >= 3 && dot <= 6, `dot is small, got ${dot} px tall`);
   });
 
-  it('treats NaN and Infinity as gaps', () => {
-    const points = [0, 10, 20, 30, 40].map((t) => ({ t, v: t === 20 ? NaN : t === 30 ? Infinity : 0.5 }));
+  it('treats NaN as a gap and draws +Inf on the top edge, -Inf on the bottom one', () => {
+    const points = [0, 10, 20, 30, 40, 50].map((t) => ({ t, v: t === 20 ? NaN : t === 30 ? Infinity : t === 50 ? -Infinity : 0.5 }));
     const png = render(chart({ points, threshold: 1, deployAt: 0 }));
     const box = plotArea(png);
-    const [x, y] = [xOf(25, [0, 40], box), yOf(0.5, [0.5, 1], box)];
-    assert.equal(column(png, x, box).filter(isBlue).length, 0);
-    assert.ok(near(png, xOf(40, [0, 40], box), y, isBlue), 'the point after the gaps is still a dot');
+    const y = yOf(0.5, [0.5, 1], box);
+    assert.equal(column(png, xOf(20, [0, 50], box), box).filter(isBlue).length, 0, 'NaN is a gap');
+    assert.ok(near(png, xOf(30, [0, 50], box), box.top, isBlue), '+Inf is on the top edge');
+    assert.ok(near(png, xOf(40, [0, 50], box), y, isBlue), 'the finite values keep their scale');
+    assert.ok(near(png, xOf(50, [0, 50], box), box.bottom, isBlue), '-Inf is on the bottom edge');
   });
 
   it('keeps each column’s min and max when downsampling a huge series', () => {

@@ -34,8 +34,9 @@ const DASH = { on: 6, off: 4 };
 
 /**
  * Draws the breaching signal as a PNG for an email: the series in blue (broken at nulls, an isolated
- * sample as a dot), the threshold as a red dashed line with the breaching side tinted, the deploy as
- * a gray and the revert as a green vertical line. No text. Never throws on odd data.
+ * sample as a dot, +Inf on the top edge and -Inf on the bottom one), the threshold as a red dashed
+ * line with the breaching side tinted, the deploy as a gray and the revert as a green vertical line.
+ * No text. Never throws on odd data.
  */
 export function renderChart(chart: ChartData, opts: ChartOptions = {}): Buffer {
   const width = size(opts.width, 600);
@@ -58,8 +59,10 @@ export function renderChart(chart: ChartData, opts: ChartOptions = {}): Buffer {
 
   // A little room left and right so the deploy and revert lines do not merge with the frame.
   const toX = scale([...points.map((p) => p.t), ...markers.map((m) => m.t)], plot.left, plot.right, X_MARGIN);
-  const values = points.flatMap((p) => (p.v === null ? [] : [p.v]));
-  const toY = scale(threshold === null ? values : [...values, threshold], plot.bottom, plot.top, HEADROOM);
+  const values = points.flatMap((p) => (p.v === null || !Number.isFinite(p.v) ? [] : [p.v]));
+  const toFiniteY = scale(threshold === null ? values : [...values, threshold], plot.bottom, plot.top, HEADROOM);
+  // +Inf (a ratio over zero, a quantile past the top bucket) is drawn on the top edge, -Inf on the bottom one.
+  const toY = (v: number): number => (v === Number.POSITIVE_INFINITY ? plot.top : v === Number.NEGATIVE_INFINITY ? plot.bottom : toFiniteY(v));
   const thresholdY = threshold === null ? null : toY(threshold);
 
   drawGrid(canvas, plot);
@@ -83,11 +86,11 @@ export function renderChart(chart: ChartData, opts: ChartOptions = {}): Buffer {
   return PNG.sync.write(png, { colorType: 2 });
 }
 
-/** Keeps points with a finite time, in time order; a non-finite value counts as no data. */
+/** Keeps points with a finite time, in time order; NaN counts as no data, ±Infinity as a value. */
 function usablePoints(points: ChartData['points']): { t: number; v: number | null }[] {
   const usable = points
     .filter((p) => Number.isFinite(p.t))
-    .map((p) => ({ t: p.t, v: typeof p.v === 'number' && Number.isFinite(p.v) ? p.v : null }));
+    .map((p) => ({ t: p.t, v: typeof p.v === 'number' && !Number.isNaN(p.v) ? p.v : null }));
   const sorted = usable.every((p, i) => i === 0 || (usable[i - 1] as { t: number }).t <= p.t);
   return sorted ? usable : usable.sort((a, b) => a.t - b.t);
 }

@@ -14,18 +14,19 @@ const series = (service: string, v: string) => ({ metric: { service }, value: [A
 function fakePrometheus(answer: (query: string) => { status: number; data: unknown }) {
   const asked: { method: string; query: string; time: number }[] = [];
   const http = {
-    async get(_url: string, opts: { params: { query: string; time: number } }) {
-      asked.push({ method: 'GET', query: opts.params.query, time: opts.params.time });
-      return answer(opts.params.query);
-    },
-    async post(_url: string, form: string) {
-      const p = new URLSearchParams(form);
+    async request(config: { method: string; params?: { query: string; time: number }; data?: string }) {
+      if (config.params?.query === 'time()') return { status: 200, data: { status: 'success', data: { resultType: 'scalar', result: [Date.now() / 1000, String(Date.now() / 1000)] } } };
+      if (config.method === 'GET' && config.params) {
+        asked.push({ method: 'GET', query: config.params.query, time: config.params.time });
+        return answer(config.params.query);
+      }
+      const p = new URLSearchParams(config.data);
       asked.push({ method: 'POST', query: p.get('query') ?? '', time: Number(p.get('time')) });
       return answer(p.get('query') ?? '');
     },
   } as unknown as AxiosInstance;
   const registry = new Registry();
-  const provider = new BatchingPrometheusProvider(new PrometheusProvider('http://127.0.0.1:9', 1_000, http), defaultBatchOptions, undefined, registry);
+  const provider = new BatchingPrometheusProvider(new PrometheusProvider('http://127.0.0.1:9', 1_000, { http }), defaultBatchOptions, undefined, registry);
   return { provider, asked, registry };
 }
 const vector = (result: unknown[]) => ({ status: 200, data: { status: 'success', data: { resultType: 'vector', result } } });

@@ -4,7 +4,7 @@ import type { PrometheusSignal } from '../config/policy.js';
 import { RANGE_VAR } from '../config/template.js';
 import { planBatch, type BatchPlan, type NoBatch } from './batch-promql.js';
 import { PrometheusProvider, queryResponse, vectorMeasurement } from './prometheus.js';
-import { errorText, type Measurement, type ProbeContext } from './provider.js';
+import type { Measurement, ProbeContext } from './provider.js';
 import type { ProviderRegistry } from './registry.js';
 
 /** How the watch loop batches Prometheus queries. */
@@ -114,7 +114,7 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     private readonly log: Logger | undefined,
     registry: Registry | undefined,
   ) {
-    super('', 0, base.client);
+    super(base.baseUrl, base.timeoutMs, { http: base.client, clock: base.clock });
     this.m = batchMetrics(registry);
   }
 
@@ -226,17 +226,13 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
       return undefined;
     };
     this.m.queries.inc({ mode: 'batch' });
-    let body: unknown;
-    try {
-      // POST: a regex of a thousand names does not fit in a URL.
-      const res = await this.client.post('/api/v1/query', new URLSearchParams({ query, time: String(batch.evalAt / 1000) }).toString(), {
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      });
-      body = res.data;
-      if (res.status >= 500 || res.status === 429) return all(null, `Prometheus answered HTTP ${res.status}`);
-    } catch (err) {
-      return all(null, `Prometheus unreachable: ${errorText(err)}`);
-    }
+    const started = performance.now();
+    const time = await this.prometheusTime(batch.evalAt);
+    const res = await this.call('POST', '/api/v1/query', { query, time: time / 1000 }, started);
+    // Answers split per service are smaller: a batch past the size limit is asked for per service.
+    if (!res.ok) return res.kind === 'too-large' ? fallBack('answer too large') : all(null, res.detail);
+    if (res.status >= 500 || res.status === 429) return all(null, `Prometheus answered HTTP ${res.status}`);
+    const body = res.body;
     const parsed = queryResponse.safeParse(body);
     if (!parsed.success) return fallBack('unexpected body');
     const answer = parsed.data;

@@ -8,17 +8,19 @@ import { PrometheusProvider } from './prometheus.js';
 type Params = { query: string; start: number; end: number; step: number };
 
 /** A Prometheus whose query_range answers with `answer(params)`; records every call. */
-function fakePrometheus(answer: (p: Params) => { status: number; data: unknown } | Error): { provider: PrometheusProvider; calls: Params[] } {
+function fakePrometheus(answer: (p: Params) => { status: number; data: unknown } | Error, aheadMs = 0): { provider: PrometheusProvider; calls: Params[] } {
   const calls: Params[] = [];
   const client = {
-    get: async (_url: string, config: { params: Params }) => {
+    request: async (config: { params: Params & { query: string } }) => {
+      const now = (Date.now() + aheadMs) / 1000;
+      if (config.params.query === 'time()') return { status: 200, data: { status: 'success', data: { resultType: 'scalar', result: [now, String(now)] } } };
       calls.push(config.params);
       const a = answer(config.params);
       if (a instanceof Error) throw a;
       return a;
     },
   } as unknown as AxiosInstance;
-  return { provider: new PrometheusProvider('http://prometheus.invalid', 1_000, client), calls };
+  return { provider: new PrometheusProvider('http://prometheus.invalid', 1_000, { http: client }), calls };
 }
 
 const matrix = (...series: [number, string][][]) => ({ status: 200, data: { status: 'success', data: { resultType: 'matrix', result: series.map((values, i) => ({ metric: { i: String(i) }, values })) } } });
@@ -52,6 +54,18 @@ describe('queryRange', () => {
       assert.deepEqual(await queryRange(provider, 'q', grid), { ok: false, detail });
     });
   }
+
+  it("asks at the same moments on Prometheus's clock and keys the answer by host time", async () => {
+    const ahead = 600_000;
+    const { provider, calls } = fakePrometheus((p) => matrix(Array.from({ length: Math.round((p.end - p.start) / p.step) + 1 }, (_, i) => [p.start + i * p.step, String(i)] as [number, string])), ahead);
+    const answer = await queryRange(provider, 'q', grid);
+    assert.equal(calls.length, 1);
+    // The offset is measured over a real round trip: exact to a few ms.
+    assert.ok(Math.abs((calls[0]?.start ?? 0) * 1000 - (grid.startMs + ahead)) < 20, `start ${calls[0]?.start}`);
+    assert.ok(Math.abs((calls[0]?.end ?? 0) * 1000 - (grid.endMs + ahead)) < 20, `end ${calls[0]?.end}`);
+    assert.ok(answer.ok);
+    assert.deepEqual([...answer.points], [[10_000, { value: 0 }], [20_000, { value: 1 }], [30_000, { value: 2 }], [40_000, { value: 3 }]]);
+  });
 
   it('splits a grid of more than 10,000 steps into several range queries', async () => {
     const { provider, calls } = fakePrometheus((p) => matrix(Array.from({ length: Math.round((p.end - p.start) / p.step) + 1 }, (_, i) => [p.start + i * p.step, '1'] as [number, string])));

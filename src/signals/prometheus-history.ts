@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { PrometheusSignal } from '../config/policy.js';
 import { renderTemplate } from '../config/template.js';
-import type { PrometheusProvider } from './prometheus.js';
-import { errorText, type Measurement, type ProbeContext, type SignalProvider } from './provider.js';
+import { sampleNumber, type PrometheusProvider } from './prometheus.js';
+import type { Measurement, ProbeContext, SignalProvider } from './provider.js';
 
 /** The evaluation times a replay samples at: `startMs`, `startMs + stepMs`, … up to `endMs`. */
 export interface RangeGrid { startMs: number; endMs: number; stepMs: number }
@@ -29,27 +29,27 @@ const MAX_POINTS = 10_000;
 
 /**
  * Runs `query` as range queries over the grid and reads each evaluation time the way an instant
- * query is read: one series is a value, none is "no series", several is "N series", NaN is no data.
+ * query is read: one series is a value, none is "no series", several is "N series", NaN is no data,
+ * ±Inf is a value. The grid is in host time; it is queried at the same moments on Prometheus's
+ * clock (with the offset measured now) and the answer keyed back by host time.
  */
 export async function queryRange(prometheus: PrometheusProvider, query: string, grid: RangeGrid): Promise<RangeAnswer> {
+  let started = performance.now();
+  const offset = await prometheus.clock.offsetMs(prometheus.timeoutMs);
   const perTime = new Map<number, string[]>();
   for (let chunk = grid.startMs; chunk <= grid.endMs; chunk += MAX_POINTS * grid.stepMs) {
     const end = Math.min(grid.endMs, chunk + (MAX_POINTS - 1) * grid.stepMs);
-    let body: unknown;
-    try {
-      const res = await prometheus.client.get('/api/v1/query_range', { params: { query, start: chunk / 1000, end: end / 1000, step: grid.stepMs / 1000 } });
-      body = res.data;
-      if (res.status >= 500 || res.status === 429) return { ok: false, detail: `Prometheus answered HTTP ${res.status}` };
-    } catch (err) {
-      return { ok: false, detail: `Prometheus unreachable: ${errorText(err)}` };
-    }
-    const parsed = rangeResponse.safeParse(body);
+    const res = await prometheus.call('GET', '/api/v1/query_range', { query, start: (chunk + offset) / 1000, end: (end + offset) / 1000, step: grid.stepMs / 1000 }, started);
+    started = performance.now();
+    if (!res.ok) return { ok: false, detail: res.detail };
+    if (res.status >= 500 || res.status === 429) return { ok: false, detail: `Prometheus answered HTTP ${res.status}` };
+    const parsed = rangeResponse.safeParse(res.body);
     if (!parsed.success) return { ok: false, detail: 'Prometheus answered with an unexpected body' };
     const answer = parsed.data;
     if (answer.status === 'error') return { ok: false, detail: `query failed: ${answer.errorType ?? 'error'}: ${answer.error ?? ''}`.trim() };
     for (const series of answer.data.result) {
       for (const [t, v] of series.values) {
-        const at = Math.round(t * 1000);
+        const at = Math.round(t * 1000) - offset;
         const seen = perTime.get(at) ?? [];
         seen.push(v);
         perTime.set(at, seen);
@@ -64,7 +64,7 @@ export async function queryRange(prometheus: PrometheusProvider, query: string, 
 function readPoint(values: string[]): PointAnswer {
   if (values.length === 0) return { value: null, detail: 'query returned no series' };
   if (values.length > 1) return { value: null, detail: `query returned ${values.length} series; aggregate it to one (e.g. sum(...))` };
-  const value = Number(values[0]);
+  const value = sampleNumber(values[0] as string);
   return Number.isNaN(value) ? { value: null, detail: 'query returned NaN (no traffic?)' } : { value };
 }
 

@@ -1,8 +1,11 @@
 import axios, { type AxiosInstance } from 'axios';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { PrometheusSignal } from '../config/policy.js';
 import { renderTemplate } from '../config/template.js';
-import { errorText, type Measurement, type ProbeContext, type SignalProvider } from './provider.js';
+import { boundedRequest, type ExchangeFailure } from './bounded-request.js';
+import { PrometheusClock, type ClockReading } from './prometheus-clock.js';
+import type { Measurement, ProbeContext, SignalProvider } from './provider.js';
 
 const sampleValue = z.tuple([z.number(), z.string()]);
 export const queryResponse = z.discriminatedUnion('status', [
@@ -18,67 +21,156 @@ export const queryResponse = z.discriminatedUnion('status', [
   z.object({ status: z.literal('error'), errorType: z.string().optional(), error: z.string().optional() }),
 ]);
 
-/** Instant queries against the Prometheus HTTP API. An outage or empty result is no data. */
+/**
+ * The largest Prometheus answer read: a batched query over a thousand services is a few hundred
+ * KiB, a replay chunk of 10,000 points about 350 KiB per series. Past this the answer is no data.
+ */
+export const PROMETHEUS_MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+/**
+ * A sample value as Prometheus writes it: a decimal, `+Inf`, `-Inf` or `NaN`. ±Inf is a value
+ * (a ratio over zero, a quantile past the top bucket) that breaches `above` or `below`; only NaN
+ * is no data. `Number('+Inf')` would be NaN, and the worst case would never breach.
+ */
+export function sampleNumber(text: string): number {
+  switch (text.trim()) {
+    case '+Inf':
+    case 'Inf':
+      return Number.POSITIVE_INFINITY;
+    case '-Inf':
+      return Number.NEGATIVE_INFINITY;
+    case '':
+      return Number.NaN;
+    default:
+      return Number(text);
+  }
+}
+
+/** A Prometheus answer read, or why there is none (unreachable, too slow, too large, HTTP error). */
+export type PrometheusAnswer = { ok: true; status: number; body: unknown } | { ok: false; kind: ExchangeFailure['kind']; detail: string };
+
+export interface PrometheusOptions {
+  /** The HTTP client (default: axios for the base URL); tests pass a fake. */
+  http?: AxiosInstance;
+  /** Where a clock difference with Prometheus is warned about. */
+  log?: Logger;
+  /** The host's clock, ms since the epoch (default `Date.now`). */
+  now?: () => number;
+  /** Another provider's clock, so that two providers of one Prometheus measure the offset once. */
+  clock?: PrometheusClock;
+  /** The largest answer read (default PROMETHEUS_MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
+}
+
+/**
+ * Instant and range queries against the Prometheus HTTP API. An outage, a slow or oversized
+ * answer, or an empty result is no data. Callers pass host times; queries are evaluated at the
+ * same moment on Prometheus's clock (see PrometheusClock). `timeoutMs` bounds each request as
+ * a whole, body included.
+ */
 export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
   readonly kind = 'prometheus';
+  readonly clock: PrometheusClock;
   private readonly http: AxiosInstance;
+  private readonly maxBodyBytes: number;
 
-  constructor(baseUrl: string, timeoutMs: number, http?: AxiosInstance) {
-    this.http = http ?? axios.create({ baseURL: baseUrl, timeout: timeoutMs, validateStatus: () => true, maxRedirects: 0 });
+  constructor(readonly baseUrl: string, readonly timeoutMs: number, opts: PrometheusOptions = {}) {
+    this.http = opts.http ?? axios.create({ baseURL: baseUrl, validateStatus: () => true, maxRedirects: 0 });
+    this.maxBodyBytes = opts.maxBodyBytes ?? PROMETHEUS_MAX_BODY_BYTES;
+    this.clock = opts.clock ?? new PrometheusClock({ read: () => this.readClock(), now: opts.now, log: opts.log });
   }
 
-  /** The configured client, for range queries. */
+  /** The configured client. */
   get client(): AxiosInstance {
     return this.http;
   }
 
   /**
+   * One request to the API, bounded as a whole by the body limit and by the timeout counted from
+   * `startedAt` (`performance.now()`; default: now), so that waiting for the first clock
+   * measurement comes out of the same budget. Never rejects.
+   */
+  async call(method: 'GET' | 'POST', path: string, params: Record<string, string | number>, startedAt = performance.now()): Promise<PrometheusAnswer> {
+    const timeout: ExchangeFailure = { kind: 'timeout', detail: `no complete response within ${this.timeoutMs} ms` };
+    const leftMs = this.timeoutMs - (performance.now() - startedAt);
+    if (leftMs < 1) return { ok: false, kind: timeout.kind, detail: failureDetail(timeout) };
+    // POST for long queries: a regex of a thousand names does not fit in a URL.
+    const config = method === 'GET'
+      ? { method, url: path, params }
+      : { method, url: path, data: new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+    const exchange = await boundedRequest(this.http, config, { timeoutMs: leftMs, maxBytes: this.maxBodyBytes });
+    if (!exchange.ok) return { ok: false, kind: exchange.failure.kind, detail: failureDetail(exchange.failure.kind === 'timeout' ? timeout : exchange.failure) };
+    return { ok: true, status: exchange.res.status, body: exchange.res.data };
+  }
+
+  /** A host time as the same moment on Prometheus's clock, waiting for the first measurement within the timeout. */
+  async prometheusTime(hostMs: number): Promise<number> {
+    return this.clock.toPrometheus(hostMs, this.timeoutMs);
+  }
+
+  /** An instant query at a host time, evaluated at that moment on Prometheus's clock; the timeout bounds both. */
+  async instantQuery(query: string, at: Date): Promise<PrometheusAnswer> {
+    const started = performance.now();
+    const time = await this.prometheusTime(at.getTime());
+    return this.call('GET', '/api/v1/query', { query, time: time / 1000 }, started);
+  }
+
+  /**
    * For scope rules: how many of the query's series cross `perSeries` (a query that returns one
-   * series per tenant or route). No series at all is no data.
+   * series per tenant or route). A +Inf or -Inf series counts like any value; no series at all,
+   * or only NaN, is no data.
    */
   async countBeyond(signal: PrometheusSignal, ctx: ProbeContext, beyond: (v: number) => boolean): Promise<Measurement> {
     const started = performance.now();
-    const query = renderTemplate(signal.query, ctx.template, ctx.range);
-    let body: unknown;
-    try {
-      const res = await this.http.get('/api/v1/query', { params: { query, time: ctx.at.getTime() / 1000 } });
-      if (res.status !== 200) return { value: null, detail: `Prometheus answered HTTP ${res.status}`, latencyMs: performance.now() - started };
-      body = res.data;
-    } catch (err) {
-      return { value: null, detail: `Prometheus unreachable: ${errorText(err)}`, latencyMs: performance.now() - started };
-    }
-    const parsed = queryResponse.safeParse(body);
+    const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
+    const answer = await this.instantQuery(renderTemplate(signal.query, ctx.template, ctx.range), ctx.at);
+    if (!answer.ok) return done(null, answer.detail);
+    if (answer.status !== 200) return done(null, `Prometheus answered HTTP ${answer.status}`);
+    const parsed = queryResponse.safeParse(answer.body);
     if (!parsed.success || parsed.data.status !== 'success' || parsed.data.data.resultType !== 'vector') {
-      return { value: null, detail: 'expected an instant vector with one series per tenant or route', latencyMs: performance.now() - started };
+      return done(null, 'expected an instant vector with one series per tenant or route');
     }
-    const series = parsed.data.data.result;
-    const values = series.map((r) => Number(r.value[1])).filter((v) => !Number.isNaN(v));
-    if (!values.length) return { value: null, detail: 'query returned no series', latencyMs: performance.now() - started };
-    const over = series.filter((r) => beyond(Number(r.value[1])));
+    const series = parsed.data.data.result.map((r) => ({ metric: r.metric, value: sampleNumber(r.value[1]) })).filter((r) => !Number.isNaN(r.value));
+    if (!series.length) return done(null, 'query returned no series');
+    const over = series.filter((r) => beyond(r.value));
     const labels = over.slice(0, 5).map((r) => Object.entries(r.metric).map(([k, v]) => `${k}=${v}`).join(',') || '{}');
-    return { value: over.length, detail: `${over.length} of ${values.length} series: ${labels.join(' ')}${over.length > 5 ? ' …' : ''}`, latencyMs: performance.now() - started };
+    return done(over.length, `${over.length} of ${series.length} series: ${labels.join(' ')}${over.length > 5 ? ' …' : ''}`);
   }
 
   async measure(signal: PrometheusSignal, ctx: ProbeContext): Promise<Measurement> {
     const started = performance.now();
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
-    const query = renderTemplate(signal.query, ctx.template, ctx.range);
-    let body: unknown;
-    try {
-      const res = await this.http.get('/api/v1/query', { params: { query, time: ctx.at.getTime() / 1000 } });
-      body = res.data;
-      if (res.status >= 500 || res.status === 429) return done(null, `Prometheus answered HTTP ${res.status}`);
-    } catch (err) {
-      return done(null, `Prometheus unreachable: ${errorText(err)}`);
-    }
-    const parsed = queryResponse.safeParse(body);
+    const answer = await this.instantQuery(renderTemplate(signal.query, ctx.template, ctx.range), ctx.at);
+    if (!answer.ok) return done(null, answer.detail);
+    if (answer.status >= 500 || answer.status === 429) return done(null, `Prometheus answered HTTP ${answer.status}`);
+    const parsed = queryResponse.safeParse(answer.body);
     if (!parsed.success) return done(null, 'Prometheus answered with an unexpected body');
-    const answer = parsed.data;
-    if (answer.status === 'error') return done(null, `query failed: ${answer.errorType ?? 'error'}: ${answer.error ?? ''}`.trim());
-    const data = answer.data;
+    const body = parsed.data;
+    if (body.status === 'error') return done(null, `query failed: ${body.errorType ?? 'error'}: ${body.error ?? ''}`.trim());
+    const data = body.data;
     if (data.resultType === 'scalar') return toValue(done, data.result[1]);
     if (data.resultType !== 'vector') return done(null, `query returned a ${data.resultType}; expected an instant vector or scalar`);
     return vectorMeasurement(data.result, done);
+  }
+
+  /** Prometheus's own "now": the evaluation time of `time()` asked without a time. */
+  private async readClock(): Promise<ClockReading> {
+    const answer = await this.call('GET', '/api/v1/query', { query: 'time()' });
+    if (!answer.ok) return { ok: false, detail: answer.detail };
+    if (answer.status !== 200) return { ok: false, detail: `Prometheus answered HTTP ${answer.status}` };
+    const parsed = queryResponse.safeParse(answer.body);
+    if (!parsed.success || parsed.data.status !== 'success' || parsed.data.data.resultType !== 'scalar') {
+      return { ok: false, detail: 'Prometheus answered time() with an unexpected body' };
+    }
+    return { ok: true, prometheusMs: parsed.data.data.result[0] * 1000 };
+  }
+}
+
+function failureDetail(failure: ExchangeFailure): string {
+  switch (failure.kind) {
+    case 'timeout': return `Prometheus: ${failure.detail}`;
+    case 'too-large': return `Prometheus: ${failure.detail}; aggregate the query to fewer series`;
+    default: return `Prometheus unreachable: ${failure.detail}`;
   }
 }
 
@@ -88,8 +180,10 @@ const rangeResponse = z.object({
 });
 
 /**
- * The average of a query over [end - rangeMs, end] from a range query at `stepMs` resolution:
- * the baseline a deployment is compared with. NaN points (no traffic) are skipped.
+ * The average of a query over [end - rangeMs, end] (host time) from a range query at `stepMs`
+ * resolution: the baseline a deployment is compared with. NaN points (no traffic) are skipped;
+ * ±Inf points are values, so one +Inf point makes the average +Inf (a baseline no threshold can
+ * be derived from) and the detail says how many there were.
  */
 export async function rangeAverage(
   provider: PrometheusProvider,
@@ -99,21 +193,28 @@ export async function rangeAverage(
   stepMs: number,
 ): Promise<{ value: number | null; points: number; detail?: string }> {
   const step = Math.max(stepMs, Math.ceil(rangeMs / 10_000)) / 1000; // Prometheus allows at most 11,000 points
-  let body: unknown;
-  try {
-    const res = await provider.client.get('/api/v1/query_range', { params: { query, start: (end.getTime() - rangeMs) / 1000, end: end.getTime() / 1000, step } });
-    body = res.data;
-    if (res.status !== 200) return { value: null, points: 0, detail: `Prometheus answered HTTP ${res.status}` };
-  } catch (err) {
-    return { value: null, points: 0, detail: `Prometheus unreachable: ${errorText(err)}` };
-  }
-  const parsed = rangeResponse.safeParse(body);
+  const started = performance.now();
+  const endMs = await provider.prometheusTime(end.getTime());
+  const answer = await provider.call('GET', '/api/v1/query_range', { query, start: (endMs - rangeMs) / 1000, end: endMs / 1000, step }, started);
+  if (!answer.ok) return { value: null, points: 0, detail: answer.detail };
+  if (answer.status !== 200) return { value: null, points: 0, detail: `Prometheus answered HTTP ${answer.status}` };
+  const parsed = rangeResponse.safeParse(answer.body);
   if (!parsed.success) return { value: null, points: 0, detail: 'Prometheus answered with an unexpected body' };
   const series = parsed.data.data.result;
   if (series.length !== 1) return { value: null, points: 0, detail: series.length ? `baseline query returned ${series.length} series; aggregate it to one` : 'no history before the deploy' };
-  const values = (series[0] as { values: [number, string][] }).values.map(([, v]) => Number(v)).filter((v) => Number.isFinite(v));
+  const values = (series[0] as { values: [number, string][] }).values.map(([, v]) => sampleNumber(v)).filter((v) => !Number.isNaN(v));
   if (!values.length) return { value: null, points: 0, detail: 'no usable history before the deploy' };
-  return { value: values.reduce((a, b) => a + b, 0) / values.length, points: values.length };
+  const value = values.reduce((a, b) => a + b, 0) / values.length;
+  const infinite = values.filter((v) => !Number.isFinite(v)).length;
+  const detail = infinite ? `${infinite} of ${values.length} points were ${infiniteSigns(values)}` : undefined;
+  if (Number.isNaN(value)) return { value: null, points: values.length, detail: `${detail}; they have no average` };
+  return detail ? { value, points: values.length, detail } : { value, points: values.length };
+}
+
+function infiniteSigns(values: readonly number[]): string {
+  const plus = values.includes(Number.POSITIVE_INFINITY);
+  const minus = values.includes(Number.NEGATIVE_INFINITY);
+  return plus && minus ? '+Inf or -Inf' : plus ? '+Inf' : '-Inf';
 }
 
 /**
@@ -127,7 +228,7 @@ export function vectorMeasurement(series: readonly { value: [number, string] }[]
 }
 
 function toValue(done: (v: number | null, d?: string) => Measurement, text: string): Measurement {
-  const value = Number(text);
+  const value = sampleNumber(text);
   if (Number.isNaN(value)) return done(null, 'query returned NaN (no traffic?)');
   return done(value);
 }

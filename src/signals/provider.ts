@@ -8,7 +8,7 @@ export interface ProbeContext {
   containerId: string;
   /** Every replica of the version being judged; container-state signals read each (default: containerId alone). */
   containerIds?: readonly string[];
-  /** Evaluation time, for Prometheus instant queries. */
+  /** Evaluation time on this host's clock; the Prometheus provider asks for the same moment on Prometheus's clock. */
   at: Date;
   /** Fills `{{range}}` in burn-rate queries. */
   range?: string;
