@@ -10,7 +10,11 @@ import type { LeaseClaim } from '../store/leases.js';
 export interface Leadership {
   /** This instance's name in the lease table and the logs. */
   readonly instanceId: string;
-  /** Whether this instance leads `service` now. */
+  /**
+   * Whether this instance leads `service` at this moment, on its own monotonic clock (a lease
+   * not confirmed in time has lapsed even before the store says so). Synchronous and cheap: ask
+   * it right before every step that changes a container or a record.
+   */
   leads(service: string): boolean;
   /** Per service: whether this instance leads it, and who does (as last seen). */
   status(services: readonly string[]): Record<string, LeaderStatus>;
@@ -34,7 +38,10 @@ export interface LeaseStore {
 export interface LeadershipEvents {
   /** This instance now leads `service`: catch up with it (reconcile, resume its open watch). */
   gained(service: string): void;
-  /** Another instance leads `service` now: stop acting for it, changing nothing recorded. */
+  /**
+   * Stop acting for `service`, changing nothing recorded: another instance leads it now, or this
+   * instance's lease lapsed (a `gained` follows if a renewal confirms it again).
+   */
   lost(service: string): void;
 }
 
@@ -68,31 +75,67 @@ export interface LeaseLeadershipOptions {
   ttlMs?: number;
   /** How often leases are renewed and free ones tried (default a third of the TTL). */
   renewMs?: number;
+  /**
+   * How long before its lease runs out a leader stops acting (default a sixth of the TTL): room
+   * for the hosts' clocks running at slightly different rates and for a step begun just before.
+   */
+  marginMs?: number;
+  /** A monotonic clock in milliseconds (default `performance.now`); never the wall clock, which can be set back. */
+  clock?: () => number;
+}
+
+/** A lease this instance holds, as last confirmed by the store. */
+interface HeldLease {
+  fence: number;
+  /** Until when, on this instance's monotonic clock, the last confirmation lets it act. */
+  until: number;
+  /** Whether `events` were told `gained` for it (and not `lost` since). */
+  acting: boolean;
+  /** Whether this instance acted on this fence before: a later confirmation is a comeback, not a new term. */
+  acted: boolean;
 }
 
 /**
  * Per-service leadership over the `leases` table: every `renewMs` this instance renews the
  * leases it holds and tries to take the others; a lease not renewed for `ttlMs` (its holder was
- * killed, or cannot reach the database) can be taken by another instance.
+ * killed, paused or cannot reach the database) can be taken by another instance.
  *
- * When the store cannot be reached, nothing changes here: a leader keeps acting for its
- * services (another instance cannot take a lease without the store either, and a watch must not
- * stop because PostgreSQL is down), and an instance that leads nothing keeps waiting. A service
- * is given up as soon as the store answers that another instance holds it — and also when this
- * instance's own renewal comes back with a different fence, which means another instance led it
- * in between (for example while this one was cut off from the database): what this instance
- * remembers of the service is then stale, so it lets go and catches up again from the store.
+ * Leadership also runs out on this instance's own monotonic clock: `leads()` is true only until
+ * `ttlMs - marginMs` after the renewal that last confirmed the lease was *sent* (the store
+ * started the lease's new term after that, so the instance's time is up before the store's is).
+ * An instance that was paused past its lease (SIGSTOP, a VM frozen) therefore stops acting the
+ * moment it runs again, before any renewal has answered: work in flight that asks `leads()`
+ * before it changes anything stops there. The lapse is logged (`leadership lapsed`) and
+ * `events.lost` ends what the instance was doing for the service, changing nothing recorded.
+ * When a later renewal confirms the lease with the same fence, nobody led in between, so what is
+ * recorded is the whole story: `events.gained` catches up from the store (resuming an open watch
+ * from its recorded samples) as a takeover would. A different fence means another instance led
+ * meanwhile; the instance catches up the same way, from what that one recorded.
+ *
+ * When the store cannot be reached, a leader keeps acting for its services as long as it keeps
+ * running and trying to renew on schedule: each renewal the store does not answer carries the
+ * leases on as if it had been confirmed (another instance cannot take a lease without the store
+ * either, and a watch or a revert must not stop because PostgreSQL is down). A pause is not an
+ * outage: no renewal is sent while the process is stopped, so the lease runs out on the
+ * monotonic clock and the instance acts on nothing when it runs again. Limit: if the network
+ * splits so that the leader cannot reach the store but another instance can, that one takes the
+ * lease after the TTL and both act until the split heals. An instance that leads nothing keeps
+ * waiting. A service is given up as soon as the store answers that another instance holds it.
  */
 export class LeaseLeadership implements Leadership {
   readonly instanceId: string;
-  /** Fence per service this instance leads. */
-  private readonly held = new Map<string, number>();
+  /** The leases this instance holds, by service, including one whose time is up (its fence is renewed). */
+  private readonly held = new Map<string, HeldLease>();
   /** The other holder per service this instance does not lead, as last seen. */
   private readonly others = new Map<string, { holder: string; fence: number }>();
   private readonly ttlMs: number;
   private readonly renewMs: number;
+  private readonly marginMs: number;
+  private readonly clock: () => number;
   private events: LeadershipEvents = { gained: () => {}, lost: () => {} };
   private timer?: NodeJS.Timeout;
+  /** Fires when the earliest lease this instance acts on runs out. */
+  private lapseTimer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
   private unreachableSince?: number;
@@ -101,16 +144,19 @@ export class LeaseLeadership implements Leadership {
     this.instanceId = o.instanceId;
     this.ttlMs = o.ttlMs ?? DEFAULT_LEASE_TTL_MS;
     this.renewMs = o.renewMs ?? Math.max(50, Math.floor(this.ttlMs / 3));
+    this.marginMs = o.marginMs ?? Math.floor(this.ttlMs / 6);
+    this.clock = o.clock ?? (() => performance.now());
   }
 
   leads(service: string): boolean {
-    return this.held.has(service);
+    const lease = this.held.get(service);
+    return lease !== undefined && this.clock() < lease.until;
   }
 
   status(services: readonly string[]): Record<string, LeaderStatus> {
     return Object.fromEntries(services.map((s) => {
-      const fence = this.held.get(s);
-      if (fence !== undefined) return [s, { leader: true, holder: this.instanceId, fence }];
+      const lease = this.held.get(s);
+      if (lease) return [s, { leader: this.leads(s), holder: this.instanceId, fence: lease.fence }];
       const other = this.others.get(s);
       return [s, { leader: false, holder: other?.holder ?? null, fence: other?.fence ?? null }];
     }));
@@ -135,8 +181,9 @@ export class LeaseLeadership implements Leadership {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.lapseTimer);
     await this.running;
-    await Promise.all([...this.held].map(async ([service, fence]) => {
+    await Promise.all([...this.held].map(async ([service, { fence }]) => {
       try {
         await this.o.leases.release(service, this.instanceId, fence);
         this.o.log.info({ service, holder: this.instanceId, fence }, 'leadership released');
@@ -151,69 +198,134 @@ export class LeaseLeadership implements Leadership {
   /**
    * One pass: claims (or renews) the lease of every service and reports what changed. Returns
    * how long until the next pass is due — sooner than `renewMs` when a lease held by another
-   * instance expires before then, so a dead leader is replaced as soon as its lease runs out.
+   * instance expires before then, so a dead leader is replaced as soon as its lease runs out, and
+   * when the store did not answer, so one lost renewal does not end a lease.
    */
   async round(): Promise<number> {
+    this.lapseExpired();
     const wanted = new Set(this.o.services());
     let next = this.renewMs;
-    for (const service of wanted) {
-      if (this.stopped) break;
-      const known = this.held.get(service) ?? null;
-      let claim: LeaseClaim;
-      try {
-        claim = await withTimeout(this.o.leases.claim(service, this.instanceId, known, this.ttlMs), this.renewMs);
-      } catch (err) {
-        this.storeUnreachable(err);
-        return this.renewMs;
+    try {
+      for (const service of wanted) {
+        if (this.stopped) break;
+        const known = this.held.get(service)?.fence ?? null;
+        const sentAt = this.clock();
+        let claim: LeaseClaim;
+        try {
+          claim = await withTimeout(this.o.leases.claim(service, this.instanceId, known, this.ttlMs), this.renewMs);
+        } catch (err) {
+          this.storeUnreachable(err);
+          this.carryThroughOutage(sentAt);
+          return Math.max(50, Math.floor(this.renewMs / 4));
+        }
+        this.storeBack();
+        this.apply(service, claim, sentAt);
+        if (!claim.mine) next = Math.min(next, Math.max(50, claim.expiresAt.getTime() - claim.now.getTime() + 50));
       }
-      this.storeBack();
-      this.apply(service, known, claim);
-      if (!claim.mine) next = Math.min(next, Math.max(50, claim.expiresAt.getTime() - claim.now.getTime() + 50));
+    } finally {
+      this.armLapse();
     }
     // A service dropped from the policy: give its lease back.
-    for (const [service, fence] of [...this.held]) {
+    for (const [service, { fence, acting }] of [...this.held]) {
       if (wanted.has(service)) continue;
       this.held.delete(service);
       this.o.gauge?.set({ service }, 0);
+      this.o.log.info({ service, holder: this.instanceId, fence }, 'leadership released: the service left the policy');
+      if (acting) this.events.lost(service);
       await this.o.leases.release(service, this.instanceId, fence).catch(() => {});
     }
     return next;
   }
 
-  private apply(service: string, known: number | null, claim: LeaseClaim): void {
+  /** What the store answered for `service`, to a claim sent at `sentAt` on the monotonic clock. */
+  private apply(service: string, claim: LeaseClaim, sentAt: number): void {
     const log = this.o.log;
-    if (claim.mine) {
-      this.others.delete(service);
-      if (known === claim.fence) return;
-      if (known !== null) {
-        // Our renewal came back with a new fence: someone else led in between.
-        this.held.delete(service);
-        log.warn({ service, holder: this.instanceId, fence: known, newFence: claim.fence }, 'leadership lost');
-        this.events.lost(service);
-      }
-      this.held.set(service, claim.fence);
-      this.o.gauge?.set({ service }, 1);
-      log.info({ service, holder: this.instanceId, fence: claim.fence }, 'leadership acquired');
-      this.events.gained(service);
+    // A lapse that happened before this answer counts, even when the answer renews the lease:
+    // `leads()` was false meanwhile, so work may have stopped, and `gained` must bring it back.
+    this.lapseExpired();
+    const was = this.held.get(service);
+    if (!claim.mine) {
+      this.others.set(service, { holder: claim.holder, fence: claim.fence });
+      this.o.gauge?.set({ service }, 0);
+      if (!was) return;
+      this.held.delete(service);
+      log.warn({ service, holder: claim.holder, fence: claim.fence, was: this.instanceId }, 'leadership lost');
+      if (was.acting) this.events.lost(service);
       return;
     }
-    this.others.set(service, { holder: claim.holder, fence: claim.fence });
-    this.o.gauge?.set({ service }, 0);
-    if (known === null) return;
-    this.held.delete(service);
-    log.warn({ service, holder: claim.holder, fence: claim.fence, was: this.instanceId }, 'leadership lost');
-    this.events.lost(service);
+    this.others.delete(service);
+    const until = sentAt + this.ttlMs - this.marginMs;
+    if (was && was.fence !== claim.fence) {
+      // Our renewal came back with a new fence: someone else led in between.
+      log.warn({ service, holder: this.instanceId, fence: was.fence, newFence: claim.fence }, 'leadership lost');
+      if (was.acting) this.events.lost(service);
+    }
+    const lease: HeldLease = was && was.fence === claim.fence ? was : { fence: claim.fence, until, acting: false, acted: false };
+    lease.until = until;
+    this.held.set(service, lease);
+    if (lease.acting) return; // renewed in time: no change
+    if (this.clock() >= until) {
+      // Answered too late to act on (this instance was paused while it waited); the next renewal may confirm it.
+      log.warn({ service, holder: this.instanceId, fence: claim.fence, answeredAfterMs: Math.round(this.clock() - sentAt) }, 'lease renewed too late to act on; waiting for the next renewal');
+      return;
+    }
+    lease.acting = true;
+    this.o.gauge?.set({ service }, 1);
+    if (lease.acted) log.info({ service, holder: this.instanceId, fence: claim.fence }, 'leadership confirmed again; catching up from the store');
+    else log.info({ service, holder: this.instanceId, fence: claim.fence }, 'leadership acquired');
+    lease.acted = true;
+    this.events.gained(service);
+  }
+
+  /** Every lease acted on whose time is up on this instance's clock stops being acted on. */
+  private lapseExpired(): void {
+    const now = this.clock();
+    for (const [service, lease] of this.held) {
+      if (!lease.acting || now < lease.until) continue;
+      lease.acting = false;
+      this.o.gauge?.set({ service }, 0);
+      this.o.log.warn({ service, holder: this.instanceId, fence: lease.fence, ttlMs: this.ttlMs, overdueMs: Math.round(now - lease.until), then: 'acting on nothing for the service until a renewal confirms the lease' },
+        'leadership lapsed');
+      this.events.lost(service);
+    }
+  }
+
+  /** Wakes up when the earliest lease acted on runs out, so its lapse is told even between rounds. */
+  private armLapse(): void {
+    clearTimeout(this.lapseTimer);
+    if (this.stopped) return;
+    const untils = [...this.held.values()].filter((l) => l.acting).map((l) => l.until);
+    if (!untils.length) return;
+    this.lapseTimer = setTimeout(() => {
+      this.lapseExpired();
+      this.armLapse();
+    }, Math.max(0, Math.min(...untils) - this.clock()));
+    this.lapseTimer.unref();
+  }
+
+  /**
+   * A renewal sent at `sentAt` that the store did not answer: while this instance keeps running
+   * and keeps trying on schedule, the leases it acts on last as if that renewal had been
+   * confirmed. Nobody else can take a lease without the store either, and protection must not
+   * stop because PostgreSQL is down. A pause is still a lapse: no renewal is sent while the
+   * process is stopped, so its time runs out on the monotonic clock as before.
+   */
+  private carryThroughOutage(sentAt: number): void {
+    for (const lease of this.held.values()) {
+      if (lease.acting) lease.until = Math.max(lease.until, sentAt + this.ttlMs - this.marginMs);
+    }
   }
 
   private storeUnreachable(err: unknown): void {
     if (this.unreachableSince !== undefined) return;
-    this.unreachableSince = Date.now();
-    this.o.log.warn({ err, leading: [...this.held.keys()] }, 'cannot renew leases: store unreachable; acting on for the services led');
+    this.unreachableSince = this.clock();
+    const leading = [...this.held].filter(([, l]) => l.acting).map(([s]) => s);
+    this.o.log.warn({ err, leading, ttlMs: this.ttlMs }, 'cannot renew leases: store unreachable; still leading what this instance led while it keeps trying (nobody can take a lease without the store)');
   }
 
   private storeBack(): void {
     if (this.unreachableSince === undefined) return;
-    this.o.log.info({ forMs: Date.now() - this.unreachableSince }, 'leases renewed again');
+    this.o.log.info({ forMs: Math.round(this.clock() - this.unreachableSince) }, 'leases renewed again');
     this.unreachableSince = undefined;
   }
 

@@ -141,6 +141,7 @@ async function revertSteps(deps: RevertDeps, service: ServicePolicy, deployment:
     return { ...where, reason, attempts: attempt, actions, criteria, revertAt };
   };
 
+  guard();
   if (!known) return fail(`no known-good version of ${service.name} is recorded; nothing was changed`, unchanged());
   if (known.target !== target.kind) {
     return fail(`the known-good version of ${service.name} was recorded on a ${known.target} target and the service now runs on ${target.kind}, which cannot put it back; nothing was changed`, unchanged());

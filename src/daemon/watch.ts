@@ -11,6 +11,7 @@ import { planTick, tallyFromSamples } from '../policy/tick-plan.js';
 import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
 import { MIGRATIONS_LABEL, WatchContext, type Watch } from './context.js';
 import { activeHold, paused } from './holds.js';
+import { noFailpoints } from './failpoints.js';
 import { inconclusive, onNoData, rollback } from './outcomes.js';
 import { announce, recordSamples } from './record.js';
 
@@ -106,7 +107,9 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
   ]);
   Object.assign(measurements, burns);
   await ctx.queue.run(service.name, async () => {
-    if (watch.done || ctx.stopping) return;
+    // Leadership may have lapsed while the signals were sampled (this instance paused past its
+    // lease): nothing is recorded or decided; the lapse ends the watch for the leader to resume.
+    if (watch.done || ctx.stopping || !ctx.leads(service.name)) return;
     const plan = planTick({ service, tally: watch.tally, values: valuesOf(measurements), warmingUp, windowEnded: at.getTime() >= deployment.window_ends_at.getTime() });
     watch.tally = plan.tally;
     for (const step of plan.steps) {
@@ -120,6 +123,7 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
           ctx.log.warn({ service: service.name, deployment: deployment.id, rule: step.rule.name, severity: step.rule.severity }, 'rule breached (notify only)');
           break;
         case 'revert':
+          await (ctx.deps.failpoint ?? noFailpoints)('watch.revert-due', { deployment: deployment.id, rule: step.rule.name });
           if (await paused(ctx, watch, step.rule)) return;
           ctx.endWatch(watch);
           await rollback(ctx, watch, step.rule, step.value);
@@ -149,6 +153,8 @@ export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
     // Without their specs the version cannot become a revert target.
     return inconclusive(ctx, watch, `the window passed but the replicas could not be inspected (${String(err)})`);
   }
+  // Leadership may have lapsed while Docker answered: the instance that leads now concludes.
+  if (!ctx.leads(service.name)) return;
   const c = replicas[0];
   if (!c) return inconclusive(ctx, watch, 'the window passed but no replica of the version runs any more; not known-good');
   await ctx.setKnownGood({

@@ -2,9 +2,11 @@
  * Several rollguard instances against one PostgreSQL: real daemon processes, each with its own
  * state directory and API port, the same DATABASE_URL. One leads the service (samples, decides,
  * reverts); when it is killed with SIGKILL another takes over within 10 s and carries on from
- * what the first recorded. Containers `rg-ha-*`, fixture port 18093.
+ * what the first recorded. Containers `rg-ha-*`, fixture port 18093. A leader paused (SIGSTOP)
+ * past its lease acts on nothing when it runs again: containers `rg-pause-*`, fixture port 18400.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import pino from 'pino';
@@ -35,10 +37,10 @@ async function logLines(rg: Rollguard): Promise<LogLine[]> {
   });
 }
 
-async function serviceStatus(rg: Rollguard): Promise<ServiceStatus | undefined> {
+async function serviceStatus(rg: Rollguard, service = SERVICE): Promise<ServiceStatus | undefined> {
   const res = await fetch(`${rg.apiUrl}/api/v1/status`, { signal: AbortSignal.timeout(5_000) });
   const body = (await res.json()) as { services: Record<string, ServiceStatus> };
-  return body.services[SERVICE];
+  return body.services[service];
 }
 
 async function leaderGauge(rg: Rollguard): Promise<number | undefined> {
@@ -48,10 +50,15 @@ async function leaderGauge(rg: Rollguard): Promise<number | undefined> {
 }
 
 /** Names of containers of the service created since `since` (the test's `docker run` and rollguard's recreates). */
-async function createsSince(since: number): Promise<string[]> {
+async function createsSince(since: number, prefix = PREFIX): Promise<string[]> {
+  return (await containerEventsSince(since, prefix, ['create'])).map((e) => e.name);
+}
+
+/** Events of the given kinds of the containers named `prefix…` since `since`, oldest first. */
+async function containerEventsSince(since: number, prefix: string, events: readonly string[]): Promise<{ name: string; action: string }[]> {
   const out = await docker('events', '--since', new Date(since).toISOString(), '--until', new Date(Date.now() + 1_000).toISOString(),
-    '--filter', 'event=create', '--filter', 'type=container', '--format', '{{.Actor.Attributes.name}}');
-  return out.split('\n').filter((n) => n.startsWith(PREFIX));
+    ...events.flatMap((e) => ['--filter', `event=${e}`]), '--filter', 'type=container', '--format', '{{.Actor.Attributes.name}}\t{{.Action}}');
+  return out.split('\n').map((l) => l.split('\t')).flatMap(([name, action]) => (name?.startsWith(prefix) ? [{ name, action: action ?? '' }] : []));
 }
 
 async function kill9(rg: Rollguard): Promise<number> {
@@ -241,5 +248,131 @@ describe('several instances sharing one PostgreSQL', { timeout: 420_000 }, () =>
     assert.ok(lines.some((l) => l.msg === 'leases of the previous run in this state directory ended'));
     assert.ok(lines.some((l) => l.msg === 'leadership acquired' && l.service === SERVICE && l.holder === started.instance && l.fence === 4));
     assert.deepEqual(await lease(), { holder: started.instance, fence: '4' });
+  });
+});
+
+/** The state of a process from /proc: `T` while it is stopped (SIGSTOP). */
+async function processState(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return /\) (\S)/.exec(stat)?.[1];
+}
+
+describe('a leader paused longer than its lease', { timeout: 240_000 }, () => {
+  const prefix = 'rg-pause-';
+  const name = `${prefix}web`;
+  const port = 18400;
+  const service = 'pause';
+  /** Short, so the pause outlasts it quickly; renewal every third of it. */
+  const ttl = { text: '2s', ms: 2_000 };
+  let images: FixtureImages;
+  let prom: Prometheus;
+  let db: { url: string; drop(): Promise<void> };
+  let client: pg.Client;
+  const running: Rollguard[] = [];
+  const query = async <T>(text: string, params: unknown[] = []): Promise<T[]> => (await client.query(text, params)).rows as T[];
+  const start = async (id: string, env: NodeJS.ProcessEnv = {}): Promise<Rollguard> => {
+    const policy = fixturePolicy(prom.url, { port, service, container: name, window: '30s' });
+    const rg = await startRollguard(policy, { databaseUrl: db.url, env: { ROLLGUARD_INSTANCE_ID: id, ROLLGUARD_LEASE_TTL: ttl.text, ...env } });
+    running.push(rg);
+    return rg;
+  };
+  /** Everything recorded about the service: any write after the snapshot changes it. */
+  const records = async (): Promise<unknown> => (await query<{ records: unknown }>(
+    `SELECT json_build_object(
+       'deployments', (SELECT json_agg(d ORDER BY d.id) FROM deployments d WHERE d.service = $1),
+       'samples', (SELECT json_build_array(count(*), max(s.id)) FROM samples s JOIN deployments d ON d.id = s.deployment_id WHERE d.service = $1),
+       'decisions', (SELECT json_agg(x ORDER BY x.id) FROM decisions x JOIN deployments d ON d.id = x.deployment_id WHERE d.service = $1),
+       'actions', (SELECT json_agg(a ORDER BY a.id) FROM actions a JOIN deployments d ON d.id = a.deployment_id WHERE d.service = $1),
+       'outbox', (SELECT json_agg(o ORDER BY o.id) FROM outbox o JOIN deployments d ON d.id = o.deployment_id WHERE d.service = $1),
+       'known_good', (SELECT row_to_json(k) FROM known_good k WHERE k.service = $1),
+       'bad_images', (SELECT json_agg(b ORDER BY b.image_id) FROM bad_images b WHERE b.service = $1),
+       'holds', (SELECT json_agg(h ORDER BY h.id) FROM holds h WHERE h.service = $1)
+     ) AS records`, [service]))[0]?.records;
+
+  before(async () => {
+    images = await buildFixtures();
+    await removeContainers(prefix);
+    prom = await startPrometheus([{ port, service }]);
+    db = await freshDatabase();
+    client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    await deploy(name, 'rollguard-fixture:v1', [], port);
+    await prom.waitForData();
+  });
+
+  after(async () => {
+    // SIGKILL ends a stopped process too.
+    for (const rg of running) if (rg.process.exitCode === null && rg.process.signalCode === null) await rg.stop('SIGKILL').catch(() => {});
+    await client?.end().catch(() => {});
+    await prom?.stop();
+    await removeContainers(prefix);
+    await db?.drop();
+  });
+
+  it('fault: the leader paused (SIGSTOP) longer than its lease during a bad deploy\'s watch → the other instance reverts once; the paused one, resumed, acts on nothing', async (t) => {
+    // A stops itself (SIGSTOP) the moment its watch calls for the revert, before it decides: when
+    // it runs again, the very next thing it does is that decision, with no renewal answered yet.
+    const a = await start('pause-a', { ROLLGUARD_FAILPOINTS: 'watch.revert-due:sigstop' });
+    await waitFor('a to lead and adopt v1', async () => {
+      const s = await serviceStatus(a, service);
+      return s?.leader && s.image === images.good;
+    });
+    // Parked containers are found by deployment id alone: start ours far from the ids other tests on
+    // this Docker engine use at the same time, so their parked containers are never taken for ours.
+    await query(`ALTER TABLE deployments ALTER COLUMN id RESTART WITH ${port}001`);
+    const b = await start('pause-b');
+    await waitFor('b to follow a', async () => {
+      const s = await serviceStatus(b, service);
+      return s && !s.leader && s.leader_instance === 'pause-a';
+    });
+
+    const t0 = Date.now();
+    await deploy(name, 'rollguard-fixture:v2-errors', [], port);
+    const pid = a.process.pid as number;
+    const stoppedAt = await waitFor('a to stop itself where its watch calls for the revert', async () => ((await processState(pid)) === 'T' ? Date.now() : undefined), 60_000, 50);
+    const deployment = (await query<{ id: string }>('SELECT id FROM deployments WHERE service = $1 AND to_image = $2', [service, images.errors]))[0]?.id;
+    assert.ok(deployment, 'a recorded the bad deployment before it stopped');
+    assert.equal((await query<{ n: string }>("SELECT count(*) AS n FROM decisions WHERE deployment_id = $1 AND kind = 'rollback'", [deployment]))[0]?.n, '0', 'a stopped before it decided');
+
+    // b takes the lease once a's runs out, resumes the watch from a's samples and reverts.
+    const acquired = await waitFor('b to take the lease', async () =>
+      (await logLines(b)).find((l) => l.msg === 'leadership acquired' && l.service === service && l.holder === 'pause-b'), 20_000);
+    assert.equal(acquired.fence, 2);
+    await waitFor('b to revert the bad deployment and finish', async () => {
+      const d = (await query<{ state: string; phase: string | null }>('SELECT state, phase FROM deployments WHERE id = $1', [deployment]))[0];
+      return d?.state === 'rolled_back' && d.phase === 'done';
+    }, 60_000);
+    await waitFor('the known-good container to run', async () => (await inspect(name))?.Image === images.good);
+    assert.equal(await processState(pid), 'T', 'a is still stopped');
+    const stoppedMs = Date.now() - stoppedAt;
+    assert.ok(stoppedMs > ttl.ms, `a was stopped for ${stoppedMs} ms, longer than its ${ttl.ms} ms lease`);
+    const before = await records();
+
+    const resumedAt = Date.now();
+    a.process.kill('SIGCONT');
+    const aLines = async (): Promise<LogLine[]> => (await logLines(a)).filter((l) => l.time >= resumedAt);
+    await waitFor('a to hear from the store that b leads', async () =>
+      (await aLines()).some((l) => l.msg === 'leadership lost' && l.service === service && l.holder === 'pause-b'), 20_000);
+    // Whatever a was going to do on its old belief it starts at once on resuming; give it the time of a few ticks.
+    const settleUntil = Date.now() + 2_000;
+    while (Date.now() < settleUntil) {
+      assert.deepEqual(await records(), before, 'nothing is recorded for the service after a resumes');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    t.diagnostic(`a stopped ${stoppedMs} ms; b took over ${acquired.time - stoppedAt} ms after the stop`);
+
+    const lines = await aLines();
+    assert.ok(lines.some((l) => l.msg === 'leadership lapsed' && l.service === service), 'a logs that its leadership lapsed');
+    assert.equal(lines.filter((l) => /^(rolling back|rolled back|ROLLBACK)/.test(l.msg)).length, 0, `a did not revert: ${lines.map((l) => l.msg).join(' | ')}`);
+    const changed = await containerEventsSince(resumedAt, prefix, ['create', 'start', 'stop', 'kill', 'die', 'rename', 'destroy', 'restart', 'update']);
+    assert.deepEqual(changed, [], 'no container of the service changed after a resumed');
+    assert.equal((await query<{ n: string }>("SELECT count(*) AS n FROM decisions WHERE deployment_id = $1 AND kind = 'rollback'", [deployment]))[0]?.n, '1', 'one rollback decision');
+    assert.deepEqual(await createsSince(t0, prefix), [name, name], 'the test\'s docker run and one recreate, by b');
+    const sa = await serviceStatus(a, service);
+    assert.equal(sa?.leader, false);
+    assert.equal(sa?.leader_instance, 'pause-b');
+    assert.equal(sa?.watch, null, 'a watches nothing');
+    assert.equal((await serviceStatus(b, service))?.leader, true);
+    assert.equal((await inspect(name))?.Image, images.good);
   });
 });
