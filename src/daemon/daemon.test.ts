@@ -521,4 +521,23 @@ describe('Daemon watch loop over a fake target', () => {
     assert.deepEqual(r.target.history, [`park ${bad.id} as lapse.rollguard-bad.${d?.id}`], 'nothing started or removed after the lapse');
     assert.deepEqual((await store.listActions(d?.id ?? 0)).map((a) => a.kind), ['check-image', 'stop-bad']);
   });
+
+  it("another service's replica parked under the same deployment number is not taken into this service's revert", async (t) => {
+    const r = rig(t, 'own');
+    r.target.deploy('own', 'app:1');
+    await r.start();
+    const max = (await store.sql.query<{ max: number | null }>('SELECT max(id) AS max FROM deployments'))[0]?.max;
+    // Set aside by another rollguard database on this host (its own deployment numbers).
+    const strangers = Array.from({ length: 5 }, (_, i) => r.target.deploy(`stranger.rollguard-bad.${(max ?? 0) + 1 + i}`, 'other:1'));
+    r.prometheus.set('own', 0.5);
+
+    const bad = r.target.deploy('own', 'app:2');
+    const d = await r.finished();
+
+    assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
+    assert.ok(strangers.some((x) => x.name === `stranger.rollguard-bad.${d.id}`), 'a stranger carries this deployment number');
+    for (const x of strangers) assert.equal((await r.target.replica(x.id))?.name, x.name, `${x.name} is left alone`);
+    assert.deepEqual(r.target.history.filter((h) => h.includes('stranger')), [], 'nothing was done to them');
+    assert.equal(r.target.history[0], `park ${bad.id} as own.rollguard-bad.${d.id}`);
+  });
 });

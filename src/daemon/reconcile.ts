@@ -27,7 +27,7 @@ export async function reconcile(ctx: WatchContext, service: ServicePolicy): Prom
   s.knownGood = known;
 
   for (const d of open) {
-    if (d.state === 'rolling_back' || (await parkedByRevert(ctx, d))) {
+    if (d.state === 'rolling_back' || (await parkedByRevert(ctx, service, d))) {
       // Level-triggered: what Docker shows decides where the revert picks up, not only the recorded phase.
       await resumeRevert(ctx, service, d);
       return;
@@ -62,8 +62,8 @@ export async function reconcile(ctx: WatchContext, service: ServicePolicy): Prom
 }
 
 /** Whether the deployment's container is one a revert set aside (stopped and renamed) before rollguard stopped. */
-export async function parkedByRevert(ctx: WatchContext, d: Deployment): Promise<boolean> {
-  const parked = await ctx.deps.target.parkedReplicas(d.id).catch(() => []);
+export async function parkedByRevert(ctx: WatchContext, service: ServicePolicy, d: Deployment): Promise<boolean> {
+  const parked = await ctx.deps.target.parkedReplicas(service, d.id).catch(() => []);
   return parked.length > 0;
 }
 

@@ -161,7 +161,7 @@ async function revertSteps(deps: RevertDeps, service: ServicePolicy, deployment:
   let kept: Replica[];
   try {
     const running = await deps.running(service);
-    const parked = await target.parkedReplicas(deployment.id);
+    const parked = await target.parkedReplicas(service, deployment.id);
     bad = [...running.filter((r) => !ofKnownVersion(r, knownReplicas)), ...parked.filter((p) => !running.some((r) => r.id === p.id))];
     kept = running.filter((r) => ofKnownVersion(r, knownReplicas));
   } catch (err) {

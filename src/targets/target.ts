@@ -87,8 +87,12 @@ export interface DeployTarget {
 
   /** Confirms the known-good version can be created here; returns what to create it from. Throws RevertError naming what is missing. */
   resolveImage(imageId: string, imageRef: string): Promise<string>;
-  /** The replicas set aside by the revert of a deployment (running or not; named as in parked-names.ts). */
-  parkedReplicas(deploymentId: number): Promise<Replica[]>;
+  /**
+   * The replicas of `service` set aside by the revert of a deployment (running or not; named as in
+   * parked-names.ts). Another service's replica parked under the same deployment number (another
+   * rollguard database on this host, or one started afresh) is not one of them.
+   */
+  parkedReplicas(service: ServicePolicy, deploymentId: number): Promise<Replica[]>;
   /** Stops a bad replica and sets it aside. */
   park(replica: Replica, parkedName: string, stopTimeoutMs: number): Promise<Parked>;
   /** Creates and starts a known-good replica (`replaced`: the bad replica it takes over from). */

@@ -2,10 +2,10 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import type { DeployTarget, KnownReplica, Parked, Replica, ReplicaRole, Started } from '../target.js';
-import { parkedBy } from '../parked-names.js';
+import { deployedName, parkedBy } from '../parked-names.js';
 import { DockerEventFollower } from './events.js';
 import { containerInspectSchema, containerName, type ContainerInspect } from './inspect.js';
-import { servicesFor } from './match.js';
+import { matches, servicesFor } from './match.js';
 import { ContainerReverter } from './revert-steps.js';
 import { changedSettings, containerRole, versionKey } from './version.js';
 
@@ -111,12 +111,13 @@ export class DockerContainerTarget implements DeployTarget {
   }
 
 
-  async parkedReplicas(deploymentId: number): Promise<Replica[]> {
+  async parkedReplicas(service: ServicePolicy, deploymentId: number): Promise<Replica[]> {
     const list = await this.docker.listContainers({ all: true, filters: JSON.stringify({ name: [`\\.rollguard-bad\\.${deploymentId}$`] }) as never });
     const found: Replica[] = [];
     for (const c of list) {
       const inspected = await this.steps.find(c.Id);
-      if (inspected && parkedBy(containerName(inspected)) === deploymentId) found.push(replicaOf(inspected));
+      const name = inspected && containerName(inspected);
+      if (inspected && name && parkedBy(name) === deploymentId && matches(service.match, deployedName(name), inspected.Config.Labels ?? {})) found.push(replicaOf(inspected));
     }
     return found;
   }

@@ -1,7 +1,7 @@
 import type { Policy, ServicePolicy } from '../../config/policy.js';
-import { servicesFor } from '../docker-container/match.js';
+import { matches, servicesFor } from '../docker-container/match.js';
 import { RevertError, type DeployTarget, type KnownReplica, type Parked, type Replica, type ReplicaRole, type Started } from '../target.js';
-import { parkedBy } from '../parked-names.js';
+import { deployedName, parkedBy } from '../parked-names.js';
 
 
 /** What a fake replica is made from, and what a snapshot keeps of it (plain JSON, as the store keeps it). */
@@ -147,8 +147,8 @@ export class FakeTarget implements DeployTarget {
   }
 
 
-  async parkedReplicas(deploymentId: number): Promise<Replica[]> {
-    return this.all().filter((r) => parkedBy(r.name) === deploymentId);
+  async parkedReplicas(service: ServicePolicy, deploymentId: number): Promise<Replica[]> {
+    return this.all().filter((r) => parkedBy(r.name) === deploymentId && matches(service.match, deployedName(r.name), r.labels));
   }
 
   async park(replica: Replica, parkedName: string, _stopTimeoutMs: number): Promise<Parked> {
