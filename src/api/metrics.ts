@@ -9,6 +9,10 @@ export interface Metrics {
   probeDuration: Histogram<'kind'>;
   activeWatches: Gauge;
   storeErrors: Counter;
+  /** Writes set aside because the store rejected them as wrong in themselves (see writes-set-aside.jsonl). */
+  storeWritesSetAside: Counter;
+  /** rollguard_store_writes_waiting reads this at each scrape: the writes kept in memory (store unreachable or refusing). */
+  writesWaiting: { read: () => number };
   notifications: Counter<'channel' | 'event' | 'result'>;
   outboxPending: Gauge<'channel'>;
   /** 1 while this instance leads the service (samples and acts for it), 0 while another instance does. */
@@ -17,6 +21,8 @@ export interface Metrics {
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
+  const writesWaiting = { read: (): number => 0 };
+  new Gauge({ name: 'rollguard_store_writes_waiting', help: 'Writes kept in memory because the store is unreachable or refuses writes.', registers: [registry], collect() { this.set(writesWaiting.read()); } });
   collectDefaultMetrics({ register: registry, prefix: 'rollguard_' });
   return {
     registry,
@@ -31,7 +37,9 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     activeWatches: new Gauge({ name: 'rollguard_active_watches', help: 'Deployments currently inside their watch window.', registers: [registry] }),
-    storeErrors: new Counter({ name: 'rollguard_store_errors_total', help: 'Writes to the store that failed.', registers: [registry] }),
+    storeErrors: new Counter({ name: 'rollguard_store_errors_total', help: 'Attempts at a store write that failed (each retry counts).', registers: [registry] }),
+    storeWritesSetAside: new Counter({ name: 'rollguard_store_writes_set_aside_total', help: 'Writes the store rejected as wrong in themselves, set aside in writes-set-aside.jsonl in the state directory.', registers: [registry] }),
+    writesWaiting,
     notifications: new Counter({ name: 'rollguard_notifications_total', help: 'Notification delivery attempts by channel, event and result (sent, retry, failed).', labelNames: ['channel', 'event', 'result'], registers: [registry] }),
     outboxPending: new Gauge({ name: 'rollguard_outbox_pending', help: 'Notifications waiting to be delivered, by channel.', labelNames: ['channel'], registers: [registry] }),
     leader: new Gauge({ name: 'rollguard_leader', help: 'Whether this instance leads the service (1) or another instance does (0).', labelNames: ['service'], registers: [registry] }),

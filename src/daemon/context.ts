@@ -179,7 +179,7 @@ export class WatchContext {
 
   flaps(): FlapGuard {
     const { writes } = this.deps;
-    return (this.flapGuard ??= new FlapGuard({ repo: new BadImages(this.deps.store.sql), record: (what, run) => writes.write(what, run), log: this.log }));
+    return (this.flapGuard ??= new FlapGuard({ repo: new BadImages(this.deps.store.sql), record: (what, run, record) => writes.write(what, run, record), log: this.log }));
   }
 
 

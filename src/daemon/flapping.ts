@@ -19,7 +19,8 @@ import type { Deployment } from '../store/store.js';
 import type { ResolveId } from '../store/write-behind.js';
 
 /** Queues a store write behind the others (see WriteBehind.write): kept in memory while the store is down. */
-export type RecordWrite = (what: string, run: (resolve: ResolveId) => Promise<void>) => Promise<void>;
+/** `record`: what the write holds, kept in the set-aside file if the store rejects it. */
+export type RecordWrite = (what: string, run: (resolve: ResolveId) => Promise<void>, record?: unknown) => Promise<void>;
 
 export interface FlapGuardDeps {
   repo: Pick<BadImages, 'mark' | 'unmark' | 'forService' | 'revertsSince'>;
@@ -90,7 +91,7 @@ export class FlapGuard {
     const mark: BadImage = { service, image_id: deployment.to_image, image_ref: deployment.to_ref, deployment_id: deployment.id, marked_at: at, reason };
     s.bad.set(mark.image_id, mark);
     await this.deps.record(`bad image ${shortId(mark.image_id)}`, (resolve) =>
-      this.deps.repo.mark({ ...mark, deployment_id: mark.deployment_id === null ? null : resolve(mark.deployment_id) }));
+      this.deps.repo.mark({ ...mark, deployment_id: mark.deployment_id === null ? null : resolve(mark.deployment_id) }), mark);
   }
 
   private state(service: string): ServiceFlaps {

@@ -157,12 +157,45 @@ ALTER TABLE deployments ADD COLUMN target text NOT NULL DEFAULT 'docker-containe
 ALTER TABLE known_good ADD COLUMN target text NOT NULL DEFAULT 'docker-container';
 `,
   },
+  {
+    // Keys a receiver sees must be unique forever, across restarts, instances and databases: a
+    // random delivery ID per message, and a random key per deployment for its PagerDuty incident
+    // (a deployment recorded before keeps its start time, the key its open incident was made with).
+    // A claim token per message, so only the instance whose claim holds can renew or reschedule it.
+    version: 8,
+    name: 'outbox claims, delivery IDs and deployment keys unique forever',
+    sql: `
+ALTER TABLE outbox ADD COLUMN claim text;
+ALTER TABLE outbox ADD COLUMN delivery_id text;
+UPDATE outbox SET delivery_id = id::text;
+ALTER TABLE outbox ALTER COLUMN delivery_id SET DEFAULT gen_random_uuid()::text;
+ALTER TABLE outbox ALTER COLUMN delivery_id SET NOT NULL;
+CREATE INDEX outbox_pending_channel_idx ON outbox (channel, deployment_id, id) WHERE status = 'pending';
+ALTER TABLE deployments ADD COLUMN uid text;
+UPDATE deployments SET uid = floor(extract(epoch FROM started_at))::bigint::text;
+ALTER TABLE deployments ALTER COLUMN uid SET DEFAULT left(replace(gen_random_uuid()::text, '-', ''), 16);
+ALTER TABLE deployments ALTER COLUMN uid SET NOT NULL;
+`,
+  },
 ];
 
 const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database
 
-/** Applies every migration not yet applied, each in its own transaction. Returns the versions applied. */
+/** The versions applied already, read without writing anything; empty before the first migration. */
+async function appliedVersions(sql: Sql): Promise<Set<number>> {
+  const [table] = await sql.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+  if (!table?.t) return new Set();
+  return new Set((await sql.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+}
+
+/**
+ * Applies every migration not yet applied, in one transaction. Returns the versions applied.
+ * When none is pending nothing is written, so rollguard starts (and `history` reads) on a
+ * database that refuses writes — a standby after a failover, or one set read-only.
+ */
 export async function migrate(sql: Sql): Promise<number[]> {
+  const already = await appliedVersions(sql);
+  if (MIGRATIONS.every((m) => already.has(m.version))) return [];
   return sql.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
     await tx.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');

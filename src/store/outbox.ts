@@ -1,4 +1,5 @@
-import type { NotificationEvent } from '../model/notification.js';
+import { randomUUID } from 'node:crypto';
+import { eventFromJson, eventToJson, type NotificationEvent } from '../model/notification.js';
 import type { Sql } from './sql.js';
 
 /** One message to one channel, as stored until it is delivered. */
@@ -7,7 +8,10 @@ export interface OutboxItem {
   deployment_id: number | null;
   event: string;
   channel: string;
+  /** One message per key: queuing the same key again (a retried write, a re-announced event) adds nothing. */
   dedup_key: string;
+  /** Random, given when the row is written: sent as the delivery ID, unique across databases and restarts. */
+  delivery_id: string;
   payload: NotificationEvent;
   status: 'pending' | 'sent' | 'failed';
   attempts: number;
@@ -17,65 +21,117 @@ export interface OutboxItem {
   last_error: string | null;
 }
 
+/** An item this instance has claimed: until its claim ends, no other instance sends it. */
+export interface ClaimedItem extends OutboxItem {
+  /** This claim's token: renewing and marking need it, so a claim that was lost cannot be acted on. */
+  claim: string;
+  /** The deployment's key unique across databases (deployments.uid), for the PagerDuty incident. */
+  deployment_uid: string | null;
+}
+
 export type NewOutboxItem = Pick<OutboxItem, 'deployment_id' | 'event' | 'channel' | 'dedup_key' | 'payload' | 'created_at'>;
 
-const COLUMNS = 'id, deployment_id, event, channel, dedup_key, payload, status, attempts, created_at, next_attempt_at, sent_at, last_error';
+/** What `add` did: how many were queued, and the items whose key was queued already. */
+export interface AddResult { added: number; duplicates: NewOutboxItem[] }
+
+const COLUMNS = 'id, deployment_id, event, channel, dedup_key, delivery_id, payload, status, attempts, created_at, next_attempt_at, sent_at, last_error';
+const CLAIMED_COLUMNS = `${COLUMNS}, claim, (SELECT d.uid FROM deployments d WHERE d.id = outbox.deployment_id) AS deployment_uid`;
 
 function toItem(row: Record<string, unknown>): OutboxItem {
-  return { ...(row as unknown as OutboxItem), id: Number(row.id), deployment_id: row.deployment_id === null ? null : Number(row.deployment_id), attempts: Number(row.attempts) };
+  return { ...(row as unknown as OutboxItem), payload: eventFromJson(row.payload), id: Number(row.id), deployment_id: row.deployment_id === null ? null : Number(row.deployment_id), attempts: Number(row.attempts) };
 }
 
 /** Delivery status per channel, for `status` and /metrics. */
 export interface ChannelDelivery { channel: string; pending: number; failed: number; sent: number; last_error: string | null }
 
-/** The transactional outbox: written with the decision that caused it, drained by the dispatcher. */
+/**
+ * The transactional outbox: written with the decision that caused it, drained by the dispatcher.
+ * Claims, their leases and retry times use the database's clock (`now()`), so the hosts' clocks
+ * never decide whether a message is due or still being sent by another instance.
+ */
 export class Outbox {
   constructor(private readonly sql: Sql) {}
 
-  /** Adds items; an item whose dedup key exists already is skipped (one message per event, deployment and channel). */
-  async add(items: readonly NewOutboxItem[], tx: Sql = this.sql): Promise<number> {
-    let added = 0;
+  /** Adds items; an item whose dedup key exists already is not added, and is returned among `duplicates`. */
+  async add(items: readonly NewOutboxItem[], tx: Sql = this.sql): Promise<AddResult> {
+    const result: AddResult = { added: 0, duplicates: [] };
     for (const i of items) {
       const rows = await tx.query(
-        `INSERT INTO outbox (deployment_id, event, channel, dedup_key, payload, created_at, next_attempt_at) VALUES ($1,$2,$3,$4,$5,$6,$6)
+        `INSERT INTO outbox (deployment_id, event, channel, dedup_key, payload, created_at, next_attempt_at) VALUES ($1,$2,$3,$4,$5,$6,now())
          ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
-        [i.deployment_id, i.event, i.channel, i.dedup_key, JSON.stringify(i.payload), i.created_at],
+        [i.deployment_id, i.event, i.channel, i.dedup_key, eventToJson(i.payload), i.created_at],
       );
-      added += rows.length;
+      if (rows.length) result.added++;
+      else result.duplicates.push(i);
     }
-    return added;
+    return result;
   }
 
   /**
-   * Claims up to `limit` due items by pushing their next attempt `leaseMs` ahead, in one short
-   * statement, so that sending happens outside any transaction. An instance that dies while
-   * sending leaves its items due again when the lease ends (at-least-once delivery); SKIP LOCKED
-   * keeps two instances from claiming the same item.
+   * Claims the oldest due message of `channel` for `leaseMs`, in one short statement, so that
+   * sending happens outside any transaction. SKIP LOCKED keeps two instances from claiming the
+   * same message; the claim pushes its next attempt past the lease, so nobody else claims it until
+   * the lease ends — renewed while the send runs, it ends only when its holder stopped (crashed).
+   * A message waits while an earlier one about the same deployment to the same channel is
+   * pending (being sent elsewhere, or backing off), so a PagerDuty resolve never overtakes its trigger.
    */
-  async claim(now: Date, limit: number, leaseMs: number): Promise<OutboxItem[]> {
+  async claimNext(channel: string, leaseMs: number): Promise<ClaimedItem | undefined> {
+    return this.claimWhere(
+      `o.channel = $3 AND NOT EXISTS (
+         SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.channel = o.channel AND e.deployment_id = o.deployment_id AND e.id < o.id)`,
+      [channel],
+      leaseMs,
+    );
+  }
+
+  /** Claims a due message of a channel not in `channels` (one removed from the policy), to be given up. */
+  async claimOutside(channels: readonly string[], leaseMs: number): Promise<ClaimedItem | undefined> {
+    return this.claimWhere('NOT (o.channel = ANY($3::text[]))', [channels], leaseMs);
+  }
+
+  private async claimWhere(condition: string, params: unknown[], leaseMs: number): Promise<ClaimedItem | undefined> {
     const rows = await this.sql.query(
-      `UPDATE outbox SET next_attempt_at = $3 WHERE id IN (
-         SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-       ) RETURNING ${COLUMNS}`,
-      [now, limit, new Date(now.getTime() + leaseMs)],
+      `UPDATE outbox SET next_attempt_at = now() + $1::double precision * interval '1 millisecond', claim = $2 WHERE id = (
+         SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND ${condition}
+         ORDER BY o.id LIMIT 1 FOR UPDATE SKIP LOCKED
+       ) RETURNING ${CLAIMED_COLUMNS}`,
+      [leaseMs, randomUUID(), ...params],
     );
-    return rows.map(toItem).sort((a, b) => a.id - b.id);
+    const row = rows[0];
+    return row ? { ...toItem(row), claim: String(row.claim), deployment_uid: row.deployment_uid === null ? null : String(row.deployment_uid) } : undefined;
   }
 
+  /** Extends a claim by `leaseMs` from now; false when it is no longer this claim (it ended and another instance took the message, or it was settled). */
+  async renew(item: Pick<ClaimedItem, 'id' | 'claim'>, leaseMs: number): Promise<boolean> {
+    const rows = await this.sql.query(
+      `UPDATE outbox SET next_attempt_at = now() + $3::double precision * interval '1 millisecond' WHERE id = $1 AND claim = $2 AND status = 'pending' RETURNING id`,
+      [item.id, item.claim, leaseMs],
+    );
+    return rows.length > 0;
+  }
+
+  /** Delivered: whoever sent it, the message is done. */
   async markSent(id: number, at: Date): Promise<void> {
-    await this.sql.query(`UPDATE outbox SET status = 'sent', sent_at = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1`, [id, at]);
+    await this.sql.query(`UPDATE outbox SET status = 'sent', sent_at = $2, attempts = attempts + 1, last_error = NULL, claim = NULL WHERE id = $1`, [id, at]);
   }
 
-  async markFailed(id: number, error: string, retryAt: Date | null): Promise<void> {
+  /**
+   * Not delivered: retried `retryInMs` from now, or given up (status failed) when null. Only while
+   * `item`'s claim holds, so a claim that ended cannot reschedule a message another instance is sending.
+   */
+  async markFailed(item: Pick<ClaimedItem, 'id' | 'claim'>, error: string, retryInMs: number | null): Promise<void> {
     await this.sql.query(
-      `UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = COALESCE($3, next_attempt_at), status = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'pending' END WHERE id = $1`,
-      [id, error, retryAt],
+      `UPDATE outbox SET attempts = attempts + 1, last_error = $3, claim = NULL,
+         next_attempt_at = CASE WHEN $4::double precision IS NULL THEN next_attempt_at ELSE now() + $4::double precision * interval '1 millisecond' END,
+         status = CASE WHEN $4::double precision IS NULL THEN 'failed' ELSE 'pending' END
+       WHERE id = $1 AND claim = $2 AND status = 'pending'`,
+      [item.id, item.claim, error, retryInMs],
     );
   }
 
-  /** Whether a PagerDuty trigger was queued for this deployment and channel (a resolve needs one). */
-  async hasEvent(deploymentId: number, channel: string, events: readonly string[]): Promise<boolean> {
-    const rows = await this.sql.query('SELECT 1 FROM outbox WHERE deployment_id = $1 AND channel = $2 AND event = ANY($3::text[]) LIMIT 1', [deploymentId, channel, events]);
+  /** Whether one of `events` was queued for this deployment and channel (a PagerDuty resolve needs a trigger). */
+  async hasEvent(deploymentId: number, channel: string, events: readonly string[], tx: Sql = this.sql): Promise<boolean> {
+    const rows = await tx.query('SELECT 1 FROM outbox WHERE deployment_id = $1 AND channel = $2 AND event = ANY($3::text[]) LIMIT 1', [deploymentId, channel, events]);
     return rows.length > 0;
   }
 

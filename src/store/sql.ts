@@ -25,7 +25,14 @@ export class StoreError extends Error {
   }
 }
 
-/** Connects to PostgreSQL. The pool reports idle-client errors to the log instead of crashing. */
+/**
+ * Connects to PostgreSQL. The pool reports idle-client errors to the log instead of crashing.
+ * A connection whose statement failed is closed rather than pooled again (pg's `pool.query` does
+ * so for single statements; a transaction does the same): its session may refuse every write
+ * for its life — connected to a standby after a failover, or opened while the database was set
+ * `default_transaction_read_only` — or be in an unknown state after a timeout, so the next
+ * statement gets a new connection, which reaches the primary, or the database once writable.
+ */
 export function postgresSql(connectionString: string, log: Logger): Sql {
   const pool = new pg.Pool({ connectionString, max: 5, connectionTimeoutMillis: 5_000, statement_timeout: 10_000, query_timeout: 15_000 });
   // Only the message and code: pg attaches the whole client (connection parameters included) to this error.
@@ -39,6 +46,14 @@ export function postgresSql(connectionString: string, log: Logger): Sql {
     query: (text, params) => run(pool, text, params),
     async transaction(fn) {
       const client = await pool.connect();
+      // pg emits a connection cut between two statements as an 'error' event on the client, and
+      // pg-pool listens only while the client is idle: without this the event is uncaught and
+      // ends the process. The statement that follows fails, and the transaction with it.
+      const onError = (err: Error): void => {
+        log.warn({ error: err.message, code: (err as { code?: string }).code }, 'PostgreSQL connection failed inside a transaction');
+      };
+      client.on('error', onError);
+      let failed = false;
       try {
         await client.query('BEGIN');
         const tx: Sql = { kind: 'postgres', query: (t, p) => run(client, t, p), transaction: (f) => f(tx), close: async () => {} };
@@ -46,10 +61,12 @@ export function postgresSql(connectionString: string, log: Logger): Sql {
         await client.query('COMMIT');
         return out;
       } catch (err) {
+        failed = true;
         await client.query('ROLLBACK').catch(() => {});
         throw err;
       } finally {
-        client.release();
+        client.removeListener('error', onError);
+        client.release(failed);
       }
     },
     close: () => pool.end(),

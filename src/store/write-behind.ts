@@ -1,7 +1,10 @@
+import { appendFileSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { jsonNumber } from '../model/json-number.js';
 import type { ActionRecord, DecisionRecord, Deployment, KnownGood, NewDeployment, SampleRecord, Store } from './store.js';
 
-/** The writes the watch loop and the revert make; each one reaches the store in the order made. */
+/** The writes the watch loop and the revert make; each one reaches the store in the order made. None of them throws. */
 export interface Writes {
   insertDeployment(d: NewDeployment): Promise<Deployment>;
   updateDeployment(id: number, patch: DeploymentPatch): Promise<void>;
@@ -9,24 +12,44 @@ export interface Writes {
   insertDecision(d: DecisionRecord): Promise<void>;
   insertAction(a: ActionRecord): Promise<void>;
   setKnownGood(k: KnownGood): Promise<void>;
-  /** Any other write, in the same order; `run` gets the resolver for the deployment IDs it names. Never throws. */
-  write(what: string, run: (resolve: ResolveId) => Promise<void>): Promise<void>;
+  /**
+   * Any other write, in the same order; `run` gets the resolver for the deployment IDs it names.
+   * `record` is what the write records, kept with it if it is ever set aside. Never throws.
+   */
+  write(what: string, run: (resolve: ResolveId) => Promise<void>, record?: unknown): Promise<void>;
 }
 
 export type DeploymentPatch = Parameters<Store['updateDeployment']>[1];
 
-/** Maps a provisional deployment ID (given while the store was down) to the one the store assigned. */
+/** Maps a provisional deployment ID (given while the store did not take writes) to the one the store assigned. */
 export type ResolveId = (id: number) => number;
 
-interface PendingWrite {
-  what: string;
-  run: (resolve: ResolveId) => Promise<void>;
-}
+/**
+ * Why a write failed, which decides how it is retried:
+ * - `unreachable`: the store cannot be reached (connection refused or lost, server shutting down);
+ * - `refusing`: the store answers but takes no writes now — read-only (a standby after a
+ *   failover, `default_transaction_read_only`), disk full or out of resources, a statement or
+ *   lock timeout, a serialization failure, no privilege, or any failure not known to be the
+ *   statement's own fault;
+ * - `rejected`: the statement itself is wrong (a constraint, bad data, a syntax or schema error,
+ *   a programming error): it fails the same way every time.
+ * The first two are retried until the store takes the write; a rejected one a few times.
+ */
+export type WriteFailure = 'unreachable' | 'refusing' | 'rejected';
 
 /**
- * Whether an error means the store could not be reached (retry later) rather than a refused
- * statement (retrying would fail the same way). PostgreSQL classes 08 (connection) and 57P
- * (shutdown, cannot connect now), and socket errors.
+ * SQLSTATE classes of a statement that is wrong in itself: cardinality (21), data (22),
+ * integrity constraint (23), routine (2F), schema name (3F), syntax or access rule (42, except
+ * 42501 below), WITH CHECK OPTION (44), PL/pgSQL (P0), feature not supported (0A).
+ */
+const REJECTED_CLASSES = new Set(['21', '22', '23', '2F', '3F', '42', '44', 'P0', '0A']);
+/** Insufficient privilege: an operator took write access away; it comes back the same way. */
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+/**
+ * Whether an error means the store could not be reached (retry later) rather than an answer
+ * from it. PostgreSQL classes 08 (connection) and 57P (shutdown, cannot connect now), too many
+ * connections (53300), and socket errors.
  */
 export function isUnreachable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown };
@@ -37,31 +60,102 @@ export function isUnreachable(err: unknown): boolean {
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|the database system is (starting up|shutting down)|Query read timeout/i.test(message);
 }
 
+/** Classifies a failed write (see WriteFailure). */
+export function classifyWriteFailure(err: unknown): WriteFailure {
+  if (isUnreachable(err)) return 'unreachable';
+  if (err instanceof UnrecordedDeployment) return 'rejected';
+  if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError || err instanceof SyntaxError) return 'rejected';
+  const code = sqlState(err);
+  if (code && code !== INSUFFICIENT_PRIVILEGE && REJECTED_CLASSES.has(code.slice(0, 2))) return 'rejected';
+  return 'refusing';
+}
+
+function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** A write names a deployment whose own record was set aside: it cannot be made either. */
+export class UnrecordedDeployment extends Error {
+  constructor(readonly provisionalId: number) {
+    super(`it names deployment ${provisionalId}, whose record the store rejected and which was set aside`);
+    this.name = 'UnrecordedDeployment';
+  }
+}
+
 export interface WriteBehindOptions {
   log: Logger;
-  /** Counts each write that could not be made at once. */
+  /** Counts each attempt at a write that failed. */
   onError?: () => void;
-  /** How often to retry while writes are waiting (default 2 s). */
+  /** Counts each write set aside (see `setAsideFile`). */
+  onSetAside?: () => void;
+  /**
+   * JSON-lines file (in the state directory) that keeps each write set aside — one the store
+   * rejected every time, and what is still kept when rollguard stops — with its record and the
+   * error. Without it such a write is lost; the error log names it either way (never its record,
+   * which can hold a container's environment).
+   */
+  setAsideFile?: string;
+  /** How often to retry while writes are waiting (default 2 s); a rejected write backs off from it. */
   retryMs?: number;
+  /** How long a caller waits for its write before going on without it (default 1 s). */
+  waitMs?: number;
+  /** Attempts at a rejected write before it is set aside (default 3). */
+  rejectedAttempts?: number;
+}
+
+interface PendingWrite {
+  what: string;
+  run: (resolve: ResolveId) => Promise<void>;
+  /** What the write records, for the set-aside file. */
+  record?: unknown;
+  /** The provisional ID of the deployment this write records, when it records one. */
+  provisional?: number;
+  /** Failed attempts the store rejected. */
+  rejections: number;
+  /** A rejected write is not tried again before this (epoch ms), however often the queue is flushed. */
+  notBefore?: number;
+  /** Lets a caller waiting on this write go on (it is written, kept or set aside). */
+  settle?: () => void;
 }
 
 /**
- * Keeps rollguard protecting while its store is down: a write the store cannot take is kept in
- * memory, in order, and made as soon as the store is back — the watch loop and the revert never
- * wait on an outage. A deployment detected during an outage gets a provisional (negative) ID;
- * when its row is written, the object is given the real ID and every kept write that named the
- * provisional one is made with the real one. A write the store refuses for another reason
- * (a constraint, bad data) is logged with what it was and dropped, so it cannot block the rest.
- * What is kept lives in memory: it survives a store outage, not a crash of rollguard during one.
+ * Keeps rollguard protecting whatever happens to its store: every write goes through one
+ * ordered queue, and a write the store does not take — it is unreachable, or answers but refuses
+ * writes (read-only after a failover, disk full, a statement timeout) — is kept in memory, in
+ * order, and retried until it does. The watch loop and the revert never wait on it: a caller
+ * waits for its write at most `waitMs`, and not at all while the store is not taking writes.
+ * A deployment not recorded in time gets a provisional (negative) ID; when its row is written,
+ * the object is given the real ID and every kept write that named the provisional one is made
+ * with the real one.
+ *
+ * A write the store rejects as wrong in itself (a constraint, bad data: a bug) would fail the
+ * same way forever, so it must not hold up every write behind it: it is retried a few times
+ * with backoff (in case the rejection was a race), then set aside — appended with its error to
+ * `setAsideFile`, logged at error and counted — and the writes behind it go on; so, at once,
+ * is every later write that names a deployment set aside. Nothing is dropped unseen.
+ *
+ * What is kept lives in memory: it survives a store outage, not a crash of rollguard during one
+ * (a clean stop sets it aside in `setAsideFile`).
  */
 export class WriteBehind implements Writes {
   private readonly pending: PendingWrite[] = [];
   private readonly ids = new Map<number, number>();
+  /** Provisional IDs of deployments whose record was set aside. */
+  private readonly unrecorded = new Set<number>();
   private nextProvisional = -1;
   private flushing?: Promise<void>;
   private timer?: NodeJS.Timeout;
+  /** While the store does not take writes: since when, and why (logged once per outage, and when the reason changes). */
+  private outage?: { since: number; kind: WriteFailure };
+  /** A write took longer than `waitMs`: callers stop waiting until the queue is empty again. */
+  private slow = false;
+  private setAsideCount = 0;
   private readonly log: Logger;
-  private readonly resolve: ResolveId = (id) => this.ids.get(id) ?? id;
+  private readonly resolve: ResolveId = (id) => {
+    if (this.unrecorded.has(id)) throw new UnrecordedDeployment(id);
+    return this.ids.get(id) ?? id;
+  };
 
   constructor(private readonly store: Store, private readonly opts: WriteBehindOptions) {
     this.log = opts.log;
@@ -72,125 +166,213 @@ export class WriteBehind implements Writes {
     return this.pending.length;
   }
 
+  /** Writes set aside since start (rejected every time, or kept at a stop). */
+  get setAside(): number {
+    return this.setAsideCount;
+  }
+
   async insertDeployment(d: NewDeployment): Promise<Deployment> {
-    if (!this.pending.length) {
-      try {
-        return await this.store.insertDeployment(d);
-      } catch (err) {
-        if (!isUnreachable(err)) throw err;
-        this.failed(err, 'deployment');
-      }
-    }
     const provisional: Deployment = { ...d, id: this.nextProvisional--, state: d.state ?? 'watching', reason: d.reason ?? null, attempts: 0, decided_at: null, recovered_at: null };
-    this.keep({
+    const made: { row?: Deployment; handedOut?: boolean } = {};
+    await this.enqueue({
       what: 'deployment',
+      record: { provisional_id: provisional.id, ...d },
+      provisional: provisional.id,
+      rejections: 0,
       run: async () => {
         const row = await this.store.insertDeployment(d);
-        this.ids.set(provisional.id, row.id);
-        this.log.info({ provisional: provisional.id, deployment: row.id, service: d.service }, 'deployment recorded after the store came back');
+        if (made.handedOut) {
+          this.ids.set(provisional.id, row.id);
+          this.log.info({ provisional: provisional.id, deployment: row.id, service: d.service }, 'deployment recorded late; its real ID replaces the provisional one');
+        }
         provisional.id = row.id;
+        made.row = row;
       },
     });
+    if (made.row) return made.row;
+    made.handedOut = true;
     return provisional;
   }
 
   updateDeployment(id: number, patch: DeploymentPatch): Promise<void> {
-    return this.write('deployment state', (r) => this.store.updateDeployment(r(id), patch));
+    return this.write('deployment state', (r) => this.store.updateDeployment(r(id), patch), { deployment_id: id, ...patch });
   }
 
   insertSamples(rows: readonly SampleRecord[]): Promise<void> {
-    return this.write('samples', (r) => this.store.insertSamples(rows.map((s) => ({ ...s, deployment_id: r(s.deployment_id) }))));
+    return this.write('samples', (r) => this.store.insertSamples(rows.map((s) => ({ ...s, deployment_id: r(s.deployment_id) }))), rows);
   }
 
   insertDecision(d: DecisionRecord): Promise<void> {
-    return this.write(`decision ${d.kind}`, (r) => this.store.insertDecision({ ...d, deployment_id: r(d.deployment_id) }));
+    return this.write(`decision ${d.kind}`, (r) => this.store.insertDecision({ ...d, deployment_id: r(d.deployment_id) }), d);
   }
 
   insertAction(a: ActionRecord): Promise<void> {
-    return this.write(`action ${a.kind}`, (r) => this.store.insertAction({ ...a, deployment_id: r(a.deployment_id) }));
+    return this.write(`action ${a.kind}`, (r) => this.store.insertAction({ ...a, deployment_id: r(a.deployment_id) }), a);
   }
 
   setKnownGood(k: KnownGood): Promise<void> {
-    return this.write('known-good', (r) => this.store.setKnownGood({ ...k, deployment_id: k.deployment_id === null ? null : r(k.deployment_id) }));
+    return this.write('known-good', (r) => this.store.setKnownGood({ ...k, deployment_id: k.deployment_id === null ? null : r(k.deployment_id) }), k);
   }
 
   /**
-   * Makes `run` now if nothing is waiting, else keeps it behind what is. Never throws: a refused
-   * write is logged and dropped. `run` gets the ID resolver for deployment IDs it names.
+   * Queues `run` behind what waits and makes it as soon as the store takes it. Never throws;
+   * resolves when it is written, or kept because the store does not take writes now, or after
+   * `waitMs` — whichever comes first. `run` gets the ID resolver for deployment IDs it names.
    */
-  async write(what: string, run: (resolve: ResolveId) => Promise<void>): Promise<void> {
-    if (this.pending.length) {
-      this.keep({ what, run });
-      return;
-    }
-    try {
-      await run(this.resolve);
-    } catch (err) {
-      if (!isUnreachable(err)) {
-        this.refused(err, what);
-        return;
-      }
-      this.failed(err, what);
-      this.keep({ what, run });
-    }
+  write(what: string, run: (resolve: ResolveId) => Promise<void>, record?: unknown): Promise<void> {
+    return this.enqueue({ what, run, record, rejections: 0 });
   }
 
-  /** Makes every kept write, oldest first; stops at the first the store still cannot take. */
+  /** Makes every kept write, oldest first; stops at the first the store still does not take. */
   flush(): Promise<void> {
-    this.flushing ??= this.drain().finally(() => {
-      this.flushing = undefined;
-    });
+    this.flushing ??= this.drain();
     return this.flushing;
   }
 
-  /** Stops retrying (at shutdown); what is still kept is reported. */
+  /** Stops retrying (at shutdown); what is still kept is set aside, so it is not lost. */
   close(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.length) this.log.error({ lost: this.pending.length, writes: [...new Set(this.pending.map((p) => p.what))] }, 'stopping with writes the store never took');
+    if (!this.pending.length) return;
+    const kept = this.pending.splice(0);
+    for (const w of kept) w.settle?.();
+    const error = { message: 'rollguard stopped before the store took this write' };
+    let file = this.settingAside(kept.length);
+    try {
+      if (file) appendFileSync(file, kept.map((w) => this.entry(w, error)).join(''), { mode: 0o600 });
+    } catch (err) {
+      this.log.error({ err, file }, 'cannot write the set-aside file');
+      file = undefined;
+    }
+    const fields = { kept: kept.length, writes: [...new Set(kept.map((p) => p.what))], file };
+    if (file) this.log.error(fields, 'stopping with writes the store never took; they are set aside in the file');
+    else this.log.error(fields, 'stopping with writes the store never took; they are lost (no set-aside file)');
+  }
+
+  private async enqueue(w: PendingWrite): Promise<void> {
+    this.pending.push(w);
+    // The store is not taking writes now: the write waits its turn, and nobody waits on it.
+    if (this.outage || this.timer || this.slow) return;
+    const settled = new Promise<void>((resolve) => (w.settle = resolve));
+    void this.flush();
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([settled.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.opts.waitMs ?? 1_000)))]);
+    clearTimeout(timer);
+    if (!inTime && !this.slow) {
+      this.slow = true;
+      this.log.debug({ what: w.what, waitMs: this.opts.waitMs ?? 1_000 }, 'the store is slow to take a write; going on without waiting for it');
+    }
   }
 
   private async drain(): Promise<void> {
-    const before = this.pending.length;
-    while (this.pending.length) {
-      const next = this.pending[0] as PendingWrite;
-      try {
-        await next.run(this.resolve);
-      } catch (err) {
-        if (isUnreachable(err)) {
-          this.arm();
+    // Not before `flushing` is set: the check that the queue is empty and the clearing of
+    // `flushing` must happen together, or a write queued in between would wait for the timer.
+    await null;
+    let written = 0;
+    try {
+      while (this.pending.length) {
+        const next = this.pending[0] as PendingWrite;
+        if (next.notBefore !== undefined && Date.now() < next.notBefore) {
+          this.arm(next.notBefore - Date.now());
           return;
         }
-        this.refused(err, next.what);
+        try {
+          await next.run(this.resolve);
+          written++;
+        } catch (err) {
+          if (!(await this.failed(next, err))) return;
+        }
+        if (this.pending[0] === next) this.pending.shift();
+        next.settle?.();
       }
-      this.pending.shift();
+      this.back(written);
+    } finally {
+      this.flushing = undefined;
     }
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (before) this.log.warn({ written: before }, 'store is back; every write kept during the outage is recorded');
   }
 
-  private keep(w: PendingWrite): void {
-    this.pending.push(w);
-    this.arm();
+  /** Handles a failed attempt: true when the write was set aside (go on), false when it is kept (retry later). */
+  private async failed(w: PendingWrite, err: unknown): Promise<boolean> {
+    this.opts.onError?.();
+    const kind = classifyWriteFailure(err);
+    if (kind === 'rejected') {
+      w.rejections++;
+      if (err instanceof UnrecordedDeployment || w.rejections >= (this.opts.rejectedAttempts ?? 3)) {
+        await this.setAsideWrite(w, err);
+        return true;
+      }
+      const backoffMs = (this.opts.retryMs ?? 2_000) * 2 ** (w.rejections - 1);
+      w.notBefore = Date.now() + backoffMs;
+      this.log.warn({ err, what: w.what, attempt: w.rejections, retryInMs: backoffMs }, 'the store rejected a write; retrying it before setting it aside');
+      this.stall(backoffMs);
+      return false;
+    }
+    const code = sqlState(err) ?? (err as { code?: string })?.code;
+    if (this.outage?.kind !== kind) {
+      const message = kind === 'unreachable' ? 'store unreachable; keeping writes in memory and protecting on' : 'the store refuses writes; keeping them in memory and protecting on';
+      this.log.warn({ err, code, what: w.what, waiting: this.pending.length }, message);
+      this.outage = { since: this.outage?.since ?? Date.now(), kind };
+    } else {
+      this.log.debug({ error: (err as Error)?.message, code, what: w.what, waiting: this.pending.length }, 'the store still does not take writes; retrying');
+    }
+    this.stall(this.opts.retryMs ?? 2_000);
+    return false;
   }
 
-  private arm(): void {
+  /** The queue waits: retry after `ms`, and let every caller still waiting go on. */
+  private stall(ms: number): void {
+    for (const p of this.pending) p.settle?.();
+    this.arm(ms);
+  }
+
+  private arm(ms: number): void {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
-    }, this.opts.retryMs ?? 2_000);
+    }, ms);
     this.timer.unref();
   }
 
-  private failed(err: unknown, what: string): void {
-    this.opts.onError?.();
-    if (this.pending.length === 0) this.log.error({ err, what }, 'store unreachable; keeping writes in memory and protecting on');
+  /** The queue is empty again. */
+  private back(written: number): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.slow = false;
+    if (!this.outage) return;
+    this.log.info({ written, forMs: Date.now() - this.outage.since }, 'store is back; every write kept during the outage is recorded');
+    this.outage = undefined;
   }
 
-  private refused(err: unknown, what: string): void {
-    this.opts.onError?.();
-    this.log.error({ err, what }, 'the store refused a write; it is dropped');
+  private async setAsideWrite(w: PendingWrite, err: unknown): Promise<void> {
+    if (w.provisional !== undefined) this.unrecorded.add(w.provisional);
+    let file = this.settingAside(1);
+    try {
+      if (file) await appendFile(file, this.entry(w, { message: (err as Error)?.message ?? String(err), code: sqlState(err) }), { mode: 0o600 });
+    } catch (fileErr) {
+      this.log.error({ err: fileErr, file }, 'cannot write the set-aside file');
+      file = undefined;
+    }
+    const fields = { err, what: w.what, attempts: w.rejections, deployment: w.provisional, file };
+    if (file) this.log.error(fields, 'the store rejected a write every time; it is set aside in the file and the writes behind it go on');
+    else this.log.error(fields, 'the store rejected a write every time; it is lost (no set-aside file) and the writes behind it go on');
+  }
+
+  /** Counts `n` writes as set aside; returns the file they go to, if there is one. */
+  private settingAside(n: number): string | undefined {
+    this.setAsideCount += n;
+    for (let i = 0; i < n; i++) this.opts.onSetAside?.();
+    return this.opts.setAsideFile;
+  }
+
+  /** One line of the set-aside file. */
+  private entry(w: PendingWrite, error: { message: string; code?: string }): string {
+    const at = new Date().toISOString();
+    try {
+      // ±Infinity (a +Inf sample) is written as "+Inf"/"-Inf": JSON would turn it into null.
+      return `${JSON.stringify({ set_aside_at: at, what: w.what, error, record: w.record ?? null }, (_key, value: unknown) => jsonNumber(value))}\n`;
+    } catch (err) {
+      return `${JSON.stringify({ set_aside_at: at, what: w.what, error, record: null, record_error: `cannot be written as JSON: ${(err as Error).message}` })}\n`;
+    }
   }
 }

@@ -390,3 +390,44 @@ routes:
   P0: [pager]
 `;
 }
+
+/** A TCP proxy to PostgreSQL that a test can cut (every connection dropped, new ones refused) and restore on the same port. */
+export class TcpProxy {
+  port = 0;
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly target: number) {}
+
+  async start(): Promise<void> {
+    const server = net.createServer((client) => {
+      const upstream = net.connect(this.target, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => { client.destroy(); upstream.destroy(); });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as net.AddressInfo).port;
+    this.server = server;
+  }
+
+  async cut(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+
+  /** `url` with its host and port replaced by the proxy's. */
+  via(url: string): string {
+    const u = new URL(url);
+    u.host = `127.0.0.1:${this.port}`;
+    return u.toString();
+  }
+}
