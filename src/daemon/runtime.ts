@@ -1,3 +1,4 @@
+import path from 'node:path';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { createTarget } from '../targets/index.js';
@@ -53,8 +54,8 @@ export interface RunningRollguard {
   stop(): Promise<void>;
 }
 
-function setPrometheus(providers: ProviderRegistry, policy: Policy): void {
-  providers.prometheus = policy.prometheus ? new PrometheusProvider(policy.prometheus.url, policy.prometheus.timeoutMs) : undefined;
+function setPrometheus(providers: ProviderRegistry, policy: Policy, log: Logger): void {
+  providers.prometheus = policy.prometheus ? new PrometheusProvider(policy.prometheus.url, policy.prometheus.timeoutMs, { log }) : undefined;
 }
 
 /** Composes store, Docker, probes, daemon and API, and starts them. */
@@ -101,12 +102,18 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
   const docker = opts.docker ?? new Docker();
   const metrics = createMetrics();
   const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker) };
-  setPrometheus(providers, policy);
+  setPrometheus(providers, policy, log);
   let current = policy;
   const outbox = new Outbox(store.sql);
   const notifiers = createNotifiers();
-  const writes = new WriteBehind(store, { log, onError: () => metrics.storeErrors.inc() });
-  const announcer: Announcer = new Announcer(store, outbox, writes, () => current, () => dispatcher.kick());
+  const writes = new WriteBehind(store, {
+    log,
+    onError: () => metrics.storeErrors.inc(),
+    onSetAside: () => metrics.storeWritesSetAside.inc(),
+    setAsideFile: path.join(opts.stateDir, 'writes-set-aside.jsonl'),
+  });
+  metrics.writesWaiting.read = () => writes.waiting;
+  const announcer: Announcer = new Announcer(store, outbox, writes, () => current, () => dispatcher.kick(), log);
   const dispatcher = new Dispatcher({ outbox, notifiers, policy: () => current, log, metrics, beforeDrain: () => writes.flush(), failpoint });
   const digest = new DigestScheduler(store, announcer, log);
   const id = opts.instanceId ?? instanceId();
@@ -158,7 +165,8 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     }
     await recordInstance(opts.stateDir, id).catch((err) => log.warn({ err }, 'could not record the instance id in the state directory'));
     await leaseLeadership.start();
-    leaseLeadership.follow({ gained: (service) => daemon.leadershipGained(service), lost: (service) => daemon.leadershipLost(service) });
+    // A service led again catches up from the store: the writes kept while it was unreachable go first.
+    leaseLeadership.follow({ gained: (service) => void writes.flush().finally(() => daemon.leadershipGained(service)), lost: (service) => daemon.leadershipLost(service) });
   }
   await daemon.start();
   const soleGauge = (p: Policy): void => {
@@ -187,7 +195,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
       return true;
     }
     log.info({ trigger, summary: summarizeDiff(changes), changes }, 'applying policy changes');
-    setPrometheus(providers, next);
+    setPrometheus(providers, next, log);
     current = next;
     digest.update(next);
     soleGauge(next);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../api/metrics.js';
 import type { Channel, Policy } from '../config/policy.js';
-import type { Outbox, OutboxItem } from '../store/outbox.js';
+import type { ClaimedItem, Outbox } from '../store/outbox.js';
 import { DeliveryError, type Notifier } from './notifier.js';
 
 export interface DispatcherOptions {
@@ -17,20 +17,28 @@ export interface DispatcherOptions {
   giveUpAfterMs?: number;
   pollMs?: number;
   sendTimeoutMs?: number;
+  /**
+   * How long a claim on a message lasts (default: the send timeout + 5 s, so a send that keeps
+   * to its timeout ends within the claim even if it cannot be renewed). It is renewed while the
+   * send runs; a crashed instance's messages are sent by another one this long after it died.
+   */
+  claimMs?: number;
   /** Test hook: where a `kill -9` can be placed (see daemon/failpoints.ts); a no-op unless armed. */
   failpoint?: (name: 'notify.after-send', fields?: Record<string, unknown>) => Promise<void>;
-  /** Runs before each drain (writes notifications kept in memory during a store outage). */
+  /** Runs before each poll (writes notifications kept in memory during a store outage). */
   beforeDrain?: () => Promise<void>;
 }
 
 /**
- * PagerDuty's dedup_key: one incident per deployment. The deployment's start time is part of it so
- * that a new database (IDs from 1 again) cannot reopen or resolve an old incident.
+ * PagerDuty's dedup_key: one incident per deployment, unique forever. The deployment's `uid` is
+ * random per deployment row, so neither a new database (IDs from 1 again) nor another rollguard
+ * with its own database can reopen or resolve this incident; a deployment recorded before uids
+ * existed has its start time (Unix seconds) there, the key its incident was opened with.
  */
-export function incidentKey(item: Pick<OutboxItem, 'deployment_id' | 'event' | 'id' | 'payload'>): string {
-  if (item.deployment_id === null) return `rollguard-${item.event}-${item.id}`;
-  const started = Date.parse(item.payload.deployment?.startedAt ?? '');
-  return `rollguard-${item.payload.service ?? 'service'}-${item.deployment_id}${Number.isFinite(started) ? `-${Math.floor(started / 1000)}` : ''}`;
+export function incidentKey(item: Pick<ClaimedItem, 'deployment_id' | 'deployment_uid' | 'event' | 'delivery_id' | 'payload'>): string {
+  if (item.deployment_id === null) return `rollguard-${item.event}-${item.delivery_id}`;
+  if (!item.deployment_uid) throw new DeliveryError(`deployment ${item.deployment_id} has no uid to key its incident`, true);
+  return `rollguard-${item.payload.service ?? 'service'}-${item.deployment_id}-${item.deployment_uid}`;
 }
 
 /** 1 s, 2 s, 4 s … capped. */
@@ -39,111 +47,248 @@ export function backoffMs(attempts: number, maxMs: number): number {
 }
 
 /**
- * Drains the outbox in the background. Channels are sent to concurrently and each send has a
- * timeout, so a channel that is down delays only its own messages, never a revert or another
- * channel. Failed messages are retried with exponential backoff; nothing is dropped before
- * `giveUpAfterMs`, and a restart picks up where the last run stopped.
+ * One channel's sender: claims that channel's due messages one at a time and sends them in
+ * order. Each channel has its own, so a channel whose sends hang holds up only its own messages.
+ */
+class Lane {
+  private running?: Promise<void>;
+  /** Kicked while running: look again once done, so a message queued meanwhile does not wait for the next poll. */
+  private again = false;
+
+  constructor(readonly channel: string, private readonly run: (channel: string) => Promise<void>) {}
+
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.run(this.channel);
+      } while (this.again);
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Resolves when the lane has nothing in flight. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+}
+
+/**
+ * Drains the outbox in the background. Every channel has its own lane that claims one message at
+ * a time, so a channel that is down or hangs delays only its own messages, never a revert or
+ * another channel; at most one send per channel is in flight. A claim lasts longer than a send
+ * may take and is renewed while it runs, so no two instances send one message at once, and a
+ * crashed instance's claim ends soon after it died. Failed messages are retried with
+ * exponential backoff; nothing is dropped before `giveUpAfterMs`, and a restart picks up where
+ * the last run stopped.
  */
 export class Dispatcher {
   private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-  private stopped = true;
+  private polling?: Promise<void>;
+  private started = false;
+  private stopping = false;
+  private readonly lanes = new Map<string, Lane>();
   /** When the outbox became unreachable, while it is. */
   private unavailableSince?: number;
   private readonly now: () => Date;
+  private readonly sendTimeoutMs: number;
+  private readonly claimMs: number;
 
   constructor(private readonly o: DispatcherOptions) {
     this.now = o.now ?? (() => new Date());
+    this.sendTimeoutMs = o.sendTimeoutMs ?? 15_000;
+    this.claimMs = o.claimMs ?? this.sendTimeoutMs + 5_000;
   }
 
   start(): void {
-    this.stopped = false;
+    this.started = true;
     this.schedule(0);
   }
 
   /** Delivers soon: called after new messages are queued. */
   kick(): void {
-    if (this.stopped || this.running) return;
-    clearTimeout(this.timer);
-    this.schedule(0);
+    if (!this.started || this.stopping) return;
+    for (const channel of Object.keys(this.o.policy().notifications)) this.lane(channel).kick();
   }
 
+  /** Stops polling and waits for the sends in flight (each bounded by its timeout). */
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.stopping = true;
     clearTimeout(this.timer);
-    await this.running;
+    await this.polling;
+    await Promise.all([...this.lanes.values()].map((l) => l.idle()));
+  }
+
+  /** Sends every due message, each channel on its own, and resolves when every lane is idle. */
+  async drain(): Promise<void> {
+    const lanes = (await this.poll()).map((c) => this.lane(c));
+    for (const lane of lanes) lane.kick();
+    await Promise.all(lanes.map((l) => l.idle()));
   }
 
   private schedule(ms: number): void {
-    if (this.stopped) return;
+    if (this.stopping) return;
     this.timer = setTimeout(() => {
-      this.running = this.drain()
-        .then(() => {
-          if (this.unavailableSince) this.o.log.info({ forMs: this.now().getTime() - this.unavailableSince }, 'outbox available again');
-          this.unavailableSince = undefined;
-        })
-        .catch((err) => {
-          // Once per outage at warn; every retry after that at debug, so an outage does not flood the log.
-          this.o.log[this.unavailableSince ? 'debug' : 'warn']({ err }, 'outbox unavailable; will retry');
-          this.unavailableSince ??= this.now().getTime();
+      this.polling = this.poll()
+        .then((channels) => {
+          if (this.stopping) return;
+          for (const channel of channels) this.lane(channel).kick();
         })
         .finally(() => {
-          this.running = undefined;
+          this.polling = undefined;
           this.schedule(this.o.pollMs ?? 1_000);
         });
     }, ms);
   }
 
-  /** Sends every due message once. */
-  async drain(): Promise<void> {
-    await this.o.beforeDrain?.();
-    for (;;) {
-      // The lease outlasts a send (bounded by its timeout) so two instances never send one item
-      // at once, and is short enough that a crashed instance's claims are sent soon after.
-      const items = await this.o.outbox.claim(this.now(), 50, (this.o.sendTimeoutMs ?? 15_000) + 5_000);
-      if (!items.length) break;
-      const byChannel = new Map<string, OutboxItem[]>();
-      for (const item of items) byChannel.set(item.channel, [...(byChannel.get(item.channel) ?? []), item]);
-      await Promise.all([...byChannel.values()].map(async (list) => {
-        for (const item of list) await this.deliver(item);
-      }));
-      if (this.stopped) break;
+  /**
+   * The part of a poll no channel does for itself: writes kept during a store outage, the pending
+   * gauge, messages for channels no longer in the policy. Returns the policy's channels with
+   * messages pending (none when the outbox is unreachable), whose lanes the caller kicks; it
+   * never waits for a lane.
+   */
+  private async poll(): Promise<string[]> {
+    try {
+      await this.o.beforeDrain?.();
+      const pending = await this.o.outbox.pendingByChannel();
+      const known = Object.keys(this.o.policy().notifications);
+      this.o.metrics.outboxPending.reset();
+      for (const channel of known) this.o.metrics.outboxPending.set({ channel }, pending[channel] ?? 0);
+      if (Object.keys(pending).some((c) => !known.includes(c))) await this.giveUpRemovedChannels(known);
+      this.available();
+      return known.filter((c) => pending[c]);
+    } catch (err) {
+      this.unavailable(err);
+      return [];
     }
-    const pending = await this.o.outbox.pendingByChannel();
-    this.o.metrics.outboxPending.reset();
-    for (const channel of Object.keys(this.o.policy().notifications)) this.o.metrics.outboxPending.set({ channel }, pending[channel] ?? 0);
   }
 
-  private async deliver(item: OutboxItem): Promise<void> {
-    const { log, metrics } = this.o;
-    const channel = this.o.policy().notifications[item.channel];
-    const labels = { channel: item.channel, event: item.event };
-    if (!channel) {
-      await this.o.outbox.markFailed(item.id, `channel "${item.channel}" is no longer in the policy`, null);
-      metrics.notifications.inc({ ...labels, result: 'failed' });
-      log.error({ channel: item.channel, event: item.event, delivery: item.id }, 'notification dropped: its channel was removed from the policy');
-      return;
+  private lane(channel: string): Lane {
+    let lane = this.lanes.get(channel);
+    if (!lane) {
+      lane = new Lane(channel, (c) => this.drainChannel(c));
+      this.lanes.set(channel, lane);
     }
-    const notifier = this.o.notifiers[channel.kind];
+    return lane;
+  }
+
+  /** Sends the channel's due messages, one claim at a time, until none is due or the dispatcher stops. */
+  private async drainChannel(channel: string): Promise<void> {
     try {
-      if (!notifier) throw new DeliveryError(`no ${channel.kind} notifier`, true);
-      await notifier.send(channel, {
-        event: item.payload,
-        deliveryId: String(item.id),
-        incidentKey: incidentKey(item),
-      }, AbortSignal.timeout(this.o.sendTimeoutMs ?? 15_000));
+      while (!this.stopping) {
+        const item = await this.o.outbox.claimNext(channel, this.claimMs);
+        if (!item) return;
+        await this.deliver(item);
+      }
+    } catch (err) {
+      this.unavailable(err);
+    }
+  }
+
+  private async giveUpRemovedChannels(known: readonly string[]): Promise<void> {
+    for (let item = await this.o.outbox.claimOutside(known, this.claimMs); item; item = await this.o.outbox.claimOutside(known, this.claimMs)) {
+      await this.o.outbox.markFailed(item, `channel "${item.channel}" is no longer in the policy`, null);
+      this.o.metrics.notifications.inc({ channel: item.channel, event: item.event, result: 'failed' });
+      this.o.log.error({ channel: item.channel, event: item.event, delivery: item.id }, 'notification dropped: its channel was removed from the policy');
+    }
+  }
+
+  private async deliver(item: ClaimedItem): Promise<void> {
+    const { log, metrics } = this.o;
+    const labels = { channel: item.channel, event: item.event };
+    const fields = { channel: item.channel, event: item.event, delivery: item.id, attempt: item.attempts + 1 };
+    let failure: unknown;
+    try {
+      await this.send(item);
+    } catch (err) {
+      failure = err;
+    }
+    if (failure === undefined) {
       await this.o.failpoint?.('notify.after-send', { channel: item.channel, event: item.event, delivery: item.id });
       await this.o.outbox.markSent(item.id, this.now());
       metrics.notifications.inc({ ...labels, result: 'sent' });
-      log.info({ channel: item.channel, event: item.event, delivery: item.id, attempt: item.attempts + 1 }, 'notification sent');
-    } catch (err) {
-      const message = err instanceof DeliveryError ? err.message : `unexpected: ${String(err)}`;
-      const age = this.now().getTime() - new Date(item.created_at).getTime();
-      const giveUp = (err instanceof DeliveryError && err.permanent) || age > (this.o.giveUpAfterMs ?? 24 * 3_600_000);
-      const retryAt = giveUp ? null : new Date(this.now().getTime() + backoffMs(item.attempts + 1, this.o.maxBackoffMs ?? 300_000));
-      await this.o.outbox.markFailed(item.id, message, retryAt);
-      metrics.notifications.inc({ ...labels, result: giveUp ? 'failed' : 'retry' });
-      log.warn({ channel: item.channel, event: item.event, delivery: item.id, attempt: item.attempts + 1, error: message, retryAt }, giveUp ? 'notification failed; giving up' : 'notification failed; will retry');
+      log.info(fields, 'notification sent');
+      return;
     }
+    const message = failure instanceof DeliveryError ? failure.message : `unexpected: ${String(failure)}`;
+    const age = this.now().getTime() - new Date(item.created_at).getTime();
+    const giveUp = (failure instanceof DeliveryError && failure.permanent) || age > (this.o.giveUpAfterMs ?? 24 * 3_600_000);
+    const retryInMs = giveUp ? null : backoffMs(item.attempts + 1, this.o.maxBackoffMs ?? 300_000);
+    await this.o.outbox.markFailed(item, message, retryInMs);
+    metrics.notifications.inc({ ...labels, result: giveUp ? 'failed' : 'retry' });
+    log.warn({ ...fields, error: message, retryInMs }, giveUp ? 'notification failed; giving up' : 'notification failed; will retry');
+  }
+
+  /** One attempt, holding the claim while it runs; throws why it failed. */
+  private async send(item: ClaimedItem): Promise<void> {
+    const channel = this.o.policy().notifications[item.channel];
+    if (!channel) throw new DeliveryError(`channel "${item.channel}" is no longer in the policy`, true);
+    const notifier = this.o.notifiers[channel.kind];
+    if (!notifier) throw new DeliveryError(`no ${channel.kind} notifier`, true);
+    // One controller for both reasons to abort a send, its timeout and a lost claim (not
+    // AbortSignal.any: on Node 20 a timeout signal combined that way can be garbage-collected
+    // and never fire).
+    const abort = new AbortController();
+    const timeout = setTimeout(() => abort.abort(new DeliveryError(`timed out after ${this.sendTimeoutMs} ms`)), this.sendTimeoutMs);
+    const claim = this.holdClaim(item, abort);
+    try {
+      await notifier.send(channel, { event: item.payload, deliveryId: item.delivery_id, incidentKey: incidentKey(item) }, abort.signal);
+    } finally {
+      clearTimeout(timeout);
+      claim.stop();
+    }
+  }
+
+  /**
+   * Renews the claim on `item` while its send runs (a channel client that overruns its timeout
+   * keeps it). When the claim turns out to be another instance's (it ended, as only a stalled
+   * instance lets it), the send is aborted: the other instance sends the message.
+   */
+  private holdClaim(item: ClaimedItem, lost: AbortController): { stop(): void } {
+    const everyMs = Math.max(100, Math.floor(this.claimMs / 3));
+    let renewing: Promise<void> | undefined;
+    let stopped = false;
+    const timer = setInterval(() => {
+      if (renewing) return;
+      renewing = this.o.outbox.renew(item, this.claimMs)
+        .then((mine) => {
+          if (mine || stopped) return;
+          this.o.log.error({ channel: item.channel, event: item.event, delivery: item.id, claimMs: this.claimMs }, 'claim on a notification ended while sending it; the send is aborted');
+          lost.abort(new DeliveryError('the claim on this message ended while sending it'));
+        })
+        .catch((err: unknown) => {
+          if (!stopped) this.o.log.warn({ err, channel: item.channel, delivery: item.id }, 'could not renew the claim on a notification being sent');
+        })
+        .finally(() => {
+          renewing = undefined;
+        });
+    }, everyMs);
+    timer.unref();
+    return {
+      stop: () => {
+        stopped = true;
+        clearInterval(timer);
+      },
+    };
+  }
+
+  private available(): void {
+    if (this.unavailableSince) this.o.log.info({ forMs: this.now().getTime() - this.unavailableSince }, 'outbox available again');
+    this.unavailableSince = undefined;
+  }
+
+  private unavailable(err: unknown): void {
+    // Once per outage at warn; every retry after that at debug, so an outage does not flood the log.
+    this.o.log[this.unavailableSince ? 'debug' : 'warn']({ err }, 'outbox unavailable; will retry');
+    this.unavailableSince ??= this.now().getTime();
   }
 }

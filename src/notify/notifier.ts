@@ -12,9 +12,13 @@ export class DeliveryError extends Error {
 /** One message for one channel. */
 export interface Delivery {
   event: NotificationEvent;
-  /** The outbox row's ID, sent as the delivery ID so receivers can drop duplicates. */
+  /**
+   * Sent as the delivery ID so receivers can drop duplicates: the same for every attempt at one
+   * message, and random per message, so it is never reused by another message — after a restart,
+   * by another instance, or by another rollguard with a database of its own.
+   */
   deliveryId: string;
-  /** PagerDuty incident key: one per deployment. */
+  /** PagerDuty incident key: one per deployment, unique forever (see dispatcher.ts incidentKey). */
   incidentKey: string;
 }
 

@@ -3,7 +3,8 @@
  * child process, and real receivers on 127.0.0.1 — an SMTP server (with AUTH), and HTTP servers
  * standing in for PagerDuty's Events API v2, a Slack incoming webhook and a generic signed webhook.
  * Everything here uses containers named `rg-notify*` and fixture port 18085, so it can run beside the
- * other integration tests.
+ * other integration tests. The second part drives rollguard's own notification path (announcer,
+ * write queue, outbox, dispatcher) as several instances on one database, without Docker.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,16 +13,30 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { simpleParser, type ParsedMail } from 'mailparser';
+import pino, { type Logger } from 'pino';
 import { PNG } from 'pngjs';
 import { SMTPServer } from 'smtp-server';
+import { createMetrics } from '../../src/api/metrics.js';
+import type { Channel, Policy } from '../../src/config/policy.js';
+import { Announcer } from '../../src/daemon/announcer.js';
+import type { NotificationEvent } from '../../src/model/notification.js';
+import { Dispatcher, type DispatcherOptions } from '../../src/notify/dispatcher.js';
+import { createNotifiers } from '../../src/notify/registry.js';
+import { migrate } from '../../src/store/migrations.js';
+import { Outbox } from '../../src/store/outbox.js';
+import { postgresSql } from '../../src/store/sql.js';
+import { Store, type Deployment, type NewDeployment } from '../../src/store/store.js';
+import { WriteBehind } from '../../src/store/write-behind.js';
 import {
-  buildFixtures, CLI, deploy, docker, fixturePolicy, freshDatabase, keepOutput, removeContainers, startPrometheus,
-  startRollguard, testSecret, waitFor, type HistoryRow, type Prometheus, type Rollguard,
+  buildFixtures, CLI, dbQuery, deploy, docker, fixturePolicy, freshDatabase, keepOutput, removeContainers, startPrometheus,
+  startRollguard, TcpProxy, testSecret, waitFor, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
 const NAME = 'rg-notify';
@@ -60,6 +75,8 @@ class HttpReceiver<T> {
   /** Requests it refused, with why: a test expects none. */
   readonly refused: string[] = [];
   port = 0;
+  /** How long each answer takes (a slow receiver). */
+  delayMs = 0;
   private server?: http.Server;
 
   constructor(private readonly judge: (req: HttpRequestSeen) => Verdict<T>) {}
@@ -76,7 +93,9 @@ class HttpReceiver<T> {
         const v = this.judge({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw: Buffer.concat(chunks).toString('utf8') });
         if (v.accepted !== undefined) this.accepted.push(v.accepted);
         if (v.problem !== undefined) this.refused.push(v.problem);
-        res.writeHead(v.status, { 'content-type': v.reply.startsWith('{') ? 'application/json' : 'text/plain' }).end(v.reply);
+        const answer = (): void => void res.writeHead(v.status, { 'content-type': v.reply.startsWith('{') ? 'application/json' : 'text/plain' }).end(v.reply);
+        if (this.delayMs) setTimeout(answer, this.delayMs);
+        else answer();
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -252,6 +271,8 @@ class SmtpReceiver {
   readonly mails: Mail[] = [];
   readonly refused: string[] = [];
   port = 0;
+  /** How long the answer to each message's DATA takes (a slow server). */
+  dataDelayMs = 0;
   private server?: SMTPServer;
 
   get up(): boolean {
@@ -278,7 +299,7 @@ class SmtpReceiver {
           simpleParser(Buffer.concat(chunks), { keepCidLinks: true }).then((parsed) => {
             const envelope = { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) };
             this.mails.push({ parsed, event: String(parsed.headers.get('x-rollguard-event') ?? ''), envelope });
-            callback();
+            setTimeout(() => callback(), this.dataDelayMs);
           }, (err: Error) => {
             this.refused.push(`unparsable message: ${err.message}`);
             callback(err);
@@ -854,5 +875,246 @@ routes:
     const ok = await runCli(['policy', 'check', fixedFile], env());
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /: ok — 1 service\(s\)/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The outbox across instances, store outages and slow channels: rollguard's own announcer, write
+// queue, outbox and dispatcher (the code `rollguard run` composes), several of them on one real
+// PostgreSQL database, sending to the real receivers above. No Docker: these faults are in the
+// store and the channels, not in the deploy target.
+// ---------------------------------------------------------------------------------------------
+
+/** A server that accepts connections and never says a word: neither an HTTP answer nor an SMTP greeting. */
+async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** A pino logger whose lines the test can read. */
+function capturedLog(): { log: Logger; lines: () => { level: number; msg: string; [k: string]: unknown }[] } {
+  const out: string[] = [];
+  const stream = new Writable({ write(chunk, _enc, cb) { out.push(String(chunk)); cb(); } });
+  return { log: pino({ level: 'debug' }, stream), lines: () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+}
+
+/** One rollguard instance's notification path (as `rollguard run` composes it) on the database at `url`. */
+interface NotifyInstance { store: Store; writes: WriteBehind; announcer: Announcer; outbox: Outbox; stop(): Promise<void> }
+
+function notifyInstance(url: string, policy: Policy, log: Logger, dispatch: Partial<DispatcherOptions> = {}): NotifyInstance {
+  const sql = postgresSql(url, log);
+  const store = new Store(sql);
+  const outbox = new Outbox(sql);
+  const writes = new WriteBehind(store, { log, retryMs: 200 });
+  const notifiers = createNotifiers();
+  const dispatcher = new Dispatcher({ outbox, notifiers, policy: () => policy, log, metrics: createMetrics(), pollMs: 200, beforeDrain: () => writes.flush(), ...dispatch });
+  const announcer = new Announcer(store, outbox, writes, () => policy, () => dispatcher.kick(), log);
+  dispatcher.start();
+  return {
+    store, writes, announcer, outbox,
+    async stop() {
+      await dispatcher.stop();
+      await writes.flush();
+      writes.close();
+      notifiers.close();
+      await sql.close();
+    },
+  };
+}
+
+function newDeployment(service: string): NewDeployment {
+  const now = Date.now();
+  return {
+    service, target: 'docker-container', container_id: `c-${service}-${now}`, container_name: service, from_image: 'sha256:good', from_ref: 'app:v1', to_image: 'sha256:bad', to_ref: 'app:v2',
+    dry_run: false, started_at: new Date(now), detected_at: new Date(now), window_ends_at: new Date(now + 30_000),
+  };
+}
+
+/** A rollback event about deployment `d` as the watch loop builds it (without samples). */
+function rollbackEvent(kind: 'rollback_started' | 'rollback_succeeded', d: Deployment, severity: 'P0' | 'P1' = 'P0'): NotificationEvent {
+  return {
+    kind, severity, at: new Date().toISOString(), service: d.service,
+    title: `${d.service}: ${kind === 'rollback_started' ? 'rolling back' : 'rolled back'} ${d.to_ref} → v1`,
+    summary: kind === 'rollback_started' ? 'error rate above 5%' : 'recovered',
+    deployment: {
+      id: d.id, fromRef: d.from_ref, fromImage: d.from_image, toRef: d.to_ref, toImage: d.to_image, container: d.container_name,
+      startedAt: d.started_at.toISOString(), state: kind === 'rollback_started' ? 'rolling_back' : 'rolled_back', attempts: 1,
+    },
+  };
+}
+
+describe('the outbox across instances, store outages and slow channels (PostgreSQL, real receivers)', { timeout: 120_000 }, () => {
+  const smtp = new SmtpReceiver();
+  const pagerDuty = new HttpReceiver(judgePagerDuty);
+  const slack = new HttpReceiver(judgeSlack);
+  const hook = new HttpReceiver(judgeWebhook);
+  const receivers = [smtp, pagerDuty, slack, hook];
+  const databases: { url: string; drop(): Promise<void> }[] = [];
+  const instances: NotifyInstance[] = [];
+  let tmp: string;
+
+  const channels = (over: { smtpPort?: number; hookPort?: number } = {}): Record<string, Channel> => ({
+    pager: { kind: 'pagerduty', name: 'pager', routingKey: SECRETS.pagerDutyKey, url: `http://127.0.0.1:${pagerDuty.port}/v2/enqueue` },
+    'oncall-email': { kind: 'email', name: 'oncall-email', smtpUrl: `smtp://${SMTP_USER}:${SECRETS.smtpPassword}@127.0.0.1:${over.smtpPort ?? smtp.port}`, from: 'rollguard@example.com', to: ['oncall@example.com'] },
+    chat: { kind: 'slack', name: 'chat', webhookUrl: `http://127.0.0.1:${slack.port}${SLACK_PATH}` },
+    hook: { kind: 'webhook', name: 'hook', url: `http://127.0.0.1:${over.hookPort ?? hook.port}${HOOK_PATH}`, secret: SECRETS.webhookSecret },
+  });
+  const policyOf = (notifications: Record<string, Channel>, routes: Policy['routes']): Policy => ({ version: 1, source: path.join(tmp, 'policy.yaml'), services: {}, notifications, routes, escalation: [] });
+
+  /** A fresh database, migrated. */
+  const database = async (): Promise<string> => {
+    const db = await freshDatabase();
+    databases.push(db);
+    const sql = postgresSql(db.url, pino({ level: 'silent' }));
+    await migrate(sql);
+    await sql.close();
+    return db.url;
+  };
+  const start = (url: string, policy: Policy, log: Logger, dispatch: Partial<DispatcherOptions> = {}): NotifyInstance => {
+    const i = notifyInstance(url, policy, log, dispatch);
+    instances.push(i);
+    return i;
+  };
+  const stop = async (i: NotifyInstance): Promise<void> => {
+    instances.splice(instances.indexOf(i), 1);
+    await i.stop();
+  };
+  const noRefusals = (): void => {
+    for (const r of receivers) assert.deepEqual(r.refused, [], 'every receiver accepted every request it got');
+  };
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'rg-nf-'));
+    for (const r of receivers) await r.start();
+  });
+
+  afterEach(async () => {
+    for (const i of instances.splice(0)) await i.stop();
+    for (const r of receivers) {
+      r.clear();
+      if ('delayMs' in r) r.delayMs = 0;
+    }
+    smtp.dataDelayMs = 0;
+  });
+
+  after(async () => {
+    for (const r of receivers) await r.stop();
+    for (const db of databases) await db.drop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('fault: two instances through a store outage, each queuing pages with provisional IDs → every page is delivered once, none dropped as a duplicate', async () => {
+    const url = await database();
+    const proxy = new TcpProxy(Number(new URL(url).port || 5432));
+    await proxy.start();
+    const policy = policyOf(channels(), { P0: ['pager', 'oncall-email'] });
+    const { log, lines } = capturedLog();
+    /** The store cut off; each instance detects a deployment (provisional ID) and queues its page and its resolve. */
+    const outage = async (names: string[]): Promise<void> => {
+      const started = names.map(() => start(proxy.via(url), policy, log));
+      await waitFor('every instance to reach the store', async () => (await Promise.all(started.map((i) => i.outbox.pendingByChannel().then(() => true, () => false)))).every(Boolean));
+      await proxy.cut();
+      for (const [n, i] of started.entries()) {
+        const d = await i.writes.insertDeployment(newDeployment(names[n] as string));
+        assert.equal(d.id, -1, `${names[n]}: a provisional ID, the same in every instance`);
+        await i.announcer.announce(rollbackEvent('rollback_started', d), { deploymentId: d.id });
+        await i.announcer.announce(rollbackEvent('rollback_succeeded', d), { deploymentId: d.id });
+      }
+      assert.ok(started.every((i) => i.writes.waiting > 0), 'the writes wait in memory');
+      await proxy.start();
+    };
+
+    try {
+      await outage(['nf-a', 'nf-b']);
+      await waitFor('the pages of both instances', () => pagerDuty.accepted.length >= 4 && smtp.mails.length >= 4, 20_000);
+      // A restart: the new instance numbers its provisional IDs from -1 again.
+      await stop(instances[0] as NotifyInstance);
+      await outage(['nf-a-restarted']);
+      await waitFor('the pages of the restarted instance', () => pagerDuty.accepted.length >= 6 && smtp.mails.length >= 6, 20_000);
+      await pause(1_500); // bounded negative check: no duplicate follows
+    } finally {
+      for (const i of instances.splice(0)) await i.stop();
+      await proxy.cut();
+    }
+
+    noRefusals();
+    const byIncident = new Map<string, string[]>();
+    for (const e of pagerDuty.accepted) byIncident.set(e.dedup_key, [...(byIncident.get(e.dedup_key) ?? []), e.event_action]);
+    assert.equal(byIncident.size, 3, `one incident per deployment: ${[...byIncident.keys()].join(', ')}`);
+    for (const [key, actions] of byIncident) assert.deepEqual(actions, ['trigger', 'resolve'], `${key}: opened once, resolved once`);
+    const deployments = await dbQuery<{ id: string; service: string }>(url, 'SELECT id, service FROM deployments ORDER BY id');
+    assert.deepEqual(deployments.map((d) => d.service).sort(), ['nf-a', 'nf-a-restarted', 'nf-b']);
+    assert.deepEqual(countBy(smtp.mails, (m) => m.event), { rollback_started: 3, rollback_succeeded: 3 }, 'each email once');
+    const mailed = countBy(smtp.mails, (m) => /^Deployment: +#(\d+),/m.exec(m.parsed.text ?? '')?.[1] ?? '?');
+    assert.deepEqual(mailed, Object.fromEntries(deployments.map((d) => [d.id, 2])), 'two emails per deployment, each naming its real ID');
+    assert.equal(new Set(smtp.mails.map((m) => String(m.parsed.headers.get('x-rollguard-delivery')))).size, 6, 'every message has its own delivery ID');
+    assert.deepEqual(lines().filter((l) => l.msg === 'notification already queued; not queued again'), [], 'nothing was dropped as a duplicate');
+    assert.deepEqual(lines().filter((l) => l.level >= 50).map((l) => l.msg), [], 'no error was logged');
+  });
+
+  it('fault: one channel hangs (accepts, never answers) → the other channels\' messages are delivered on time', async () => {
+    const url = await database();
+    const silent = await silentServer();
+    try {
+      const policy = policyOf(channels({ smtpPort: silent.port, hookPort: silent.port }), { P0: ['pager', 'chat', 'hook', 'oncall-email'] });
+      const { log } = capturedLog();
+      const i = start(url, policy, log, { sendTimeoutMs: 2_000 });
+      for (let n = 1; n <= 3; n++) {
+        const d = await i.store.insertDeployment(newDeployment(`nf-hang-${n}`));
+        const queuedAt = Date.now();
+        await i.announcer.announce(rollbackEvent('rollback_started', d), { deploymentId: d.id });
+        await waitFor(`deployment ${n}'s page and Slack message while the webhook and SMTP hang`, () => pagerDuty.accepted.length === n && slack.accepted.length === n, 5_000, 50);
+        const took = Date.now() - queuedAt;
+        assert.ok(took < 1_500, `deployment ${n}: delivered ${took} ms after it was queued`);
+        await pause(1_000);
+      }
+      noRefusals();
+      const pending = await i.outbox.pendingByChannel();
+      assert.deepEqual({ hook: pending.hook, email: pending['oncall-email'], pager: pending.pager, chat: pending.chat }, { hook: 3, email: 3, pager: undefined, chat: undefined }, 'the hanging channels still hold their messages');
+    } finally {
+      await silent.close(); // so the sends in flight end now
+    }
+  });
+
+  it('fault: two instances draining one outbox while a channel\'s sends take longer than the claim → each message is sent once', async () => {
+    const url = await database();
+    const policy = policyOf(channels(), { P0: ['hook'], P1: ['oncall-email'] });
+    const { log, lines } = capturedLog();
+    // A claim of 2 s; the webhook answers in 0.7 s (within the send timeout, but ten in a row take
+    // longer than any claim), and the SMTP server takes 2.5 s to accept each message — longer than
+    // the send timeout and the claim (nodemailer does not stop a send in flight).
+    hook.delayMs = 700;
+    smtp.dataDelayMs = 2_500;
+    const dispatch = { sendTimeoutMs: 1_000, claimMs: 2_000 };
+    const queuer = start(url, policy, log, dispatch);
+    const other = start(url, policy, log, dispatch);
+    for (let n = 1; n <= 10; n++) {
+      const d = await queuer.store.insertDeployment(newDeployment(`nf-slow-${n}`));
+      await queuer.announcer.announce(rollbackEvent('rollback_started', d, n <= 2 ? 'P1' : 'P0'), { deploymentId: d.id });
+      if (n > 2) await queuer.announcer.announce(rollbackEvent('rollback_succeeded', d), { deploymentId: d.id });
+    }
+    await waitFor('every message delivered', async () => Object.keys(await queuer.outbox.pendingByChannel()).length === 0, 30_000);
+    await pause(1_000); // bounded negative check: no duplicate follows
+    noRefusals();
+    const deliveries = countBy(hook.accepted, (h) => String(h.headers['x-rollguard-delivery']));
+    assert.deepEqual(Object.values(deliveries), Array(16).fill(1), `each webhook message once: ${JSON.stringify(deliveries)}`);
+    const mails = countBy(smtp.mails, (m) => String(m.parsed.headers.get('x-rollguard-delivery')));
+    assert.deepEqual(Object.values(mails), [1, 1], `each email once: ${JSON.stringify(mails)}`);
+    const sentBy = lines().filter((l) => l.msg === 'notification sent').length;
+    assert.equal(sentBy, 18, 'the two instances sent 18 messages between them');
+    const rows = await dbQuery<{ status: string; attempts: number }>(url, 'SELECT status, attempts FROM outbox');
+    assert.ok(rows.every((r) => r.status === 'sent' && Number(r.attempts) === 1), `each sent at the first attempt: ${JSON.stringify(rows)}`);
   });
 });

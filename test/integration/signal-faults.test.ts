@@ -224,24 +224,26 @@ services:
     return { ...JSON.parse(child.stdout), logs };
   }
 
-  for (const [shift, offsetMs, word] of [['+10m', -600_000, 'behind'], ['-10m', 600_000, 'ahead of']] as const) {
-    const host = shift.startsWith('+') ? 'ahead of' : 'behind';
-    it(`fault: the rollguard host's clock runs 10 min ${host} Prometheus's → queries are evaluated at Prometheus's time`, async () => {
-      const out = await underFakeTime(shift);
-      assert.ok(Math.abs(out.hostNow - Date.now() - -offsetMs) < 60_000, `the child's clock is shifted ${shift} (${new Date(out.hostNow).toISOString()})`);
-      assert.ok(out.single.value !== null && out.single.value > 0, `the instant query has data: ${JSON.stringify(out.single)}`);
-      assert.ok(out.batched.every((v) => v !== null && v > 0), `the batched query has data: ${JSON.stringify(out.batched)}`);
-      assert.ok(out.batches >= 1, 'a batch was asked for');
-      assert.ok(out.baseline.value !== null && out.baseline.value > 0, `the baseline has history: ${JSON.stringify(out.baseline)}`);
-      assert.ok(Array.isArray(out.replay) && out.replay.every((v) => v !== null && v > 0), `the replay has data: ${JSON.stringify(out.replay)}`);
-      const warnings = out.logs.filter((l) => l.level === 40);
-      assert.equal(warnings.length, 1, `one warning, not one per query: ${JSON.stringify(warnings)}`);
-      const warning = warnings[0] as unknown as { msg: string; hostTime: string; prometheusTime: string; offsetMs: number };
-      assert.match(warning.msg, new RegExp(`Prometheus's clock is 10 min ${word} this host's`));
-      assert.ok(Math.abs(warning.offsetMs - offsetMs) < 2_000, `offset ${warning.offsetMs} ms`);
-      assert.ok(Math.abs(Date.parse(warning.prometheusTime) - Date.parse(warning.hostTime) - offsetMs) < 2_000, `${warning.hostTime} vs ${warning.prometheusTime}`);
-    });
-  }
+  /** The provider run under libfaketime with the host clock shifted by `shift`; `word` is how the warning reads Prometheus's clock. */
+  const clockCase = (shift: '+10m' | '-10m', offsetMs: number, word: string) => async (): Promise<void> => {
+    const out = await underFakeTime(shift);
+    assert.ok(Math.abs(out.hostNow - Date.now() - -offsetMs) < 60_000, `the child's clock is shifted ${shift} (${new Date(out.hostNow).toISOString()})`);
+    assert.ok(out.single.value !== null && out.single.value > 0, `the instant query has data: ${JSON.stringify(out.single)}`);
+    assert.ok(out.batched.every((v) => v !== null && v > 0), `the batched query has data: ${JSON.stringify(out.batched)}`);
+    assert.ok(out.batches >= 1, 'a batch was asked for');
+    assert.ok(out.baseline.value !== null && out.baseline.value > 0, `the baseline has history: ${JSON.stringify(out.baseline)}`);
+    assert.ok(Array.isArray(out.replay) && out.replay.every((v) => v !== null && v > 0), `the replay has data: ${JSON.stringify(out.replay)}`);
+    const warnings = out.logs.filter((l) => l.level === 40);
+    assert.equal(warnings.length, 1, `one warning, not one per query: ${JSON.stringify(warnings)}`);
+    const warning = warnings[0] as unknown as { msg: string; hostTime: string; prometheusTime: string; offsetMs: number };
+    assert.match(warning.msg, new RegExp(`Prometheus's clock is 10 min ${word} this host's`));
+    assert.ok(Math.abs(warning.offsetMs - offsetMs) < 2_000, `offset ${warning.offsetMs} ms`);
+    assert.ok(Math.abs(Date.parse(warning.prometheusTime) - Date.parse(warning.hostTime) - offsetMs) < 2_000, `${warning.hostTime} vs ${warning.prometheusTime}`);
+  };
+
+  it("fault: the rollguard host's clock runs 10 min ahead of Prometheus's → queries are evaluated at Prometheus's time", clockCase('+10m', -600_000, 'behind'));
+  it("fault: the rollguard host's clock runs 10 min behind Prometheus's → queries are evaluated at Prometheus's time", clockCase('-10m', 600_000, 'ahead of'));
+
 
   it('fault: Prometheus sends its headers, then one byte a second → the query is no data within its timeout', { timeout: 15_000 }, async () => {
     const server = await trickler('application/json', JSON.stringify({ status: 'success', data: { resultType: 'scalar', result: [1, '1'] } }));
