@@ -23,4 +23,19 @@ describe('enableMaintenance (file)', () => {
       await rm(root, { recursive: true, force: true });
     }
   });
+
+  it('a maintenance command runs under umask 022 though rollguard runs under 077, and rollguard keeps its own', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'rg-maintenance-'));
+    const previous = process.umask(0o077);
+    try {
+      const file = path.join(root, 'page.html');
+      const out = await enableMaintenance({ kind: 'command', argv: ['/bin/sh', '-c', `echo down > ${file}`], timeoutMs: 5_000 }, { service: 'web', deployment: 1 });
+      assert.match(out, /^ran \/bin\/sh/);
+      assert.equal((await stat(file)).mode & 0o777, 0o644);
+      assert.equal(process.umask(), 0o077, "rollguard's own umask is unchanged");
+    } finally {
+      process.umask(previous);
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });

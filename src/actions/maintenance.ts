@@ -23,10 +23,15 @@ export async function enableMaintenance(m: Maintenance, ctx: { service: string; 
     return `wrote ${m.path}`;
   }
   const [program, ...args] = m.argv as [string, ...string[]];
-  const { stdout } = await promisify(execFile)(program, args, {
+  // The program inherits rollguard's umask 077; what it writes (a page for the web server) must
+  // be readable as it would be from a shell, so it runs under the usual 022.
+  const previous = process.umask(0o022);
+  const child = promisify(execFile)(program, args, {
     timeout: m.timeoutMs,
     env: { ...process.env, ROLLGUARD_SERVICE: ctx.service, ROLLGUARD_DEPLOYMENT: String(ctx.deployment) },
     maxBuffer: 64 * 1024,
   });
+  process.umask(previous);
+  const { stdout } = await child;
   return `ran ${program}${stdout.trim() ? `: ${stdout.trim().slice(0, 200)}` : ''}`;
 }

@@ -47,6 +47,9 @@ export interface LeadershipEvents {
 
 export const DEFAULT_LEASE_TTL_MS = 6_000;
 
+/** Lease claims sent at once in a round (the PostgreSQL pool holds five connections). */
+const CLAIMS_AT_ONCE = 4;
+
 /** `ROLLGUARD_INSTANCE_ID`, else host name, pid and a random part (a restarted process is a new holder). */
 export function instanceId(env: NodeJS.ProcessEnv = process.env): string {
   const given = env.ROLLGUARD_INSTANCE_ID?.trim();
@@ -205,26 +208,34 @@ export class LeaseLeadership implements Leadership {
     this.lapseExpired();
     const wanted = new Set(this.o.services());
     let next = this.renewMs;
-    try {
-      for (const service of wanted) {
-        if (this.stopped) break;
+    let failed = false;
+    // A few claims at a time (the pool's size), each timed from its own sending: with many
+    // services a round stays short, so no lease runs out between two rounds.
+    const queue = [...wanted];
+    const worker = async (): Promise<void> => {
+      for (let service = queue.shift(); service !== undefined && !this.stopped && !failed; service = queue.shift()) {
         const known = this.held.get(service)?.fence ?? null;
         const sentAt = this.clock();
         let claim: LeaseClaim;
         try {
           claim = await withTimeout(this.o.leases.claim(service, this.instanceId, known, this.ttlMs), this.renewMs);
         } catch (err) {
+          failed = true;
           this.storeUnreachable(err);
           this.carryThroughOutage(sentAt);
-          return Math.max(50, Math.floor(this.renewMs / 4));
+          return;
         }
         this.storeBack();
         this.apply(service, claim, sentAt);
         if (!claim.mine) next = Math.min(next, Math.max(50, claim.expiresAt.getTime() - claim.now.getTime() + 50));
       }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(CLAIMS_AT_ONCE, Math.max(1, queue.length)) }, worker));
     } finally {
       this.armLapse();
     }
+    if (failed) return Math.max(50, Math.floor(this.renewMs / 4));
     // A service dropped from the policy: give its lease back.
     for (const [service, { fence, acting }] of [...this.held]) {
       if (wanted.has(service)) continue;
@@ -334,12 +345,14 @@ export class LeaseLeadership implements Leadership {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       let next = this.renewMs;
+      const started = this.clock();
       this.running = this.round()
         .then((n) => { next = n; })
         .catch((err) => this.o.log.error({ err }, 'lease round failed'))
         .finally(() => {
           this.running = undefined;
-          this.schedule(next);
+          // Rounds start every `next` ms, however long one took (never overlapping).
+          this.schedule(Math.max(0, next - (this.clock() - started)));
         });
     }, ms);
     this.timer.unref();

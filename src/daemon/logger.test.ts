@@ -39,6 +39,19 @@ describe('the logger keeps URL credentials out of the log', () => {
     assert.equal(parsed.err.message, 'connect ECONNREFUSED 127.0.0.1:9090 (http://127.0.0.1:9090): inner http://127.0.0.1:9090');
   });
 
+  it("logs a PostgreSQL error without its quote of the refused row (a container's environment)", () => {
+    const { lines, log } = capture();
+    const err = Object.assign(new Error('null value in column "image_ref" of relation "known_good" violates not-null constraint'), {
+      code: '23502', detail: 'Failing row contains (web, null, {"Config": {"Env": ["DB_PASSWORD=row-secret"]}}).', where: 'SQL statement with row-secret-2',
+    });
+    log.error({ err }, 'the store rejected a write');
+    const line = lines.join('');
+    for (const secret of ['row-secret', 'Failing row']) assert.equal(line.includes(secret), false, `${secret} in ${line}`);
+    const parsed = JSON.parse(line) as { err: { code: string; message: string } };
+    assert.equal(parsed.err.code, '23502');
+    assert.match(parsed.err.message, /violates not-null constraint/);
+  });
+
   it('still redacts secret fields by path', () => {
     const { lines, log } = capture();
     log.info({ channel: { routingKey: 'rk-3' } }, 'sent');

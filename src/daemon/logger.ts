@@ -38,8 +38,9 @@ export function withoutUrlCredentials(value: unknown, depth = 0): unknown {
 
 /**
  * pino's error serializer without what an HTTP client's error carries about its request — the
- * config (base URL with credentials, auth), the request (its headers) and the response — and
- * with URL credentials removed from the message, the stack and the causes.
+ * config (base URL with credentials, auth), the request (its headers) and the response — nor a
+ * PostgreSQL error's quote of the row it refused, and with URL credentials removed from the
+ * message, the stack and the causes.
  */
 export function serializeError(err: unknown): unknown {
   return cleanError(pino.stdSerializers.err(err as Error) as unknown, 0);
@@ -47,7 +48,9 @@ export function serializeError(err: unknown): unknown {
 
 function cleanError(serialized: unknown, depth: number): unknown {
   if (serialized === null || typeof serialized !== 'object') return withoutUrlCredentials(serialized);
-  const { config: _config, request: _request, response: _response, cause, ...rest } = serialized as Record<string, unknown>;
+  // A PostgreSQL error's `detail` and `where` quote the row or key it refused ("Failing row
+  // contains (…)"): for a known-good record, a container's environment. Code and message stay.
+  const { config: _config, request: _request, response: _response, detail: _detail, where: _where, cause, ...rest } = serialized as Record<string, unknown>;
   const out = withoutUrlCredentials(rest) as Record<string, unknown>;
   if (cause !== undefined) out.cause = depth < MAX_DEPTH ? cleanError(cause, depth + 1) : '[cause omitted]';
   return out;

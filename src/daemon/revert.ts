@@ -229,6 +229,7 @@ async function revertSteps(deps: RevertDeps, service: ServicePolicy, deployment:
     }
   }
   await phase('parked');
+  const parkedAt = deps.now().getTime();
   await failpoint('revert.after-park', { deployment: deployment.id });
 
   const template = { service: service.name, container: knownReplicas[0]?.name ?? deployment.container_name, image: known.image_ref, version: versionOf(known.image_ref) };
@@ -267,7 +268,8 @@ async function revertSteps(deps: RevertDeps, service: ServicePolicy, deployment:
     const now = deps.now().getTime();
     revertAt = now;
     const startTimes = await Promise.all(ids.map((id) => target.replica(id).then((r) => r?.startedAt.getTime() ?? now, () => now)));
-    const verified = await verifyRecovery(deps, service, deployment, attempt, ids, template, Math.max(...startTimes, 0));
+    // The restored version serves alone from the later of its last start and the bad replicas' park.
+    const verified = await verifyRecovery(deps, service, deployment, attempt, ids, template, Math.max(...startTimes, parkedAt));
     criteria = verified.criteria;
     serving = verified.serving;
     lastStarted = ids.filter((id) => !serving.has(id) && (started.includes(id) || !alreadyGood.some((r) => r.id === id)));

@@ -41,6 +41,9 @@ export function incidentKey(item: Pick<ClaimedItem, 'deployment_id' | 'deploymen
   return `rollguard-${item.payload.service ?? 'service'}-${item.deployment_id}-${item.deployment_uid}`;
 }
 
+/** Attempts after which a message failing with an error that is not a delivery failure is given up. */
+export const UNEXPECTED_ATTEMPTS = 3;
+
 /** 1 s, 2 s, 4 s … capped. */
 export function backoffMs(attempts: number, maxMs: number): number {
   return Math.min(maxMs, 1_000 * 2 ** Math.max(0, attempts - 1));
@@ -221,7 +224,11 @@ export class Dispatcher {
     }
     const message = failure instanceof DeliveryError ? failure.message : `unexpected: ${String(failure)}`;
     const age = this.now().getTime() - new Date(item.created_at).getTime();
-    const giveUp = (failure instanceof DeliveryError && failure.permanent) || age > (this.o.giveUpAfterMs ?? 24 * 3_600_000);
+    // An error that is not a delivery failure (a message that cannot be rendered) will not mend
+    // itself: given up after a few attempts, so it does not hold back later messages of its
+    // deployment to this channel (they wait for earlier ones) for the whole give-up period.
+    const broken = !(failure instanceof DeliveryError) && item.attempts + 1 >= UNEXPECTED_ATTEMPTS;
+    const giveUp = (failure instanceof DeliveryError && failure.permanent) || broken || age > (this.o.giveUpAfterMs ?? 24 * 3_600_000);
     const retryInMs = giveUp ? null : backoffMs(item.attempts + 1, this.o.maxBackoffMs ?? 300_000);
     await this.o.outbox.markFailed(item, message, retryInMs);
     metrics.notifications.inc({ ...labels, result: giveUp ? 'failed' : 'retry' });

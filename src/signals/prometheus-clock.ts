@@ -63,9 +63,16 @@ export class PrometheusClock {
     const since = performance.now() - this.lastAttempt;
     if (!this.pending && since >= (this.lastFailed ? this.retryMs : this.refreshMs)) {
       this.lastAttempt = performance.now();
-      this.pending = this.measure().finally(() => {
-        this.pending = undefined;
-      });
+      // Never rejects: a measurement that throws (an absurd time() answer) is a failed one.
+      this.pending = this.measure()
+        .catch((err: unknown) => {
+          this.attempted = true;
+          this.lastFailed = true;
+          this.opts.log?.debug({ error: String(err), offsetMs: this.applied }, "measuring Prometheus's clock failed; queries keep the last known offset");
+        })
+        .finally(() => {
+          this.pending = undefined;
+        });
     }
     if (!this.attempted && this.pending) await within(this.pending, waitMs);
     return this.applied;

@@ -296,7 +296,9 @@ routes:
     assert.equal(all.filter((d) => d.kind === 'rollback').length, 1, 'exactly one revert decision');
     assert.ok(all.some((d) => d.kind === 'escalate'), 'the failed revert escalated');
     const starts = await dbQuery<{ n: string }>(db, "SELECT count(*) AS n FROM actions WHERE kind = 'start-good'", []);
-    assert.equal(Number(starts[0]?.n), maxAttempts, 'the known-good version was started max_attempts times, no more');
+    assert.equal(Number(starts[0]?.n), 1, 'the known-good version was started once: it served (running, answering) through each attempt, so it was kept, not recreated');
+    const kept = await dbQuery<{ n: string }>(db, "SELECT count(*) AS n FROM actions WHERE kind = 'keep-serving'", []);
+    assert.equal(Number(kept[0]?.n), maxAttempts - 1, 'kept for each further attempt');
 
     const until = new Date(Date.now() + 1_000).toISOString();
     const creates = (await docker('events', '--since', since, '--until', until, '--filter', 'type=container', '--filter', 'event=create', '--format', '{{.Actor.Attributes.name}}'))
