@@ -290,6 +290,30 @@ describe('outbox keys and the dispatcher (PGlite)', () => {
       assert.ok(after >= 380 && after < 1_500, `sent ${after} ms after the crashed claim`);
     });
 
+    it('a message whose send fails with an error that is not a delivery failure is given up after 3 attempts, and its deployment\'s later page goes', async () => {
+      const channel = 'broken-hook';
+      const dep = await store.insertDeployment(newDeployment('broken'));
+      const sent: string[] = [];
+      const broken: Notifier = {
+        kind: 'webhook',
+        async send(_channel: Channel, delivery: Delivery): Promise<void> {
+          if (delivery.event.kind === 'rollback_started') throw new TypeError("Cannot read properties of undefined (reading 'rule')");
+          sent.push(delivery.event.kind);
+        },
+      };
+      await outbox.add(['rollback_started', 'rollback_failed'].map((kind) => ({ ...message(channel, kind as NotificationEvent['kind']), deployment_id: dep.id })));
+      const d = dispatcher(policyWith([webhook(channel)]), [broken], { maxBackoffMs: 50 });
+      d.start();
+      try {
+        await waitFor('the later page sent', () => sent.includes('rollback_failed'), 5_000);
+      } finally {
+        await d.stop();
+      }
+      const rows = await store.sql.query<{ event: string; status: string; attempts: number; last_error: string | null }>('SELECT event, status, attempts, last_error FROM outbox WHERE channel = $1 ORDER BY id', [channel]);
+      assert.deepEqual(rows.map((r) => [r.event, r.status, r.attempts]), [['rollback_started', 'failed', 3], ['rollback_failed', 'sent', 1]]);
+      assert.match(rows[0]?.last_error ?? '', /^unexpected: TypeError/);
+    });
+
     it('a later message about a deployment waits while an earlier one to the same channel is claimed elsewhere', async () => {
       const channel = 'order-pager';
       const dep = await store.insertDeployment(newDeployment('order'));
