@@ -42,6 +42,16 @@ program
       if (rollguard) void rollguard.reload('SIGHUP');
       else reloadRequested = true;
     });
+    // So can a stop: SIGTERM's default action would end the process half-way through opening the
+    // database and claiming the state directory, so it is remembered and carried out once started.
+    let stopRequested: string | undefined;
+    let shutdown = (signal: string): void => {
+      if (stopRequested) return;
+      stopRequested = signal;
+      log.info({ signal }, 'shutdown requested during start-up; stopping once started');
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
     try {
       rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, instanceId: opts.instanceId, leaseTtlMs, log });
     } catch (err) {
@@ -56,7 +66,7 @@ program
     }
     const running = rollguard;
     let exiting = false;
-    const shutdown = (signal: string): void => {
+    shutdown = (signal: string): void => {
       if (exiting) return;
       exiting = true;
       log.info({ signal }, 'shutdown requested');
@@ -65,9 +75,8 @@ program
         (err) => { log.error({ err }, 'unclean shutdown'); log.flush(); process.exit(1); },
       );
     };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    if (reloadRequested) void running.reload('SIGHUP');
+    if (stopRequested) shutdown(stopRequested);
+    else if (reloadRequested) void running.reload('SIGHUP');
   });
 
 const policy = program.command('policy').description('work with policy files');

@@ -187,4 +187,24 @@ describe('the state directory', { timeout: 300_000 }, () => {
       for (const rg of both) rg.child.kill('SIGKILL');
     }
   });
+
+  it('fault: SIGTERM while rollguard is starting (creating its embedded database) → it finishes starting, then stops cleanly: exit 0, the lock released, every file private', async () => {
+    const fresh = path.join(root, 'fresh-state');
+    const rg = await spawnRollguard(fresh, policyFile);
+    try {
+      // The lock is taken before the database is created, which takes seconds: a stop lands in between.
+      await waitFor('the state directory claimed', async () => (await readdir(fresh).catch((): string[] => [])).includes('rollguard.pid'), 30_000, 20);
+      assert.equal((await rg.logs()).includes('"msg":"rollguard started"'), false, 'still starting');
+      rg.child.kill('SIGTERM');
+      assert.equal(await exited(rg.child), 0, `a clean stop, not killed by the signal (signal: ${rg.child.signalCode})`);
+    } finally {
+      rg.child.kill('SIGKILL');
+    }
+    const logs = await rg.logs();
+    const order = ['shutdown requested during start-up; stopping once started', 'rollguard started', '"msg":"stopped"'].map((m) => logs.indexOf(m));
+    assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > (order[n - 1] as number))), `requested, started, stopped, in that order: ${order.join(', ')}`);
+    assert.equal((await readdir(fresh)).includes('rollguard.pid'), false, 'the lock file is released');
+    assert.deepEqual((await notPrivate(fresh)).open, [], 'every directory 0700 and every file 0600');
+  });
 });
+
