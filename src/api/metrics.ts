@@ -27,7 +27,7 @@ export function createMetrics(): Metrics {
   return {
     registry,
     deploymentsSeen: new Counter({ name: 'rollguard_deployments_seen_total', help: 'Deployments detected, by service.', labelNames: ['service'], registers: [registry] }),
-    rollbacks: new Counter({ name: 'rollguard_rollbacks_total', help: 'Rollbacks by outcome (succeeded, failed, dry_run, limited: refused by max_rollbacks).', labelNames: ['service', 'outcome'], registers: [registry] }),
+    rollbacks: new Counter({ name: 'rollguard_rollbacks_total', help: 'Rollbacks by outcome (succeeded, failed, dry_run, limited: refused by max_rollbacks, orchestrator: Swarm rolled back by itself).', labelNames: ['service', 'outcome'], registers: [registry] }),
     samples: new Counter({ name: 'rollguard_samples_total', help: 'Signal samples by result (ok, breach, no-data).', labelNames: ['service', 'result'], registers: [registry] }),
     probeDuration: new Histogram({
       name: 'rollguard_probe_duration_seconds',

@@ -380,7 +380,7 @@ describe('parsePolicy: problems', () => {
   for (const [what, line] of matchForms) {
     it(`rejects a match with ${what}`, () => {
       const lines = [line, ...MINIMAL_WEB.slice(2)];
-      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:4: services.web.match: set exactly one of container, compose or labels']);
+      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:4: services.web.match: set exactly one of container, compose, labels, swarm_service or stack']);
     });
   }
 
@@ -388,7 +388,7 @@ describe('parsePolicy: problems', () => {
     'reports a block-style match with two forms on the `match:` line',
     () => {
       assert.deepEqual(problems(policyWith(['    match:', '      container: web', '      labels: {app: web}', ...MINIMAL_WEB.slice(2)])), [
-        'p.yaml:4: services.web.match: set exactly one of container, compose or labels',
+        'p.yaml:4: services.web.match: set exactly one of container, compose, labels, swarm_service or stack',
       ]);
     },
   );
@@ -410,7 +410,7 @@ describe('parsePolicy: problems', () => {
     assert.deepEqual(problems(policyWith(lines, ['prometheus:', '  url: http://prom:9090'])), [
       'p.yaml:10: services.web.signals.up.prometheus: {{service}} must stand inside a double-quoted label value, e.g. service="{{service}}"',
       'p.yaml:10: services.web.signals.up.prometheus: {{image}} must stand inside a double-quoted label value, e.g. service="{{image}}"',
-      'p.yaml:10: services.web.signals.up.prometheus: unknown placeholder {{nope}}; valid: {{service}}, {{container}}, {{image}}, {{version}}',
+      'p.yaml:10: services.web.signals.up.prometheus: unknown placeholder {{nope}}; valid: {{service}}, {{container}}, {{image}}, {{version}}, {{task}}, {{slot}}, {{node}}, {{node_addr}}',
     ]);
   });
 

@@ -5,7 +5,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parse as parseYaml, parseD
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { SECRET_FIELDS } from './notify-schema.js';
-import type { Channel, Policy, ServicePolicy, Signal } from './policy.js';
+import type { Channel, Policy, ServiceMatch, ServicePolicy, Signal } from './policy.js';
 import { crossReferenceProblems, policyFileSchema, type PolicyFile } from './schema.js';
 
 type Env = Record<string, string | undefined>;
@@ -267,9 +267,7 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
     const m = svc.match;
     services[name] = {
       name,
-      match: m.container !== undefined
-        ? { kind: 'container', name: m.container }
-        : m.compose ? { kind: 'compose', ...m.compose } : { kind: 'labels', labels: m.labels ?? {} },
+      match: toMatch(m),
       windowMs: svc.window ?? d.window,
       intervalMs: svc.interval ?? d.interval,
       maxAttempts: svc.max_attempts ?? d.max_attempts,
@@ -313,6 +311,14 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       : undefined,
     digest: file.digest,
   };
+}
+
+function toMatch(m: PolicyFile['services'][string]['match']): ServiceMatch {
+  if (m.container !== undefined) return { kind: 'container', name: m.container };
+  if (m.compose) return { kind: 'compose', ...m.compose };
+  if (m.swarm_service !== undefined) return { kind: 'swarm', service: m.swarm_service };
+  if (m.stack) return { kind: 'swarm', service: `${m.stack.name}_${m.stack.service}`, stack: m.stack.name };
+  return { kind: 'labels', labels: m.labels ?? {} };
 }
 
 function threshold(t: { above?: number; below?: number }): { above: number } | { below: number } {

@@ -8,7 +8,9 @@ export type ContainerField = 'restart_count' | 'oom_killed' | 'running' | 'healt
 export type ServiceMatch =
   | { kind: 'container'; name: string }
   | { kind: 'compose'; project: string; service: string }
-  | { kind: 'labels'; labels: Record<string, string> };
+  | { kind: 'labels'; labels: Record<string, string> }
+  /** A Swarm service by name; `stack` when matched as a service of a stack (its name is STACK_SERVICE). */
+  | { kind: 'swarm'; service: string; stack?: string };
 
 /** A Prometheus instant query; its single series' value is the sample. */
 export interface PrometheusSignal { kind: 'prometheus'; name: string; query: string }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { channelSchema, digestSchema, escalationSchema, maintenanceSchema, routesSchema, serviceNotifySchema } from './notify-schema.js';
-import { checkTemplate } from './template.js';
+import { checkTemplate, checkUrlTemplate, replicaVarsIn } from './template.js';
 
 const duration = z
   .string()
@@ -64,13 +64,21 @@ const match = z
       .optional()
       .describe('Docker Compose project and service.'),
     labels: z.record(z.string(), z.string()).optional().describe('Container labels that must all be present with these values.'),
+    swarm_service: name.optional().describe('A Docker Swarm service, by name: rollguard watches every task of it and reverts the service (a manager node\'s engine).'),
+    stack: z
+      .strictObject({
+        name: name.describe('The stack name given to `docker stack deploy`.'),
+        service: name.describe('The service as the stack file names it (the Swarm service is NAME_SERVICE).'),
+      })
+      .optional()
+      .describe('A service of a Swarm stack (`docker stack deploy`).'),
   })
   .superRefine((m, ctx) => {
-    const forms = [m.container, m.compose, m.labels].filter((v) => v !== undefined).length;
-    if (forms !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of container, compose or labels' });
+    const forms = [m.container, m.compose, m.labels, m.swarm_service, m.stack].filter((v) => v !== undefined).length;
+    if (forms !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of container, compose, labels, swarm_service or stack' });
     if (m.labels && Object.keys(m.labels).length === 0) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'must name at least one label' });
   })
-  .describe('How this service\'s containers are recognised: exactly one of container, compose or labels.');
+  .describe('How this service\'s replicas are recognised: exactly one of container, compose or labels (Docker containers), or swarm_service or stack (Swarm services).');
 
 const jsonExpectation = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -83,10 +91,15 @@ const signal = z
         for (const problem of checkTemplate(query)) ctx.addIssue({ code: 'custom', message: problem });
       })
       .optional()
-      .describe('PromQL instant query; {{service}} {{container}} {{image}} {{version}} are substituted, escaped.'),
+      .describe('PromQL instant query; {{service}} {{container}} {{image}} {{version}} are substituted, escaped. For Swarm services also {{task}} {{slot}} {{node}} {{node_addr}}: the query is run once per task and the worst task\'s value is the sample.'),
     http: z
       .strictObject({
-        url: httpUrl.describe('URL to GET.'),
+        url: z
+          .string()
+          .superRefine((url, ctx) => {
+            for (const problem of checkUrlTemplate(url)) ctx.addIssue({ code: 'custom', message: problem });
+          })
+          .describe('URL to GET. For Swarm services it may address each task: {{slot}} {{node_addr}} {{node}} {{task}} (e.g. http://{{node_addr}}:808{{slot}}/ready); the check then runs once per task and fails when any task fails.'),
         timeout: positiveDuration.default(2_000).describe('Refused or slower than this is a failure (default 2s).'),
         status: z.number().int().min(100).max(599).default(200).describe('Expected HTTP status.'),
         json: z.record(z.string(), jsonExpectation).default({}).describe('Dot paths into the JSON body and the values they must equal.'),
@@ -255,6 +268,43 @@ const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object
  * prometheus.url). Runs on the raw document so that these problems are reported together
  * with the schema's, not only after those are fixed.
  */
+/** The text of a signal that placeholders fill: its query or its URL. */
+function signalText(sig: unknown): { key: 'prometheus' | 'http'; text: string } | undefined {
+  if (!isMap(sig)) return undefined;
+  if (typeof sig.prometheus === 'string') return { key: 'prometheus', text: sig.prometheus };
+  if (isMap(sig.http) && typeof sig.http.url === 'string') return { key: 'http', text: sig.http.url };
+  return undefined;
+}
+
+/**
+ * Per-task placeholders ({{task}} {{slot}} {{node}} {{node_addr}}) exist only for Swarm services,
+ * and a signal measured once per task gives one value per tick: rules that read it over a range
+ * of their own (burn rate, baseline, min_series) cannot use it.
+ */
+function replicaPlaceholderProblems(svcName: string, svc: Record<string, unknown>, signals: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const m = svc.match;
+  const swarm = isMap(m) && (m.swarm_service !== undefined || m.stack !== undefined);
+  const perTask = new Set<string>();
+  for (const [sigName, sig] of Object.entries(signals)) {
+    const t = signalText(sig);
+    const vars = t ? replicaVarsIn(t.text) : [];
+    if (!t || !vars.length) continue;
+    perTask.add(sigName);
+    if (!swarm) {
+      problems.push({ keys: ['services', svcName, 'signals', sigName, t.key], message: `${vars.map((v) => `{{${v}}}`).join(', ')} ${vars.length > 1 ? 'are' : 'is'} known only for the tasks of a Swarm service (match: swarm_service or stack)` });
+    }
+  }
+  if (Array.isArray(svc.rules)) {
+    svc.rules.forEach((r: unknown, i) => {
+      if (!isMap(r) || typeof r.signal !== 'string' || !perTask.has(r.signal)) return;
+      const own = (['burn_rate', 'above_baseline', 'above_baseline_by', 'min_series'] as const).find((k) => r[k] !== undefined);
+      if (own) problems.push({ keys: ['services', svcName, 'rules', i, own], message: `${own} cannot read a signal measured once per task (it uses {{task}}, {{slot}}, {{node}} or {{node_addr}}); use a query over the whole service` });
+    });
+  }
+  return problems;
+}
+
 export function crossReferenceProblems(raw: unknown): Problem[] {
   const problems: Problem[] = [];
   if (!isMap(raw)) return problems;
@@ -283,6 +333,7 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
     if (!isMap(svc)) continue;
     const signals = isMap(svc.signals) ? svc.signals : {};
     const defined = Object.keys(signals).join(', ') || 'none';
+    problems.push(...replicaPlaceholderProblems(svcName, svc, signals));
     for (const list of ['rules', 'recovery'] as const) {
       const items = svc[list];
       if (!Array.isArray(items)) continue;

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkTemplate, escapePromqlString, renderTemplate, type TemplateValues } from './template.js';
 
-const VALID = '{{service}}, {{container}}, {{image}}, {{version}}';
+const VALID = '{{service}}, {{container}}, {{image}}, {{version}}, {{task}}, {{slot}}, {{node}}, {{node_addr}}';
 const outsideQuotes = (name: string): string =>
   `{{${name}}} must stand inside a double-quoted label value, e.g. service="{{${name}}}"`;
 

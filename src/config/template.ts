@@ -1,7 +1,19 @@
-/** Values a PromQL template may reference as `{{name}}`. */
+/** Values a PromQL template may reference as `{{name}}`, for every kind of service. */
 export const TEMPLATE_VARS = ['service', 'container', 'image', 'version'] as const;
 export type TemplateVar = (typeof TEMPLATE_VARS)[number];
-export type TemplateValues = Record<TemplateVar, string>;
+
+/**
+ * Values of one replica of a Swarm service (`{{task}}` its task ID, `{{slot}}` its slot,
+ * `{{node}}` its node's host name, `{{node_addr}}` its node's address). A signal that uses one is
+ * measured once per replica, and the worst replica's value is the sample.
+ */
+export const REPLICA_VARS = ['task', 'slot', 'node', 'node_addr'] as const;
+export type ReplicaVar = (typeof REPLICA_VARS)[number];
+
+export type TemplateValues = Record<TemplateVar, string> & Partial<Record<ReplicaVar, string>>;
+
+/** Every placeholder a query or URL may use. */
+const ALL_VARS: readonly string[] = [...TEMPLATE_VARS, ...REPLICA_VARS];
 
 /**
  * `{{range}}`: the range of a burn-rate window (`5m`, `1h`), written by rollguard itself from
@@ -50,8 +62,8 @@ export function checkTemplate(query: string): string[] {
       const name = match[1] as string;
       if (name === RANGE_VAR) {
         if (quote) problems.push(`{{${RANGE_VAR}}} is a range such as 5m and stands outside quotes, e.g. rate(x[{{${RANGE_VAR}}}])`);
-      } else if (!(TEMPLATE_VARS as readonly string[]).includes(name)) {
-        problems.push(`unknown placeholder {{${name}}}; valid: ${TEMPLATE_VARS.map((v) => `{{${v}}}`).join(', ')}`);
+      } else if (!ALL_VARS.includes(name)) {
+        problems.push(`unknown placeholder {{${name}}}; valid: ${ALL_VARS.map((v) => `{{${v}}}`).join(', ')}`);
       } else if (quote !== '"') {
         problems.push(`{{${name}}} must stand inside a double-quoted label value, e.g. service="{{${name}}}"`);
       }
@@ -65,7 +77,41 @@ export function checkTemplate(query: string): string[] {
 export function renderTemplate(query: string, values: TemplateValues, range?: string): string {
   return query.replace(PLACEHOLDER, (whole, name: string) => {
     if (name === RANGE_VAR) return range ?? whole;
-    return Object.hasOwn(values, name) ? escapePromqlString(values[name as TemplateVar]) : whole;
+    const value = Object.hasOwn(values, name) ? values[name as TemplateVar | ReplicaVar] : undefined;
+    return value === undefined ? whole : escapePromqlString(value);
+  });
+}
+
+/** The per-replica placeholders a query or URL uses (see REPLICA_VARS). */
+export function replicaVarsIn(text: string): ReplicaVar[] {
+  const found = new Set<ReplicaVar>();
+  for (const m of text.matchAll(PLACEHOLDER)) if ((REPLICA_VARS as readonly string[]).includes(m[1] as string)) found.add(m[1] as ReplicaVar);
+  return [...found];
+}
+
+/** Problems with an HTTP check's URL template: unknown placeholders, or a URL that is not one once they are filled in. */
+export function checkUrlTemplate(url: string): string[] {
+  const unknown = [...url.matchAll(PLACEHOLDER)].map((m) => m[1] as string).filter((n) => !ALL_VARS.includes(n));
+  if (unknown.length) return unknown.map((n) => `unknown placeholder {{${n}}}; valid: ${ALL_VARS.map((v) => `{{${v}}}`).join(', ')}`);
+  const sample = renderUrl(url, { service: 'web', container: 'web', image: 'web:1', version: '1', task: 'task', slot: '1', node: 'node', node_addr: '127.0.0.1' });
+  let parsed: URL;
+  try {
+    parsed = new URL(sample);
+  } catch {
+    return ['expected an http:// or https:// URL (placeholders such as {{slot}} may stand in the host, port or path)'];
+  }
+  return /^https?:$/.test(parsed.protocol) ? [] : ['expected an http:// or https:// URL'];
+}
+
+/**
+ * Fills an HTTP check's URL: `{{slot}}` and `{{node_addr}}` go in as they are (a port digit, an
+ * address), every other value percent-encoded so it cannot change the URL's shape.
+ */
+export function renderUrl(url: string, values: TemplateValues): string {
+  return url.replace(PLACEHOLDER, (whole, name: string) => {
+    const value = Object.hasOwn(values, name) ? values[name as TemplateVar | ReplicaVar] : undefined;
+    if (value === undefined) return whole;
+    return name === 'slot' || name === 'node_addr' ? value : encodeURIComponent(value);
   });
 }
 

@@ -17,8 +17,8 @@ import { BadImages } from '../store/bad-images.js';
 import { FlapGuard } from './flapping.js';
 
 export interface DaemonDeps {
-  /** Where the services run: follows their changes, lists their replicas, and carries out reverts. */
-  target: DeployTarget;
+  /** Where the services run, one target per kind: each follows its changes, lists its replicas and carries out reverts. */
+  targets: readonly DeployTarget[];
   store: Store;
   providers: ProviderRegistry;
   metrics: Metrics;
@@ -46,6 +46,8 @@ export interface Watch {
   history: Map<string, SeenSample[]>;
   /** The deployed container is labelled rollguard.migrations=true. */
   migrations: boolean;
+  /** The orchestrator's update state last recorded (Swarm's UpdateStatus), so each change is recorded once. */
+  updateState?: string;
   /** The hold whose pause has been announced, so it is told once. */
   announcedHold?: number;
   /** An operator released a migration freeze: revert normally from now on. */
@@ -146,9 +148,16 @@ export class WatchContext {
   }
 
 
+  /** The target that runs a service, by its match (a Swarm service, or Docker containers). */
+  targetFor(service: ServicePolicy): DeployTarget {
+    const target = this.deps.targets.find((t) => (t.matches as readonly string[]).includes(service.match.kind));
+    if (!target) throw new Error(`no deploy target serves match kind "${service.match.kind}" of ${service.name}; targets: ${this.deps.targets.map((t) => `${t.kind} (${t.matches.join(', ')})`).join('; ')}`);
+    return target;
+  }
+
   /** The service's running replicas of every version, newest first; one-offs and orchestrated replicas are left out. */
   async runningReplicas(service: ServicePolicy): Promise<Replica[]> {
-    return (await this.deps.target.running(this.policy, service)).filter((r) => this.isServiceReplica(service.name, r));
+    return (await this.targetFor(service).running(this.policy, service)).filter((r) => this.isServiceReplica(service, r));
   }
 
 
@@ -157,8 +166,9 @@ export class WatchContext {
    * compose run`, a migration or a shell) never is; a Swarm task is Swarm's to manage, and a revert
    * of its container would be fought by Swarm, so it is left alone with a warning (once per container).
    */
-  isServiceReplica(service: string, r: Replica): boolean {
-    const role = this.deps.target.role(r);
+  isServiceReplica(policyService: ServicePolicy, r: Replica): boolean {
+    const service = policyService.name;
+    const role = this.targetFor(policyService).role(r);
     if (role.kind === 'service') return true;
     if (role.kind === 'orchestrated' && !this.warnedSwarmTasks.has(r.id)) {
       this.warnedSwarmTasks.add(r.id);

@@ -145,7 +145,7 @@ describe('Daemon watch loop over a fake target', () => {
       async start(): Promise<Daemon> {
         assert.equal(current, undefined, 'one daemon at a time follows the target');
         const writes = new WriteBehind(store, { log });
-        const daemon = new Daemon(policy, { target, store, writes, providers: { prometheus, container: containers }, metrics: createMetrics(), log, leads: opts.leads });
+        const daemon = new Daemon(policy, { targets: [target], store, writes, providers: { prometheus, container: containers }, metrics: createMetrics(), log, leads: opts.leads });
         current = { daemon, writes };
         await daemon.start();
         return daemon;

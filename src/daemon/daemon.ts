@@ -20,13 +20,13 @@ export class Daemon {
   }
 
   get dockerConnected(): boolean {
-    return this.ctx.deps.target.connected;
+    return this.ctx.deps.targets.every((t) => t.connected);
   }
 
   /** Reconciles with what runs now (adopting, resuming, catching up), then follows Docker events. */
   async start(): Promise<void> {
     for (const h of await this.ctx.holdRepo.active(this.ctx.now())) this.ctx.holds.set(h.service, h);
-    this.ctx.deps.target.follow((id) => onReplicaStarted(this.ctx, id));
+    for (const target of this.ctx.deps.targets) target.follow((id) => onReplicaStarted(this.ctx, target, id));
     this.ctx.started = true;
     const led = Object.values(this.ctx.policy.services).filter((svc) => this.ctx.leads(svc.name));
     await Promise.all(led.map((svc) => this.ctx.queue.run(svc.name, () => (this.ctx.leads(svc.name) ? reconcile(this.ctx, svc) : Promise.resolve()))));
@@ -36,7 +36,7 @@ export class Daemon {
   /** Stops scheduling, lets in-flight work finish (bounded), and leaves open watches to be resumed at the next start. */
   async stop(graceMs = 30_000): Promise<void> {
     this.ctx.stopping = true;
-    await this.ctx.deps.target.unfollow();
+    await Promise.all(this.ctx.deps.targets.map((t) => t.unfollow()));
     for (const s of this.ctx.state.values()) if (s.watch) clearTimeout(s.watch.timer);
     const inflight = Promise.all([...this.ctx.state.values()].map((s) => s.watch?.ticking)).then(() => this.ctx.queue.idle());
     let timer: NodeJS.Timeout | undefined;
@@ -115,7 +115,7 @@ export class Daemon {
 
   /** Resolves when every Docker event received so far has been handled (for tests and shutdown). */
   async settled(): Promise<void> {
-    await this.ctx.deps.target.drained();
+    await Promise.all(this.ctx.deps.targets.map((t) => t.drained()));
     await this.ctx.queue.idle();
   }
 

@@ -58,7 +58,7 @@ function summaryFor(i: EvidenceInput): string {
     case 'deployment_detected': return `rollguard detected ${d.to_ref} (${shortId(d.to_image)}) replacing ${ref(d.from_ref, d.from_image)} and watches it until ${d.window_ends_at.toISOString()}.`;
     case 'rule_breached': return `${rule} breached after deploying ${d.to_ref}. ${i.rule?.action === 'rollback' ? '' : 'This rule only notifies; nothing was changed.'} ${i.reason ?? ''}`.trim();
     case 'rollback_started': return `${i.reason ?? `${rule} breached after deploying ${d.to_ref}`}; rollguard is reverting ${d.container_name} to the last known-good version.`;
-    case 'rollback_succeeded': return `rollguard reverted ${d.container_name} from ${d.to_ref} to the known-good version and the recovery criteria hold.`;
+    case 'rollback_succeeded': return i.reason ?? `rollguard reverted ${d.container_name} from ${d.to_ref} to the known-good version and the recovery criteria hold.`;
     case 'rollback_failed': return d.attempts === 0
       ? `rollguard did not revert ${d.container_name}: ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`
       : `rollguard could not revert ${d.container_name} after ${d.attempts} attempt(s): ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`;

@@ -8,6 +8,7 @@ import { noFailpoints } from './failpoints.js';
 import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, rollbackLimitMessage } from '../policy/flapping.js';
 import { nowRunning, WatchContext, type Watch } from './context.js';
 import { paused } from './holds.js';
+import type { UpdateState } from '../targets/target.js';
 import { announce } from './record.js';
 
 /**
@@ -114,7 +115,7 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
   let outcome;
   try {
     outcome = await revertDeployment(
-      { ...ctx.deps, now: ctx.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: ctx.ownContainers, running: (svc) => ctx.runningReplicas(svc), leads: () => ctx.leads(service.name) },
+      { ...ctx.deps, target: ctx.targetFor(service), now: ctx.now, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), ownContainers: ctx.ownContainers, running: (svc) => ctx.runningReplicas(svc), leads: () => ctx.leads(service.name) },
       service,
       deployment,
       rule,
@@ -150,6 +151,24 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
     s.image = outcome.image;
     s.ref = outcome.ref;
   }
+}
+
+/**
+ * The orchestrator put the previous version back by itself (Swarm's update failure action
+ * `rollback`) while rollguard watched: the watch ends, the deployment is recorded as rolled back
+ * by Swarm and people are told. rollguard changes nothing, so it never fights Swarm's rollback.
+ */
+export async function rolledBackByOrchestrator(ctx: WatchContext, watch: Watch, update: UpdateState): Promise<void> {
+  const { service, deployment } = watch;
+  if (watch.done) return;
+  ctx.endWatch(watch);
+  const reason = `Swarm rolled the update back by itself (update state ${update.state}${update.message ? `: ${update.message}` : ''}); rollguard changed nothing`;
+  await ctx.deps.writes.updateDeployment(deployment.id, { state: 'rolled_back', reason, decided_at: ctx.now(), phase: 'done' });
+  deployment.state = 'rolled_back';
+  deployment.reason = reason;
+  ctx.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'orchestrator' });
+  ctx.log.warn({ service: service.name, deployment: deployment.id, update: update.state }, 'Swarm rolled the update back by itself');
+  await announce(ctx, watch, 'rollback_succeeded', 'P1', { reason: `${reason}. ${deployment.to_ref} no longer serves; the known-good version runs again.` }, { kind: 'orchestrator_rollback', detail: reason });
 }
 
 /** A window without a verdict: recorded, and the version does not become known-good. */

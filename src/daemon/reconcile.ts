@@ -1,12 +1,12 @@
 import type { ServicePolicy } from '../config/policy.js';
-import type { Replica } from '../targets/target.js';
+import type { DeployTarget, Replica } from '../targets/target.js';
 import { isChange, ofKnownVersion } from '../targets/versions.js';
 import { shortId } from '../model/image-ref.js';
 import { emptyTally } from '../policy/assess.js';
 import type { Deployment } from '../store/store.js';
 import { withServingRule } from '../policy/serving.js';
 import { nowRunning, WatchContext, type Watch } from './context.js';
-import { onBadImage, revert } from './outcomes.js';
+import { onBadImage, revert, rolledBackByOrchestrator } from './outcomes.js';
 import { announce } from './record.js';
 import { beginWatch, watchFor } from './watch.js';
 
@@ -51,7 +51,7 @@ export async function reconcile(ctx: WatchContext, service: ServicePolicy): Prom
     await adopt(ctx, service, ofCurrent);
     return;
   }
-  const knownReplicas = known ? ctx.deps.target.knownReplicas(known.spec) : [];
+  const knownReplicas = known ? ctx.targetFor(service).knownReplicas(known.spec) : [];
   if (known && running.every((r) => ofKnownVersion(r, knownReplicas))) {
     await refreshKnownGood(ctx, service, ofCurrent);
     return;
@@ -63,7 +63,9 @@ export async function reconcile(ctx: WatchContext, service: ServicePolicy): Prom
 
 /** Whether the deployment's container is one a revert set aside (stopped and renamed) before rollguard stopped. */
 export async function parkedByRevert(ctx: WatchContext, service: ServicePolicy, d: Deployment): Promise<boolean> {
-  const parked = await ctx.deps.target.parkedReplicas(service, d.id).catch(() => []);
+  const target = ctx.targetFor(service);
+  if (target.revertBy !== 'replica') return false;
+  const parked = await target.parkedReplicas(service, d.id).catch(() => []);
   return parked.length > 0;
 }
 
@@ -99,7 +101,7 @@ export async function adopt(ctx: WatchContext, service: ServicePolicy, replicas:
   const first = replicas[0];
   if (!first) return;
   await ctx.setKnownGood({
-    service: service.name, target: ctx.deps.target.kind, image_id: first.image, image_ref: first.ref, container_name: first.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: null, since: ctx.now(),
+    service: service.name, target: ctx.targetFor(service).kind, image_id: first.image, image_ref: first.ref, container_name: first.name, spec: ctx.targetFor(service).snapshot(replicas), deployment_id: null, since: ctx.now(),
   });
   ctx.log.info({ service: service.name, replicas: replicas.map((r) => r.name), image: shortId(first.image), ref: first.ref }, 'adopted the running replicas as known-good');
 }
@@ -111,28 +113,29 @@ export async function adopt(ctx: WatchContext, service: ServicePolicy, replicas:
 export async function refreshKnownGood(ctx: WatchContext, service: ServicePolicy, replicas: readonly Replica[]): Promise<void> {
   const known = ctx.serviceState(service.name).knownGood;
   if (!known || !replicas.length) return;
-  const before = ctx.deps.target.knownReplicas(known.spec).map((k) => k.name).sort();
+  const target = ctx.targetFor(service);
+  const before = target.knownReplicas(known.spec).map((k) => k.name).sort();
   const now = replicas.map((r) => r.name).sort();
   if (JSON.stringify(before) === JSON.stringify(now)) return;
-  await ctx.setKnownGood({ ...known, container_name: replicas[0]?.name ?? known.container_name, spec: ctx.deps.target.snapshot(replicas) });
+  await ctx.setKnownGood({ ...known, container_name: replicas[0]?.name ?? known.container_name, spec: target.snapshot(replicas) });
   ctx.log.info({ service: service.name, before, now }, 'the known-good version runs as other replicas now; its set follows');
 }
 
-export async function onReplicaStarted(ctx: WatchContext, id: string): Promise<void> {
+export async function onReplicaStarted(ctx: WatchContext, target: DeployTarget, id: string): Promise<void> {
   if (ctx.stopping || ctx.ownContainers.has(id)) return;
   let r: Replica | undefined;
   try {
-    r = await ctx.deps.target.replica(id);
+    r = await target.replica(id);
   } catch (err) {
     ctx.log.warn({ err, container: id.slice(0, 12) }, 'cannot inspect a started container');
     return;
   }
   if (!r) return; // gone already (a one-off run with --rm)
-  const services = ctx.deps.target.servicesOf(ctx.policy, r);
+  const services = target.servicesOf(ctx.policy, r);
   if (services.length > 1) ctx.log.error({ container: r.name, services: services.map((s) => s.name) }, 'a container matches several services; it is not watched');
   const service = services.length === 1 ? services[0] : undefined;
   if (!service || !ctx.leads(service.name)) return;
-  if (!ctx.isServiceReplica(service.name, r)) return;
+  if (!ctx.isServiceReplica(service, r)) return;
   const replica = r;
   void ctx.queue.run(service.name, () => onServiceStart(ctx, service, replica)).catch((err) =>
     ctx.log.error({ err, service: service.name }, 'handling a deployment failed'),
@@ -143,9 +146,19 @@ export async function onServiceStart(ctx: WatchContext, service: ServicePolicy, 
   if (ctx.stopping || ctx.ownContainers.has(r.id) || !ctx.leads(service.name)) return;
   const s = ctx.serviceState(service.name);
   const w = s.watch;
-  const known = s.knownGood && ctx.deps.target.knownReplicas(s.knownGood.spec);
+  const target = ctx.targetFor(service);
+  const known = s.knownGood && target.knownReplicas(s.knownGood.spec);
   const previous = s.versions.get(r.name) ?? known?.find((k) => k.name === r.name)?.version;
   const changed = isChange(r, previous, s.image ?? s.knownGood?.image_id);
+  if (w && !w.done && target.revertBy === 'service' && known && ofKnownVersion(r, known)) {
+    // A known-good task while a deployment is watched: Swarm may be rolling the update back itself.
+    const update = await target.updateState(service).catch(() => undefined);
+    if (update?.rolledBack) {
+      nowRunning(s, [r], true);
+      await rolledBackByOrchestrator(ctx, w, update);
+      return;
+    }
+  }
   if (w && !w.done && r.image === w.deployment.to_image && (changed || !w.replicas.has(r.id))) {
     // Another replica of the version being rolled out (replaced one by one, or one more): the same deployment.
     w.replicas.add(r.id);
@@ -184,7 +197,7 @@ export async function detect(ctx: WatchContext, service: ServicePolicy, c: Repli
   const detectedAt = ctx.now();
   const deployment = await ctx.deps.writes.insertDeployment({
     service: service.name,
-    target: ctx.deps.target.kind,
+    target: ctx.targetFor(service).kind,
     container_id: c.id,
     container_name: c.name,
     from_image: fromImage,
@@ -196,7 +209,7 @@ export async function detect(ctx: WatchContext, service: ServicePolicy, c: Repli
     detected_at: detectedAt,
     window_ends_at: new Date(detectedAt.getTime() + service.windowMs),
   });
-  const sameImage = s.knownGood && s.knownGood.image_id === c.image ? { sameImage: true, changed: ctx.deps.target.changedSettings(s.knownGood.spec, c) } : {};
+  const sameImage = s.knownGood && s.knownGood.image_id === c.image ? { sameImage: true, changed: ctx.targetFor(service).changedSettings(s.knownGood.spec, c) } : {};
   nowRunning(s, replicas, true);
   ctx.deps.metrics.deploymentsSeen.inc({ service: service.name });
   ctx.log.info(

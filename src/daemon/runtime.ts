@@ -1,7 +1,7 @@
 import path from 'node:path';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { createTarget } from '../targets/index.js';
+import { createTargets } from '../targets/index.js';
 import { createMetrics } from '../api/metrics.js';
 import { apiToken } from '../api/auth.js';
 import { startApi } from '../api/server.js';
@@ -124,9 +124,10 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     ? new LeaseLeadership({ leases, instanceId: id, services: () => Object.keys(current.services), log, gauge: metrics.leader, ttlMs: opts.leaseTtlMs })
     : undefined;
   const leadership: Leadership = leaseLeadership ?? soleLeadership(id);
-  // Every match form there is today is served by the Docker container target (targets/index.ts).
+  // One target per kind (targets/index.ts); each service is served by the one its match names.
+  const targets = createTargets({ docker, log, watched: () => Object.values(current.services).map((s) => s.match) });
   const daemon = new Daemon(policy, {
-    target: createTarget('docker-container', { docker, log }), store, writes, providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
+    targets, store, writes, providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
   });
   const leaderStatus = (services: Record<string, unknown>): Record<string, unknown> => {
     const lead = leadership.status(Object.keys(services));

@@ -1,7 +1,8 @@
 import type { Metrics } from '../api/metrics.js';
 import type { ServicePolicy, Signal } from '../config/policy.js';
-import type { TemplateValues } from '../config/template.js';
-import type { Measurement } from '../signals/provider.js';
+import { renderUrl, replicaVarsIn, type TemplateValues } from '../config/template.js';
+import type { Measurement, ProbeContext } from '../signals/provider.js';
+import type { DeployTarget } from '../targets/target.js';
 import { measureBurnRate } from '../signals/burn-rate.js';
 import { measure, type ProviderRegistry } from '../signals/registry.js';
 import { breaches, valueKey } from '../policy/assess.js';
@@ -14,17 +15,62 @@ export async function sampleSignals(
   metrics: Metrics,
   service: ServicePolicy,
   names: readonly string[],
-  ctx: { template: TemplateValues; containerId: string; containerIds?: readonly string[]; at: Date; intervalMs?: number },
+  ctx: ProbeContext,
 ): Promise<Record<string, Measurement>> {
   const entries = await Promise.all(
     names.map(async (name): Promise<[string, Measurement]> => {
       const signal = service.signals[name] as Signal;
-      const m = await measure(providers, signal, ctx);
+      const m = await measureSignal(providers, service, signal, ctx);
       metrics.probeDuration.observe({ kind: signal.kind }, m.latencyMs / 1000);
       return [name, m];
     }),
   );
   return withEngineOutage(providers, service, Object.fromEntries(entries));
+}
+
+/** How the daemon reads a target's replicas for the signals: their state, and their own placeholders. */
+export function replicaReaders(target: Pick<DeployTarget, 'replica' | 'inspectReplica'>): Pick<ProbeContext, 'inspectReplica' | 'replicaValues'> {
+  return {
+    inspectReplica: (id) => target.inspectReplica(id),
+    replicaValues: async (id) => (await target.replica(id))?.values,
+  };
+}
+
+/** An HTTP check's URL with its placeholders filled in. */
+function filled(signal: Signal, template: TemplateValues): Signal {
+  return signal.kind === 'http' && signal.url.includes('{{') ? { ...signal, url: renderUrl(signal.url, template) } : signal;
+}
+
+/** Whether a higher value of the signal is the worse one, from the thresholds that read it (an HTTP check: lower is worse). */
+function higherIsWorse(service: ServicePolicy, signal: Signal): boolean {
+  if (signal.kind === 'http') return false;
+  const reading = [...service.rules, ...service.recovery].filter((r) => r.signal === signal.name);
+  return !reading.length || reading.some((r) => 'above' in r && r.above !== undefined);
+}
+
+/**
+ * Measures one signal. A signal addressed per replica ({{slot}}, {{node_addr}}, {{task}},
+ * {{node}}) is measured once for each replica with its own values, and the worst replica's value
+ * is the sample, named in the detail; replicas without data are passed over.
+ */
+async function measureSignal(providers: ProviderRegistry, service: ServicePolicy, signal: Signal, ctx: ProbeContext): Promise<Measurement> {
+  const text = signal.kind === 'prometheus' ? signal.query : signal.kind === 'http' ? signal.url : '';
+  if (!replicaVarsIn(text).length) return measure(providers, filled(signal, ctx.template), ctx);
+  const started = performance.now();
+  const ids = ctx.containerIds?.length ? ctx.containerIds : [ctx.containerId];
+  const all = await Promise.all(ids.map(async (id) => {
+    const values = await ctx.replicaValues?.(id).catch(() => undefined);
+    if (!values) return { id, label: id.slice(0, 12), m: { value: null, detail: 'replica is gone', latencyMs: 0 } as Measurement };
+    const template = { ...ctx.template, ...values };
+    const label = values.slot ? `slot ${values.slot}` : id.slice(0, 12);
+    return { id, label, m: await measure(providers, filled(signal, template), { ...ctx, template, containerId: id, containerIds: [id] }) };
+  }));
+  const worse = higherIsWorse(service, signal) ? (a: number, b: number) => a > b : (a: number, b: number) => a < b;
+  let worst: (typeof all)[number] | undefined;
+  for (const x of all) if (x.m.value !== null && (!worst || worse(x.m.value, worst.m.value as number))) worst = x;
+  const latencyMs = performance.now() - started;
+  if (!worst) return { value: null, detail: `no replica has data (${all.map((x) => `${x.label}: ${x.m.detail ?? 'no data'}`).join('; ')})`, latencyMs };
+  return { value: worst.m.value, detail: `${worst.label}${worst.m.detail ? `: ${worst.m.detail}` : ''}`, latencyMs };
 }
 
 /** Signal kinds whose answer depends on the Docker engine running the service's container. */

@@ -9,11 +9,11 @@ import { measure, type ProviderRegistry } from '../signals/registry.js';
 import type { Deployment } from '../store/store.js';
 import type { Writes } from '../store/write-behind.js';
 import type { DeployTarget } from '../targets/target.js';
-import { recoverySignals, sampleSignals, valuesOf } from './sampling.js';
+import { recoverySignals, replicaReaders, sampleSignals, valuesOf } from './sampling.js';
 
 /** What verifying a recovery uses of the revert's dependencies. */
 export interface VerifyDeps {
-  target: Pick<DeployTarget, 'replica'>;
+  target: Pick<DeployTarget, 'replica' | 'inspectReplica'>;
   providers: ProviderRegistry;
   metrics: Metrics;
   writes: Pick<Writes, 'insertSamples'>;
@@ -66,7 +66,7 @@ export async function verifyRecovery(
     }
     if (!signals.length) return out(true);
     const at = deps.now();
-    const ctx = { template, containerId: containerIds[0] ?? '', containerIds, at };
+    const ctx = { template, containerId: containerIds[0] ?? '', containerIds, at, ...replicaReaders(deps.target) };
     const [measurements, servingNow] = await Promise.all([
       sampleSignals(deps.providers, deps.metrics, service, signals, ctx),
       Promise.all(containerIds.map(async (id) => ({ id, m: await measure(deps.providers, SERVING, { ...ctx, containerId: id, containerIds: [id] }) }))),

@@ -8,11 +8,11 @@ import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import { renderTemplate } from '../config/template.js';
 import { withServingRule } from '../policy/serving.js';
 import { planTick, tallyFromSamples } from '../policy/tick-plan.js';
-import { ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
+import { replicaReaders, ruleSignals, sampleBurnRates, sampleSignals, valuesOf } from './sampling.js';
 import { MIGRATIONS_LABEL, WatchContext, type Watch } from './context.js';
 import { activeHold, paused } from './holds.js';
 import { noFailpoints } from './failpoints.js';
-import { inconclusive, onNoData, rollback } from './outcomes.js';
+import { inconclusive, onNoData, rollback, rolledBackByOrchestrator } from './outcomes.js';
 import { announce, recordSamples } from './record.js';
 
 export async function replayTally(ctx: WatchContext, service: ServicePolicy, d: Deployment): Promise<WatchTally> {
@@ -63,7 +63,7 @@ export async function checkRevertTarget(ctx: WatchContext, watch: Watch): Promis
   const known = ctx.serviceState(watch.service.name).knownGood;
   if (!known || ctx.deps.dryRun) return;
   try {
-    await ctx.deps.target.resolveImage(known.image_id, known.image_ref);
+    await ctx.targetFor(watch.service).resolveImage(known.image_id, known.image_ref);
   } catch (err) {
     const detail = `no revert target: ${(err as Error).message}; a revert of this deployment would fail`;
     ctx.log.error({ service: watch.service.name, deployment: watch.deployment.id, image: shortId(known.image_id), ref: known.image_ref }, 'the known-good image is missing; this deployment cannot be reverted');
@@ -99,7 +99,7 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
   const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
   const floor = service.minRequests;
   const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
-  const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, intervalMs: service.intervalMs };
+  const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, intervalMs: service.intervalMs, ...replicaReaders(ctx.targetFor(service)) };
   const providers = ctx.sampling.get();
   const [measurements, burns] = await Promise.all([
     sampleSignals(providers, ctx.deps.metrics, service, names, probe),
@@ -110,6 +110,7 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
     // Leadership may have lapsed while the signals were sampled (this instance paused past its
     // lease): nothing is recorded or decided; the lapse ends the watch for the leader to resume.
     if (watch.done || ctx.stopping || !ctx.leads(service.name)) return;
+    if (await followUpdate(ctx, watch)) return;
     const plan = planTick({ service, tally: watch.tally, values: valuesOf(measurements), warmingUp, windowEnded: at.getTime() >= deployment.window_ends_at.getTime() });
     watch.tally = plan.tally;
     for (const step of plan.steps) {
@@ -141,6 +142,26 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
   });
 }
 
+/**
+ * Records the orchestrator's own account of the update (Swarm's UpdateStatus) whenever it
+ * changes, beside the samples; ends the watch when Swarm rolled the update back by itself.
+ * Returns whether the watch ended.
+ */
+async function followUpdate(ctx: WatchContext, watch: Watch): Promise<boolean> {
+  const target = ctx.targetFor(watch.service);
+  if (target.revertBy !== 'service') return false;
+  const update = await target.updateState(watch.service).catch(() => undefined);
+  if (!update) return false;
+  const text = `${update.state}${update.message ? `: ${update.message}` : ''}`;
+  if (text !== watch.updateState) {
+    watch.updateState = text;
+    await ctx.deps.writes.insertDecision({ deployment_id: watch.deployment.id, decided_at: ctx.now(), kind: 'update_state', detail: `Swarm's update: ${text}` });
+  }
+  if (!update.rolledBack) return false;
+  await rolledBackByOrchestrator(ctx, watch, update);
+  return true;
+}
+
 export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
   const { service, deployment } = watch;
   const outcome = concludeWindow(service, watch.tally);
@@ -158,7 +179,7 @@ export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
   const c = replicas[0];
   if (!c) return inconclusive(ctx, watch, 'the window passed but no replica of the version runs any more; not known-good');
   await ctx.setKnownGood({
-    service: service.name, target: ctx.deps.target.kind, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: ctx.deps.target.snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
+    service: service.name, target: ctx.targetFor(service).kind, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: ctx.targetFor(service).snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
   });
   if (outcome.kind === 'inconclusive') {
     // inconclusive_is_good: recorded as inconclusive, but the version becomes the revert target.

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { ContainerSignal } from '../config/policy.js';
-import { inspectContainer, type ContainerInspect } from '../targets/docker-container/inspect.js';
+import { inspectContainer } from '../targets/docker-container/inspect.js';
+import type { ReplicaView } from '../model/replica-view.js';
 import { errorText, type Measurement, type ProbeContext, type SignalProvider } from './provider.js';
 
 /** Exit codes of a container stopped on request (`docker stop`): 0 or 143 (SIGTERM), or 137 when killed after the grace. */
@@ -11,8 +12,8 @@ const STOPPED_ON_REQUEST = new Set([0, 137, 143]);
  * `restartsBefore`. A container that exited with a crash's code does not; one that exited as
  * `docker stop` leaves it (an operator's stop, not a failure of the version) is no data.
  */
-export function servingVerdict(c: Pick<ContainerInspect, 'RestartCount' | 'State'>, restartsBefore: number): { value: number | null; detail?: string } {
-  const state = c.State as ContainerInspect['State'] & { ExitCode?: number };
+export function servingVerdict(c: Pick<ReplicaView, 'RestartCount' | 'State'>, restartsBefore: number): { value: number | null; detail?: string } {
+  const state = c.State;
   if (state.OOMKilled) return { value: 0, detail: 'OOM-killed' };
   if ((state as { Paused?: boolean }).Paused) return { value: null, detail: 'paused (docker pause); not counted' };
   if (state.Restarting) return { value: 0, detail: `restarting (restarted ${c.RestartCount} times)` };
@@ -51,9 +52,10 @@ export class ContainerStateProvider implements SignalProvider<ContainerSignal> {
    */
   async measure(signal: ContainerSignal, ctx: ProbeContext): Promise<Measurement> {
     const ids = ctx.containerIds?.length ? ctx.containerIds : [ctx.containerId];
-    if (ids.length === 1) return this.measureOne(signal, ids[0] as string);
+    const read = ctx.inspectReplica ?? ((id: string) => this.inspect(id));
+    if (ids.length === 1) return this.measureOne(signal, ids[0] as string, read);
     const started = performance.now();
-    const all = await Promise.all(ids.map(async (id) => ({ id, m: await this.measureOne(signal, id) })));
+    const all = await Promise.all(ids.map(async (id) => ({ id, m: await this.measureOne(signal, id, read) })));
     const higherIsWorse = signal.field === 'restart_count' || signal.field === 'oom_killed';
     let worst: { id: string; m: Measurement } | undefined;
     for (const x of all) {
@@ -65,18 +67,28 @@ export class ContainerStateProvider implements SignalProvider<ContainerSignal> {
     return { value: worst.m.value, detail: worst.m.detail ? `${worst.id.slice(0, 12)}: ${worst.m.detail}` : undefined, latencyMs };
   }
 
-  private async measureOne(signal: ContainerSignal, containerId: string): Promise<Measurement> {
+  /** A container's state as Docker reports it; undefined when it is gone. */
+  private async inspect(id: string): Promise<ReplicaView | undefined> {
+    try {
+      return await inspectContainer(this.docker, id);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private async measureOne(signal: ContainerSignal, containerId: string, read: (id: string) => Promise<ReplicaView | undefined>): Promise<Measurement> {
     const started = performance.now();
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
     let c;
     try {
-      c = await inspectContainer(this.docker, containerId);
+      c = await read(containerId);
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) {
-        this.restarts.delete(containerId);
-        return signal.field === 'running' ? done(0, 'container is gone') : done(null, 'container is gone');
-      }
       return done(null, `Docker inspect failed: ${errorText(err)}`);
+    }
+    if (!c) {
+      this.restarts.delete(containerId);
+      return signal.field === 'running' ? done(0, 'container is gone') : done(null, 'container is gone');
     }
     switch (signal.field) {
       case 'restart_count':

@@ -1,5 +1,6 @@
 import type { Signal } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
+import type { ReplicaView } from '../model/replica-view.js';
 
 /** What a probe knows about the deployment it measures. */
 export interface ProbeContext {
@@ -8,6 +9,10 @@ export interface ProbeContext {
   containerId: string;
   /** Every replica of the version being judged; container-state signals read each (default: containerId alone). */
   containerIds?: readonly string[];
+  /** Reads a replica's state through its deploy target (a Swarm task); without it, Docker inspects the container. */
+  inspectReplica?: (id: string) => Promise<ReplicaView | undefined>;
+  /** A replica's own placeholders ({{slot}}, {{node_addr}}…), for signals measured once per replica. */
+  replicaValues?: (id: string) => Promise<Partial<TemplateValues> | undefined>;
   /** Evaluation time on this host's clock; the Prometheus provider asks for the same moment on Prometheus's clock. */
   at: Date;
   /** Fills `{{range}}` in burn-rate queries. */

@@ -20,7 +20,9 @@ describe('the deploy target registry', () => {
 
   it('each entry makes a target of its own kind', () => {
     for (const kind of Object.keys(TARGETS) as TargetKind[]) {
-      assert.equal(createTarget(kind, { docker: {} as Docker, log: pino({ level: 'silent' }) }).kind, kind);
+      const target = createTarget(kind, { docker: {} as Docker, log: pino({ level: 'silent' }) });
+      assert.equal(target.kind, kind);
+      assert.deepEqual([...target.matches], [...TARGETS[kind].matches], `${kind} serves the match kinds its registry line names`);
     }
   });
 
@@ -29,6 +31,8 @@ describe('the deploy target registry', () => {
       { kind: 'container', name: 'web' },
       { kind: 'compose', project: 'shop', service: 'web' },
       { kind: 'labels', labels: { app: 'web' } },
+      { kind: 'swarm', service: 'web' },
+      { kind: 'swarm', service: 'shop_web', stack: 'shop' },
     ];
     for (const match of matches) {
       const serving = (Object.keys(TARGETS) as TargetKind[]).filter((k) => (TARGETS[k].matches as readonly string[]).includes(match.kind));
@@ -38,6 +42,6 @@ describe('the deploy target registry', () => {
   });
 
   it('a match kind no target serves is an error naming the kinds there are', () => {
-    assert.throws(() => targetKindFor({ kind: 'swarm' } as unknown as ServiceMatch), /no deploy target serves match kind "swarm"; known: docker-container \(container, compose, labels\)/);
+    assert.throws(() => targetKindFor({ kind: 'kubernetes' } as unknown as ServiceMatch), /no deploy target serves match kind "kubernetes"; known: docker-container \(container, compose, labels\); swarm-service \(swarm\)/);
   });
 });

@@ -2,12 +2,15 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { ServiceMatch } from '../config/policy.js';
 import { DockerContainerTarget } from './docker-container/target.js';
+import { SwarmServiceTarget } from './swarm-service/target.js';
 import type { DeployTarget } from './target.js';
 
 /** The clients a target is made with (injected, so tests can pass their own). */
 export interface TargetClients {
   docker: Docker;
   log: Logger;
+  /** The services the policy watches now, so a target follows changes only while it serves one. */
+  watched?: () => readonly ServiceMatch[];
 }
 
 interface TargetEntry {
@@ -22,6 +25,7 @@ interface TargetEntry {
  */
 export const TARGETS = {
   'docker-container': { matches: ['container', 'compose', 'labels'], create: (c) => new DockerContainerTarget(c.docker, c.log) },
+  'swarm-service': { matches: ['swarm'], create: (c) => new SwarmServiceTarget(c.docker, c.log, c.watched) },
 } satisfies Record<string, TargetEntry>;
 
 export type TargetKind = keyof typeof TARGETS;
@@ -32,6 +36,11 @@ export function targetKindFor(match: ServiceMatch): TargetKind {
   const kind = kinds.find((k) => (TARGETS[k].matches as readonly string[]).includes(match.kind));
   if (!kind) throw new Error(`no deploy target serves match kind "${match.kind}"; known: ${kinds.map((k) => `${k} (${TARGETS[k].matches.join(', ')})`).join('; ')}`);
   return kind;
+}
+
+/** Makes every kind of target. */
+export function createTargets(clients: TargetClients): DeployTarget[] {
+  return (Object.keys(TARGETS) as TargetKind[]).map((kind) => createTarget(kind, clients));
 }
 
 /** Makes the target of a kind. */

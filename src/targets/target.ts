@@ -1,4 +1,6 @@
-import type { Policy, ServicePolicy } from '../config/policy.js';
+import type { Policy, ServiceMatch, ServicePolicy } from '../config/policy.js';
+import type { ReplicaView } from '../model/replica-view.js';
+import type { TemplateValues } from '../config/template.js';
 
 /** A revert step the target refused; the message says what and why. */
 export class RevertError extends Error {
@@ -23,6 +25,8 @@ export interface Replica {
   labels: Record<string, string>;
   /** The target's own description of it, enough to create it again; opaque outside the target. */
   spec: unknown;
+  /** Placeholders of this replica for signals addressed per replica (a Swarm task's slot, node). */
+  values?: Partial<TemplateValues>;
 }
 
 /** What an instance is to rollguard: one of a service's versions, or something to leave alone. */
@@ -53,13 +57,14 @@ export interface Started {
 }
 
 /**
- * A kind of deploy target: where services run and how a version of one is put back. The daemon,
- * the store and notify speak only this interface; each kind lives in its own folder of targets/.
- * Every revert step is safe to repeat, so a revert cut short can be finished from what the
- * target shows.
+ * What every kind of deploy target does: where services run, how their changes are followed and
+ * their replicas listed and snapshotted. The daemon, the store and notify speak only these
+ * interfaces; each kind lives in its own folder of targets/.
  */
-export interface DeployTarget {
+interface TargetBase {
   readonly kind: string;
+  /** The policy's `match` forms this kind serves. */
+  readonly matches: readonly ServiceMatch['kind'][];
 
   /** Follows the target's changes, handing over each started replica's ID, one at a time, in order. */
   follow(onStarted: (id: string) => Promise<void>): void;
@@ -77,6 +82,8 @@ export interface DeployTarget {
   /** Which of the policy's services a replica belongs to. */
   servicesOf(policy: Policy, replica: Replica): ServicePolicy[];
   role(replica: Replica): ReplicaRole;
+  /** A replica's state as container signals read it (running, restarts, health); undefined when it is gone. Throws when it cannot be read. */
+  inspectReplica(id: string): Promise<ReplicaView | undefined>;
 
   /** The known-good snapshot of a set of replicas of one version (opaque; stored as is). */
   snapshot(replicas: readonly Replica[]): unknown;
@@ -87,6 +94,14 @@ export interface DeployTarget {
 
   /** Confirms the known-good version can be created here; returns what to create it from. Throws RevertError naming what is missing. */
   resolveImage(imageId: string, imageRef: string): Promise<string>;
+}
+
+/**
+ * A target whose replicas rollguard reverts one by one (plain Docker containers). Every revert
+ * step is safe to repeat, so a revert cut short can be finished from what the target shows.
+ */
+export interface ReplicaTarget extends TargetBase {
+  readonly revertBy: 'replica';
   /**
    * The replicas of `service` set aside by the revert of a deployment (running or not; named as in
    * parked-names.ts). Another service's replica parked under the same deployment number (another
@@ -101,3 +116,47 @@ export interface DeployTarget {
   restore(replica: Replica): Promise<string>;
   remove(id: string): Promise<void>;
 }
+
+/** An orchestrator's own account of a service's update (Swarm's UpdateStatus). */
+export interface UpdateState {
+  /** As the orchestrator names it: updating, paused, completed, rollback_started, rollback_completed… */
+  state: string;
+  message?: string;
+  /** The orchestrator is putting, or has put, the previous version back by itself. */
+  rolledBack: boolean;
+  /** The update stopped half-way (Swarm's failure_action pause). */
+  paused: boolean;
+}
+
+/** How a service-level revert put the known-good version back. */
+export interface PutBack {
+  /** rollback: the orchestrator's own rollback to its previous spec; update: to the saved spec; already: it runs that spec. */
+  how: 'rollback' | 'update' | 'already';
+  detail: string;
+}
+
+/** Whether every replica of a service runs the known-good version. */
+export interface Convergence {
+  done: boolean;
+  /** The replicas of the known-good version running now. */
+  replicas: Replica[];
+  detail: string;
+}
+
+/**
+ * A target whose services an orchestrator runs (Swarm): rollguard reverts the service as a
+ * whole and the orchestrator replaces the replicas. Each step is safe to repeat: putting back a
+ * service that already runs the known-good spec changes nothing.
+ */
+export interface ServiceTarget extends TargetBase {
+  readonly revertBy: 'service';
+  /** The service's update as the orchestrator reports it; undefined when it has none. */
+  updateState(service: ServicePolicy): Promise<UpdateState | undefined>;
+  /** Puts the known-good spec back (`force`: recreates the replicas even if it runs already). Throws RevertError. */
+  putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean }): Promise<PutBack>;
+  /** Whether every replica the service wants runs the known-good version. */
+  converged(service: ServicePolicy, snapshot: unknown): Promise<Convergence>;
+}
+
+/** A kind of deploy target: reverted replica by replica, or as a whole service by its orchestrator. */
+export type DeployTarget = ReplicaTarget | ServiceTarget;

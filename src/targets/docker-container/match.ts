@@ -11,6 +11,9 @@ export function matches(match: ServiceMatch, name: string, labels: Record<string
       return labels[COMPOSE_PROJECT] === match.project && labels[COMPOSE_SERVICE] === match.service;
     case 'labels':
       return Object.entries(match.labels).every(([k, v]) => labels[k] === v);
+    case 'swarm':
+      // A Swarm service's tasks are the Swarm target's; their containers are never matched as plain ones.
+      return false;
   }
 }
 

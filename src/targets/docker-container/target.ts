@@ -1,7 +1,8 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServicePolicy } from '../../config/policy.js';
-import type { DeployTarget, KnownReplica, Parked, Replica, ReplicaRole, Started } from '../target.js';
+import type { KnownReplica, Parked, Replica, ReplicaRole, ReplicaTarget, Started } from '../target.js';
+import type { ReplicaView } from '../../model/replica-view.js';
 import { deployedName, parkedBy } from '../parked-names.js';
 import { DockerEventFollower } from './events.js';
 import { containerInspectSchema, containerName, type ContainerInspect } from './inspect.js';
@@ -40,8 +41,10 @@ function specOf(replica: Replica): ContainerInspect {
  * by name, Compose project and service, or labels); a revert stops and renames the bad ones and
  * recreates the known-good ones from their `docker inspect`.
  */
-export class DockerContainerTarget implements DeployTarget {
+export class DockerContainerTarget implements ReplicaTarget {
   readonly kind = 'docker-container';
+  readonly revertBy = 'replica';
+  readonly matches = ['container', 'compose', 'labels'] as const;
   private readonly steps: ContainerReverter;
   private events?: DockerEventFollower;
 
@@ -69,6 +72,10 @@ export class DockerContainerTarget implements DeployTarget {
   async replica(idOrName: string): Promise<Replica | undefined> {
     const c = await this.steps.find(idOrName);
     return c && replicaOf(c);
+  }
+
+  inspectReplica(id: string): Promise<ReplicaView | undefined> {
+    return this.steps.find(id);
   }
 
   async running(policy: Policy, service: ServicePolicy): Promise<Replica[]> {

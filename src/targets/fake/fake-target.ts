@@ -1,6 +1,7 @@
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import { matches, servicesFor } from '../docker-container/match.js';
-import { RevertError, type DeployTarget, type KnownReplica, type Parked, type Replica, type ReplicaRole, type Started } from '../target.js';
+import type { ReplicaView } from '../../model/replica-view.js';
+import { RevertError, type ReplicaTarget, type KnownReplica, type Parked, type Replica, type ReplicaRole, type Started } from '../target.js';
 import { deployedName, parkedBy } from '../parked-names.js';
 
 
@@ -39,8 +40,10 @@ function versionOf(spec: FakeSpec): string {
  * the known-good image missing, `failStart` makes starting a known-good replica fail, and
  * `counts` / `history` tell what the revert steps did.
  */
-export class FakeTarget implements DeployTarget {
+export class FakeTarget implements ReplicaTarget {
   readonly kind = 'fake';
+  readonly revertBy = 'replica';
+  readonly matches = ['container', 'compose', 'labels'] as const;
   /** How many times each revert step changed something. */
   readonly counts = { created: 0, parked: 0, restored: 0, removed: 0 };
   /** The revert steps carried out, in order, e.g. `park replica-2 as web.rollguard-bad.7`. */
@@ -120,6 +123,11 @@ export class FakeTarget implements DeployTarget {
 
   role(_replica: Replica): ReplicaRole {
     return { kind: 'service' };
+  }
+
+  async inspectReplica(id: string): Promise<ReplicaView | undefined> {
+    const r = this.replicas.get(id);
+    return r && { Id: r.id, RestartCount: 0, State: { Running: r.running, Restarting: false, OOMKilled: false, ExitCode: r.running ? undefined : 0 } };
   }
 
   snapshot(replicas: readonly Replica[]): unknown {

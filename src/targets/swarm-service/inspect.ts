@@ -1,0 +1,94 @@
+import type Docker from 'dockerode';
+import { z } from 'zod';
+
+/** A Swarm task template (a service's `Spec.TaskTemplate`, a task's `Spec`); unknown fields are kept, as they are put back. */
+export const taskTemplateSchema = z.looseObject({
+  ContainerSpec: z.looseObject({ Image: z.string() }),
+  ForceUpdate: z.number().optional(),
+});
+export type TaskTemplate = z.output<typeof taskTemplateSchema>;
+
+/** The part of a Swarm service rollguard reads; the whole spec is kept, since an update sends it back. */
+export const serviceSchema = z.looseObject({
+  ID: z.string(),
+  Version: z.looseObject({ Index: z.number() }),
+  Spec: z.looseObject({
+    Name: z.string(),
+    Labels: z.record(z.string(), z.string()).nullable().optional(),
+    TaskTemplate: taskTemplateSchema,
+    Mode: z.looseObject({
+      Replicated: z.looseObject({ Replicas: z.number().optional() }).optional(),
+      Global: z.looseObject({}).optional(),
+    }).optional(),
+  }),
+  PreviousSpec: z.looseObject({ TaskTemplate: taskTemplateSchema }).optional().nullable(),
+  UpdateStatus: z.looseObject({ State: z.string().optional(), Message: z.string().optional() }).optional().nullable(),
+});
+export type SwarmService = z.output<typeof serviceSchema>;
+
+export const taskSchema = z.looseObject({
+  ID: z.string(),
+  ServiceID: z.string(),
+  NodeID: z.string().optional(),
+  Slot: z.number().optional(),
+  CreatedAt: z.string(),
+  Spec: taskTemplateSchema,
+  DesiredState: z.string(),
+  Status: z.looseObject({
+    Timestamp: z.string(),
+    State: z.string(),
+    Message: z.string().optional(),
+    Err: z.string().optional(),
+    ContainerStatus: z.looseObject({ ContainerID: z.string().optional(), ExitCode: z.number().optional() }).optional(),
+  }),
+});
+export type SwarmTask = z.output<typeof taskSchema>;
+
+export const nodeSchema = z.looseObject({
+  ID: z.string(),
+  Description: z.looseObject({ Hostname: z.string().optional() }).optional(),
+  Status: z.looseObject({ State: z.string().optional(), Addr: z.string().optional() }).optional(),
+});
+export type SwarmNode = z.output<typeof nodeSchema>;
+
+const notFound = (err: unknown): boolean => (err as { statusCode?: number }).statusCode === 404;
+
+/** Docker's own words for a failed call. */
+export function dockerMessage(err: unknown): string {
+  const e = err as { json?: { message?: string }; message?: string };
+  return e?.json?.message ?? e?.message ?? String(err);
+}
+
+/** The service by name or ID, validated at the edge; undefined when there is none. */
+export async function inspectService(docker: Docker, nameOrId: string): Promise<SwarmService | undefined> {
+  try {
+    return serviceSchema.parse(await docker.getService(nameOrId).inspect());
+  } catch (err) {
+    if (notFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export async function inspectTask(docker: Docker, id: string): Promise<SwarmTask | undefined> {
+  try {
+    return taskSchema.parse(await docker.getTask(id).inspect());
+  } catch (err) {
+    if (notFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Tasks by filter (`service`, `desired-state`, …), validated. */
+export async function listTasks(docker: Docker, filters: Record<string, string[]>): Promise<SwarmTask[]> {
+  const raw = (await docker.listTasks({ filters: JSON.stringify(filters) } as never)) as unknown as unknown[];
+  return raw.map((t) => taskSchema.parse(t));
+}
+
+export async function inspectNode(docker: Docker, id: string): Promise<SwarmNode | undefined> {
+  try {
+    return nodeSchema.parse(await docker.getNode(id).inspect());
+  } catch (err) {
+    if (notFound(err)) return undefined;
+    throw err;
+  }
+}
