@@ -17,6 +17,8 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -162,6 +162,13 @@ export async function rolledBackByOrchestrator(ctx: WatchContext, watch: Watch, 
   const { service, deployment } = watch;
   if (watch.done) return;
   ctx.endWatch(watch);
+  // The known-good version runs again: its tasks coming back are no deployment.
+  const s = ctx.serviceState(service.name);
+  if (s.knownGood) {
+    for (const k of ctx.targetFor(service).knownReplicas(s.knownGood.spec)) s.versions.set(k.name, k.version);
+    s.image = s.knownGood.image_id;
+    s.ref = s.knownGood.image_ref;
+  }
   const reason = `Swarm rolled the update back by itself (update state ${update.state}${update.message ? `: ${update.message}` : ''}); rollguard changed nothing`;
   await ctx.deps.writes.updateDeployment(deployment.id, { state: 'rolled_back', reason, decided_at: ctx.now(), phase: 'done' });
   deployment.state = 'rolled_back';

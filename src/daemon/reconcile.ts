@@ -147,6 +147,12 @@ export async function onServiceStart(ctx: WatchContext, service: ServicePolicy, 
   const s = ctx.serviceState(service.name);
   const w = s.watch;
   const target = ctx.targetFor(service);
+  if (target.revertBy === 'service' && r.version !== (await target.specVersion(service).catch(() => r.version))) {
+    // The service's spec has moved on (a revert, Swarm's own rollback, a newer update): the
+    // orchestrator is replacing this task already, so it is no deployment.
+    ctx.log.debug({ service: service.name, replica: r.name, task: r.id }, 'a task of a version the service no longer specifies; not a deployment');
+    return;
+  }
   const known = s.knownGood && target.knownReplicas(s.knownGood.spec);
   const previous = s.versions.get(r.name) ?? known?.find((k) => k.name === r.name)?.version;
   const changed = isChange(r, previous, s.image ?? s.knownGood?.image_id);

@@ -150,6 +150,8 @@ export interface Convergence {
  */
 export interface ServiceTarget extends TargetBase {
   readonly revertBy: 'service';
+  /** The version the service's spec makes now (undefined when the service is gone): a replica of another version is being replaced. */
+  specVersion(service: ServicePolicy): Promise<string | undefined>;
   /** The service's update as the orchestrator reports it; undefined when it has none. */
   updateState(service: ServicePolicy): Promise<UpdateState | undefined>;
   /** Puts the known-good spec back (`force`: recreates the replicas even if it runs already). Throws RevertError. */

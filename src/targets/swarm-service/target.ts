@@ -40,6 +40,15 @@ const swarmMatch = (service: ServicePolicy): Extract<ServiceMatch, { kind: 'swar
   return service.match;
 };
 
+/**
+ * Whether Swarm is rolling, or rolled, an update back on its own (its update failure action):
+ * a rollback asked for through the API (`docker service rollback`, or rollguard's own revert)
+ * carries Swarm's message "manually requested rollback".
+ */
+export function rolledBackByItself(state: string, message: string | undefined): boolean {
+  return state.startsWith('rollback') && !/manually requested/i.test(message ?? '');
+}
+
 /** How many attempts an update gets when another writer bumps the service's version in between. */
 const UPDATE_TRIES = 3;
 
@@ -159,11 +168,17 @@ export class SwarmServiceTarget implements ServiceTarget {
     return imageId;
   }
 
+  async specVersion(service: ServicePolicy): Promise<string | undefined> {
+    const svc = await inspectService(this.docker, swarmMatch(service).service);
+    return svc && templateVersion(svc.Spec.TaskTemplate);
+  }
+
   async updateState(service: ServicePolicy): Promise<UpdateState | undefined> {
     const svc = await inspectService(this.docker, swarmMatch(service).service);
     const state = svc?.UpdateStatus?.State;
     if (!svc || !state) return undefined;
-    return { state, message: svc.UpdateStatus?.Message, rolledBack: state.startsWith('rollback'), paused: state === 'paused' || state === 'rollback_paused' };
+    const message = svc.UpdateStatus?.Message;
+    return { state, message, rolledBack: rolledBackByItself(state, message), paused: state === 'paused' || state === 'rollback_paused' };
   }
 
   async putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean }): Promise<PutBack> {
@@ -178,7 +193,7 @@ export class SwarmServiceTarget implements ServiceTarget {
       const name = svc.Spec.Name;
       const update = svc.UpdateStatus?.State;
       if (templateVersion(svc.Spec.TaskTemplate) === knownVersion && !opts.force) {
-        return update?.startsWith('rollback')
+        return update && rolledBackByItself(update, svc.UpdateStatus?.Message)
           ? { how: 'already', detail: `Swarm rolled the update of ${name} back by itself (${update}${svc.UpdateStatus?.Message ? `: ${svc.UpdateStatus.Message}` : ''}); it runs the known-good spec (${ref}) again, so rollguard changed nothing` }
           : { how: 'already', detail: `${name} already runs the known-good spec (${ref}); nothing was changed` };
       }
