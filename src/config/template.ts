@@ -21,6 +21,7 @@ const ALL_VARS: readonly string[] = [...TEMPLATE_VARS, ...REPLICA_VARS];
  */
 export const RANGE_VAR = 'range';
 
+/** Global, so its `lastIndex` is state: functions that iterate it with `matchAll` take a copy. */
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 
 /**
@@ -85,13 +86,13 @@ export function renderTemplate(query: string, values: TemplateValues, range?: st
 /** The per-replica placeholders a query or URL uses (see REPLICA_VARS). */
 export function replicaVarsIn(text: string): ReplicaVar[] {
   const found = new Set<ReplicaVar>();
-  for (const m of text.matchAll(PLACEHOLDER)) if ((REPLICA_VARS as readonly string[]).includes(m[1] as string)) found.add(m[1] as ReplicaVar);
+  for (const m of text.matchAll(new RegExp(PLACEHOLDER))) if ((REPLICA_VARS as readonly string[]).includes(m[1] as string)) found.add(m[1] as ReplicaVar);
   return [...found];
 }
 
 /** Problems with an HTTP check's URL template: unknown placeholders, or a URL that is not one once they are filled in. */
 export function checkUrlTemplate(url: string): string[] {
-  const unknown = [...url.matchAll(PLACEHOLDER)].map((m) => m[1] as string).filter((n) => !ALL_VARS.includes(n));
+  const unknown = [...url.matchAll(new RegExp(PLACEHOLDER))].map((m) => m[1] as string).filter((n) => !ALL_VARS.includes(n));
   if (unknown.length) return unknown.map((n) => `unknown placeholder {{${n}}}; valid: ${ALL_VARS.map((v) => `{{${v}}}`).join(', ')}`);
   const sample = renderUrl(url, { service: 'web', container: 'web', image: 'web:1', version: '1', task: 'task', slot: '1', node: 'node', node_addr: '127.0.0.1' });
   let parsed: URL;

@@ -41,11 +41,17 @@ function filled(signal: Signal, template: TemplateValues): Signal {
   return signal.kind === 'http' && signal.url.includes('{{') ? { ...signal, url: renderUrl(signal.url, template) } : signal;
 }
 
-/** Whether a higher value of the signal is the worse one, from the thresholds that read it (an HTTP check: lower is worse). */
+/**
+ * Whether a higher value of the signal is the worse one (an HTTP check: lower is worse). The
+ * rules that read it decide (`above`: higher is worse); a signal only recovery criteria read goes
+ * the other way round (`below 0.01` holds only while every task is below, so higher is worse).
+ */
 function higherIsWorse(service: ServicePolicy, signal: Signal): boolean {
   if (signal.kind === 'http') return false;
-  const reading = [...service.rules, ...service.recovery].filter((r) => r.signal === signal.name);
-  return !reading.length || reading.some((r) => 'above' in r && r.above !== undefined);
+  const rules = service.rules.filter((r) => r.signal === signal.name);
+  if (rules.length) return rules.some((r) => r.above !== undefined);
+  const recovery = service.recovery.filter((r) => r.signal === signal.name);
+  return !recovery.length || recovery.some((r) => 'below' in r && r.below !== undefined);
 }
 
 /**

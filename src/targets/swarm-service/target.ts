@@ -41,12 +41,14 @@ const swarmMatch = (service: ServicePolicy): Extract<ServiceMatch, { kind: 'swar
 };
 
 /**
- * Whether Swarm is rolling, or rolled, an update back on its own (its update failure action):
- * a rollback asked for through the API (`docker service rollback`, or rollguard's own revert)
- * carries Swarm's message "manually requested rollback".
+ * Whether Swarm is rolling an update back on its own (its update failure action). Only a rollback
+ * under way tells: one asked for through the API (`docker service rollback`, or rollguard's own
+ * revert) carries Swarm's message "manually requested rollback", its own one the failure; once
+ * done, every rollback reads `rollback_completed` / "rollback completed", so a finished one is
+ * never taken for Swarm's.
  */
 export function rolledBackByItself(state: string, message: string | undefined): boolean {
-  return state.startsWith('rollback') && !/manually requested/i.test(message ?? '');
+  return (state === 'rollback_started' || state === 'rollback_paused') && !/manually requested/i.test(message ?? '');
 }
 
 /** How many attempts an update gets when another writer bumps the service's version in between. */
