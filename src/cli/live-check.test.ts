@@ -27,3 +27,26 @@ services:
     for (const secret of ['probe', 'pw-1', 'tok-2', 'prom-user', 'prom-pass']) assert.equal(text.includes(secret), false, `${secret} in\n${text}`);
   });
 });
+
+describe('policy check --live on a Swarm service', () => {
+  it('a signal addressed per task is skipped with why (it has no task to fill in); a whole-service one is probed', async () => {
+    const policy = parsePolicy(`version: 1
+services:
+  web:
+    match: {swarm_service: shop_web}
+    signals:
+      ready: {http: {url: "http://127.0.0.1:808{{slot}}/ready"}}
+      front: {http: {url: "http://127.0.0.1:8000/{{service}}/ready"}}
+    rules:
+      - {name: down, signal: ready, below: 1}
+      - {name: front down, signal: front, below: 1}
+`, 'p.yaml', {});
+    const asked: string[] = [];
+    const http = { measure: async (s: HttpSignal) => { asked.push(s.url); return { value: 1, latencyMs: 1 }; } } as unknown as HttpHealthProvider;
+    const report = await liveCheck(policy, {}, { http });
+    assert.deepEqual(asked, ['http://127.0.0.1:8000/web/ready']);
+    const ready = report.services[0]?.results.find((r) => r.signal === 'ready');
+    assert.equal(ready?.outcome, 'skipped');
+    assert.match(ready?.detail ?? '', /addressed per task \(\{\{slot\}\}\)/);
+  });
+});

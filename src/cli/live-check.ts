@@ -1,6 +1,6 @@
 import { formatDuration } from '../config/duration.js';
 import type { Policy, ServicePolicy, Signal } from '../config/policy.js';
-import { renderTemplate, usesRange } from '../config/template.js';
+import { renderTemplate, renderUrl, replicaVarsIn, usesRange } from '../config/template.js';
 import { redactUrl } from '../model/redact-url.js';
 import { HttpHealthProvider } from '../signals/http-health.js';
 import { PrometheusProvider } from '../signals/prometheus.js';
@@ -48,12 +48,19 @@ async function probe(service: ServicePolicy, signal: Signal, template: ProbeTemp
   const result = (target: string, m: Measurement, answered: boolean): LiveResult => ({
     ...base, target, outcome: answered ? 'answered' : 'failed', value: m.value, detail: m.detail, latencyMs: Math.round(m.latencyMs),
   });
+  const text = signal.kind === 'http' ? redactUrl(signal.url) : signal.kind === 'prometheus' ? signal.query.trim() : '';
+  const perTask = replicaVarsIn(text);
+  if (perTask.length) {
+    const detail = `addressed per task (${perTask.map((v) => `{{${v}}}`).join(', ')}): measured for each task while watching; nothing to probe now`;
+    return [{ ...base, target: text, outcome: 'skipped', value: null, detail, latencyMs: 0 }];
+  }
   switch (signal.kind) {
     case 'container':
       return [{ ...base, target: signal.field, outcome: 'skipped', value: null, detail: 'read from the deployed container while watching; nothing to probe now', latencyMs: 0 }];
     case 'http': {
-      const m = await http.measure(signal);
-      return [result(redactUrl(signal.url), m, m.value === 1)];
+      const url = renderUrl(signal.url, template.values);
+      const m = await http.measure({ ...signal, url });
+      return [result(redactUrl(url), m, m.value === 1)];
     }
     case 'prometheus': {
       const ranges = usesRange(signal.query) ? burnRanges(service, signal.name) : [undefined];

@@ -215,7 +215,7 @@ describe('Swarm services on a real single-node swarm', { timeout: 900_000 }, () 
     }
   });
 
-  it('Swarm\'s failure rollback racing with rollguard\'s revert ends with one revert, a correct record and the known-good tasks', async () => {
+  it('fault: Swarm\'s own failure rollback racing with rollguard\'s revert → one revert, a correct record, every task on the known-good image', async () => {
     await start(policy(prom.url, { readyFor: 3 }));
     await adopted(V1);
     // Unready from the start (rollguard reverts after 3 samples) and crashing after 4 s (Swarm rolls back then).
@@ -239,7 +239,7 @@ describe('Swarm services on a real single-node swarm', { timeout: 900_000 }, () 
     }
   });
 
-  it('kill -9 of rollguard mid-revert: the restarted one finishes the revert without putting the spec back twice', async () => {
+  it('fault: kill -9 of rollguard mid-revert of a Swarm service → the restarted one finishes it without putting the spec back twice', async () => {
     const text = policy(prom.url);
     const first = await start(text, { ROLLGUARD_FAILPOINTS: 'revert.after-start' });
     await adopted(V1);
