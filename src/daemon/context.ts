@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../api/metrics.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
-import type { DeployTarget, Replica } from '../targets/target.js';
+import type { DeployTarget, KnownReplica, Replica } from '../targets/target.js';
 import { type WatchTally } from '../policy/assess.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import type { Deployment, KnownGood, Store } from '../store/store.js';
@@ -46,6 +46,8 @@ export interface Watch {
   history: Map<string, SeenSample[]>;
   /** The deployed container is labelled rollguard.migrations=true. */
   migrations: boolean;
+  /** The deployed version (see Replica.version), when the deployed replica was seen. */
+  version?: string;
   /** The orchestrator's update state last recorded (Swarm's UpdateStatus), so each change is recorded once. */
   updateState?: string;
   /** The hold whose pause has been announced, so it is told once. */
@@ -153,6 +155,16 @@ export class WatchContext {
     const target = this.deps.targets.find((t) => (t.matches as readonly string[]).includes(service.match.kind));
     if (!target) throw new Error(`no deploy target serves match kind "${service.match.kind}" of ${service.name}; targets: ${this.deps.targets.map((t) => `${t.kind} (${t.matches.join(', ')})`).join('; ')}`);
     return target;
+  }
+
+  /**
+   * The replicas of a known-good snapshot, as the service's target reads them; none when it was
+   * recorded on another kind of target (a service moved from Compose to a Swarm stack), which
+   * cannot put it back.
+   */
+  knownReplicas(service: ServicePolicy, known: KnownGood | undefined): KnownReplica[] {
+    const target = this.targetFor(service);
+    return known && known.target === target.kind ? target.knownReplicas(known.spec) : [];
   }
 
   /** The service's running replicas of every version, newest first; one-offs and orchestrated replicas are left out. */

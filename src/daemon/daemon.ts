@@ -29,7 +29,14 @@ export class Daemon {
     for (const target of this.ctx.deps.targets) target.follow((id) => onReplicaStarted(this.ctx, target, id));
     this.ctx.started = true;
     const led = Object.values(this.ctx.policy.services).filter((svc) => this.ctx.leads(svc.name));
-    await Promise.all(led.map((svc) => this.ctx.queue.run(svc.name, () => (this.ctx.leads(svc.name) ? reconcile(this.ctx, svc) : Promise.resolve()))));
+    const caught = await Promise.allSettled(led.map((svc) => this.ctx.queue.run(svc.name, () => (this.ctx.leads(svc.name) ? reconcile(this.ctx, svc) : Promise.resolve()))));
+    // One service that cannot be read (a Swarm manager without a leader, say) leaves the others guarded; it is tried again.
+    caught.forEach((c, i) => {
+      const svc = led[i] as ServicePolicy;
+      if (c.status === 'fulfilled') return;
+      this.ctx.log.error({ err: c.reason, service: svc.name }, 'catching up with a service at start-up failed; retrying');
+      setTimeout(() => this.leadershipGained(svc.name), 2_000).unref();
+    });
     this.ctx.log.info({ services: Object.keys(this.ctx.policy.services), dryRun: !!this.ctx.deps.dryRun, store: this.ctx.deps.store.sql.kind }, 'rollguard watching');
   }
 

@@ -8,6 +8,7 @@ import { noFailpoints } from './failpoints.js';
 import { badImageMessage, badImageRule, DEFAULT_MAX_ROLLBACKS, rollbackLimitMessage } from '../policy/flapping.js';
 import { nowRunning, WatchContext, type Watch } from './context.js';
 import { paused } from './holds.js';
+import { SERVING_SIGNAL } from '../policy/serving.js';
 import type { UpdateState } from '../targets/target.js';
 import { announce } from './record.js';
 
@@ -130,6 +131,12 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
     await escalate(ctx, watch, rule, `the revert stopped on an unexpected error: ${String(err)}`, {});
     return;
   }
+  if (outcome.state === 'superseded') {
+    // The service was updated again before the revert: that update is watched on its own.
+    ctx.endWatch(watch);
+    deployment.state = 'superseded';
+    return;
+  }
   if (outcome.state === 'handed_over') {
     // Nothing more is recorded or announced here: the instance that leads now resumes the revert.
     ctx.endWatch(watch);
@@ -139,7 +146,8 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
   deployment.attempts = outcome.attempts;
   if (outcome.state === 'rolled_back') {
     deployment.recovered_at = outcome.recoveredAt ? new Date(outcome.recoveredAt) : null;
-    await announce(ctx, watch, 'rollback_succeeded', rule.severity, { rule, actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt, recoveredAt: outcome.recoveredAt });
+    const bySwarm = rule === ORCHESTRATOR_ROLLBACK ? { reason: `Swarm rolled the update back by itself; rollguard verified the recovery: every task of ${service.name} runs the known-good version and the recovery criteria hold.` } : {};
+    await announce(ctx, watch, 'rollback_succeeded', rule.severity, { rule, actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt, recoveredAt: outcome.recoveredAt, ...bySwarm });
   } else {
     await escalate(ctx, watch, rule, outcome.reason ?? 'rollback failed', { actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt });
   }
@@ -153,29 +161,36 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
   }
 }
 
+/** The rule a revert that follows Swarm's own rollback is told under. */
+const ORCHESTRATOR_ROLLBACK: ServicePolicy['rules'][number] = { name: 'Swarm\'s own rollback', signal: SERVING_SIGNAL, below: 1, for: 1, severity: 'P1', action: 'rollback' };
+
 /**
- * The orchestrator put the previous version back by itself (Swarm's update failure action
- * `rollback`) while rollguard watched: the watch ends, the deployment is recorded as rolled back
- * by Swarm and people are told. rollguard changes nothing, so it never fights Swarm's rollback.
+ * The orchestrator is rolling the watched update back by itself (Swarm's update failure action
+ * `rollback`): the watch ends and rollguard follows through rather than fighting it — recorded
+ * and told as Swarm's rollback, then the service revert finds the known-good spec in place (or
+ * puts it back, when Swarm rolled back to a version never proven), waits for every task and
+ * verifies the recovery criteria, escalating when they do not hold. A rollback that does not
+ * move the service off this deployment's version (Swarm rolling back to it from a newer one) is
+ * not this deployment's: returns false and the watch goes on.
  */
-export async function rolledBackByOrchestrator(ctx: WatchContext, watch: Watch, update: UpdateState): Promise<void> {
+export async function rolledBackByOrchestrator(ctx: WatchContext, watch: Watch, update: UpdateState): Promise<boolean> {
   const { service, deployment } = watch;
-  if (watch.done) return;
+  const target = ctx.targetFor(service);
+  if (watch.done || target.revertBy !== 'service') return false;
+  const spec = await target.specVersion(service).catch(() => undefined);
+  if (spec === undefined || (watch.version !== undefined && spec === watch.version)) return false;
   ctx.endWatch(watch);
-  // The known-good version runs again: its tasks coming back are no deployment.
-  const s = ctx.serviceState(service.name);
-  if (s.knownGood) {
-    for (const k of ctx.targetFor(service).knownReplicas(s.knownGood.spec)) s.versions.set(k.name, k.version);
-    s.image = s.knownGood.image_id;
-    s.ref = s.knownGood.image_ref;
-  }
-  const reason = `Swarm rolled the update back by itself (update state ${update.state}${update.message ? `: ${update.message}` : ''}); rollguard changed nothing`;
-  await ctx.deps.writes.updateDeployment(deployment.id, { state: 'rolled_back', reason, decided_at: ctx.now(), phase: 'done' });
-  deployment.state = 'rolled_back';
+  const reason = `Swarm rolled the update back by itself (update state ${update.state}${update.message ? `: ${update.message}` : ''})`;
+  await ctx.deps.writes.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: ctx.now(), phase: 'decided' });
+  deployment.state = 'rolling_back';
   deployment.reason = reason;
+  deployment.phase = 'decided';
   ctx.deps.metrics.rollbacks.inc({ service: service.name, outcome: 'orchestrator' });
-  ctx.log.warn({ service: service.name, deployment: deployment.id, update: update.state }, 'Swarm rolled the update back by itself');
-  await announce(ctx, watch, 'rollback_succeeded', 'P1', { reason: `${reason}. ${deployment.to_ref} no longer serves; the known-good version runs again.` }, { kind: 'orchestrator_rollback', detail: reason });
+  ctx.log.warn({ service: service.name, deployment: deployment.id, update: update.state }, 'Swarm is rolling the update back by itself; rollguard verifies the recovery');
+  await announce(ctx, watch, 'rollback_started', ORCHESTRATOR_ROLLBACK.severity, { rule: ORCHESTRATOR_ROLLBACK, reason: `${reason}; rollguard changes nothing while the known-good version comes back, and verifies the recovery.` },
+    { kind: 'orchestrator_rollback', rule: ORCHESTRATOR_ROLLBACK.name, severity: ORCHESTRATOR_ROLLBACK.severity, detail: reason });
+  await revert(ctx, watch, ORCHESTRATOR_ROLLBACK, false);
+  return true;
 }
 
 /** A window without a verdict: recorded, and the version does not become known-good. */

@@ -51,8 +51,8 @@ export async function reconcile(ctx: WatchContext, service: ServicePolicy): Prom
     await adopt(ctx, service, ofCurrent);
     return;
   }
-  const knownReplicas = known ? ctx.targetFor(service).knownReplicas(known.spec) : [];
-  if (known && running.every((r) => ofKnownVersion(r, knownReplicas))) {
+  const knownReplicas = ctx.knownReplicas(service, known);
+  if (known && knownReplicas.length && running.every((r) => ofKnownVersion(r, knownReplicas))) {
     await refreshKnownGood(ctx, service, ofCurrent);
     return;
   }
@@ -112,9 +112,10 @@ export async function adopt(ctx: WatchContext, service: ServicePolicy, replicas:
  */
 export async function refreshKnownGood(ctx: WatchContext, service: ServicePolicy, replicas: readonly Replica[]): Promise<void> {
   const known = ctx.serviceState(service.name).knownGood;
-  if (!known || !replicas.length) return;
   const target = ctx.targetFor(service);
-  const before = target.knownReplicas(known.spec).map((k) => k.name).sort();
+  // A version recorded on another kind of target is not this one's to follow.
+  if (!known || !replicas.length || known.target !== target.kind) return;
+  const before = ctx.knownReplicas(service, known).map((k) => k.name).sort();
   const now = replicas.map((r) => r.name).sort();
   if (JSON.stringify(before) === JSON.stringify(now)) return;
   await ctx.setKnownGood({ ...known, container_name: replicas[0]?.name ?? known.container_name, spec: target.snapshot(replicas) });
@@ -128,7 +129,8 @@ export async function onReplicaStarted(ctx: WatchContext, target: DeployTarget, 
     r = await target.replica(id);
   } catch (err) {
     ctx.log.warn({ err, container: id.slice(0, 12) }, 'cannot inspect a started container');
-    return;
+    // The follower hands it over again if it can (a Swarm task is listed again at the next poll).
+    throw err;
   }
   if (!r) return; // gone already (a one-off run with --rm)
   const services = target.servicesOf(ctx.policy, r);
@@ -153,15 +155,14 @@ export async function onServiceStart(ctx: WatchContext, service: ServicePolicy, 
     ctx.log.debug({ service: service.name, replica: r.name, task: r.id }, 'a task of a version the service no longer specifies; not a deployment');
     return;
   }
-  const known = s.knownGood && target.knownReplicas(s.knownGood.spec);
+  const known = s.knownGood && ctx.knownReplicas(service, s.knownGood);
   const previous = s.versions.get(r.name) ?? known?.find((k) => k.name === r.name)?.version;
   const changed = isChange(r, previous, s.image ?? s.knownGood?.image_id);
   if (w && !w.done && target.revertBy === 'service' && known && ofKnownVersion(r, known)) {
     // A known-good task while a deployment is watched: Swarm may be rolling the update back itself.
     const update = await target.updateState(service).catch(() => undefined);
-    if (update?.rolledBack) {
+    if (update?.rolledBack && (await rolledBackByOrchestrator(ctx, w, update))) {
       nowRunning(s, [r], true);
-      await rolledBackByOrchestrator(ctx, w, update);
       return;
     }
   }

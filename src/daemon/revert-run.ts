@@ -44,8 +44,11 @@ export const rethrowLapse = (err: unknown): void => {
 
 /** Where the service stands after a revert, for the daemon's bookkeeping and the messages. */
 export interface RevertOutcome {
-  /** handed_over: leadership lapsed mid-way; the instance that leads now finishes the revert. */
-  state: 'rolled_back' | 'rollback_failed' | 'handed_over';
+  /**
+   * handed_over: leadership lapsed mid-way; the instance that leads now finishes the revert.
+   * superseded: the service was updated again before anything was changed; nothing was.
+   */
+  state: 'rolled_back' | 'rollback_failed' | 'handed_over' | 'superseded';
   /** The replicas running for the service afterwards, as far as the revert knows. */
   containerIds: string[];
   image: string;

@@ -30,7 +30,7 @@ class FakeSwarmService implements ServiceTarget {
   readonly revertBy = 'service';
   readonly matches = ['swarm'] as const;
   readonly connected = true;
-  spec: 'bad' | 'good' = 'bad';
+  spec: 'bad' | 'good' | 'newer' = 'bad';
   starts = true;
   startsAfter = 2;
   update?: UpdateState;
@@ -70,7 +70,13 @@ class FakeSwarmService implements ServiceTarget {
   }
 
   async replica(id: string): Promise<Replica | undefined> {
+    // The deployed (bad) task stays in Swarm's task history.
+    if (id === 't-bad-1') return { ...(this.tasks[0] as Replica), id, image: BAD_IMAGE, version: 'v2', running: this.spec === 'bad' };
     return this.up ? this.tasks.find((t) => t.id === id) : undefined;
+  }
+
+  async replicaValues(id: string) {
+    return this.tasks.find((t) => t.id === id)?.values;
   }
 
   async inspectReplica(id: string) {
@@ -86,7 +92,7 @@ class FakeSwarmService implements ServiceTarget {
   }
 
   async specVersion(): Promise<string> {
-    return this.spec === 'good' ? 'v1' : 'v2';
+    return { good: 'v1', bad: 'v2', newer: 'v3' }[this.spec];
   }
 
   async updateState(): Promise<UpdateState | undefined> {
@@ -249,6 +255,29 @@ describe('revertDeployment of a service its orchestrator puts back (revertServic
     assert.deepEqual(target.putBacks, [{ force: false }]);
     assert.ok(!writes.patches.some((p) => p.phase === 'started'));
     assert.deepEqual(writes.patches.at(-1), { state: 'rollback_failed', reason: outcome.reason, attempts: 1, phase: 'done' });
+  });
+
+  it('a service updated again meanwhile (neither the deployed nor the known-good version) is not reverted: superseded, nothing changed', async () => {
+    const target = new FakeSwarmService();
+    target.spec = 'newer';
+    const { deps, writes } = setup(target);
+    const outcome = await revertDeployment(deps, SERVICE, deployment(), RULE, KNOWN);
+
+    assert.equal(outcome.state, 'superseded');
+    assert.match(outcome.reason ?? '', /updated again \(to another version than shop\/web:2\) before the revert/);
+    assert.deepEqual(target.putBacks, [], 'the newer update was left alone');
+    assert.deepEqual(writes.patches.at(-1), { state: 'superseded', reason: outcome.reason, phase: 'done' });
+  });
+
+  it('Swarm rolling the update back by itself is no newer update: the revert goes on and finds the known-good spec', async () => {
+    const target = new FakeSwarmService();
+    target.spec = 'good';
+    target.update = { state: 'rollback_started', message: 'update rolled back due to failure or early termination of task t-bad-1', rolledBack: true, paused: false };
+    const { deps } = setup(target);
+    const outcome = await revertDeployment(deps, SERVICE, deployment(), RULE, KNOWN);
+
+    assert.equal(outcome.state, 'rolled_back');
+    assert.equal(target.changes, 0, 'rollguard changed nothing');
   });
 
   it('tasks that never converge: attempt 2 recreates them (force), then the revert escalates as rollback_failed', async () => {

@@ -1,6 +1,6 @@
 import { versionOf } from '../model/image-ref.js';
 import type { KnownGood } from '../store/store.js';
-import { RevertError, type Convergence, type PutBack, type ServiceTarget } from '../targets/target.js';
+import { RevertError, type Convergence, type PutBack, type ServiceTarget, type UpdateState } from '../targets/target.js';
 import { rethrowLapse, type FailedAt, type RevertOutcome, type RevertRun } from './revert-run.js';
 import { verifyRecovery } from './verify-recovery.js';
 
@@ -21,6 +21,14 @@ export async function revertService(run: RevertRun, target: ServiceTarget, known
   const { deps, service, deployment, step, record, fail, guard } = run;
   const unchanged: FailedAt = { state: 'rollback_failed', containerIds: [deployment.container_id], image: deployment.to_image, ref: deployment.to_ref };
   const before = await target.updateState(service).catch(() => undefined);
+  const knownVersion = target.knownReplicas(known.spec)[0]?.version;
+  const newer = await newerUpdate(run, target, knownVersion, before);
+  if (newer) {
+    // Nothing changed: the newer update is the operator's, judged by a watch of its own.
+    run.log.warn({ reason: newer }, 'not reverting: the service was updated again');
+    await deps.writes.updateDeployment(deployment.id, { state: 'superseded', reason: newer, phase: 'done' });
+    return { state: 'superseded', containerIds: [], image: deployment.to_image, ref: deployment.to_ref, reason: newer, attempts: run.attempt, actions: run.actions, criteria: [] };
+  }
   if (before?.paused) {
     await step('update-paused', `Swarm paused the update (${before.state}${before.message ? `: ${before.message}` : ''}); the revert puts the known-good spec back`, () => Promise.resolve());
   }
@@ -62,9 +70,25 @@ export async function revertService(run: RevertRun, target: ServiceTarget, known
     lastDetail = verified.detail;
   }
   run.attempt = service.maxAttempts;
-  return fail(`the service was not recovered after ${run.attempt} attempt(s): ${lastDetail}; it keeps the known-good spec`, {
+  const onKnown = (await target.specVersion(service).catch(() => undefined)) === knownVersion;
+  return fail(`the service was not recovered after ${run.attempt} attempt(s): ${lastDetail}; ${onKnown ? 'it keeps the known-good spec' : 'it is NOT on the known-good spec (the known-good spec could not be put back)'}`, {
     state: 'rollback_failed', containerIds: running, image: known.image_id, ref: known.image_ref,
   });
+}
+
+/**
+ * Why the revert must not go ahead: the service was updated again (by someone, not rolled back
+ * by Swarm) to a version that is neither the deployment's nor the known-good one — a hotfix
+ * pushed meanwhile, or a deploy made while rollguard was down. Undefined when it may.
+ */
+async function newerUpdate(run: RevertRun, target: ServiceTarget, knownVersion: string | undefined, update: UpdateState | undefined): Promise<string | undefined> {
+  const { service, deployment } = run;
+  const [spec, deployed] = await Promise.all([
+    target.specVersion(service).catch(() => undefined),
+    target.replica(deployment.container_id).then((r) => r?.version, () => undefined),
+  ]);
+  if (!spec || !deployed || spec === deployed || spec === knownVersion || update?.state.startsWith('rollback')) return undefined;
+  return `the service was updated again (to another version than ${deployment.to_ref}) before the revert; that update is watched on its own, and nothing was reverted`;
 }
 
 /**

@@ -29,10 +29,10 @@ export async function sampleSignals(
 }
 
 /** How the daemon reads a target's replicas for the signals: their state, and their own placeholders. */
-export function replicaReaders(target: Pick<DeployTarget, 'replica' | 'inspectReplica'>): Pick<ProbeContext, 'inspectReplica' | 'replicaValues'> {
+export function replicaReaders(target: Pick<DeployTarget, 'inspectReplica' | 'replicaValues'>): Pick<ProbeContext, 'inspectReplica' | 'replicaValues'> {
   return {
     inspectReplica: (id) => target.inspectReplica(id),
-    replicaValues: async (id) => (await target.replica(id))?.values,
+    replicaValues: (id) => target.replicaValues(id),
   };
 }
 
@@ -69,7 +69,9 @@ async function measureSignal(providers: ProviderRegistry, service: ServicePolicy
     if (!values) return { id, label: id.slice(0, 12), m: { value: null, detail: 'replica is gone', latencyMs: 0 } as Measurement };
     const template = { ...ctx.template, ...values };
     const label = values.slot ? `slot ${values.slot}` : id.slice(0, 12);
-    return { id, label, m: await measure(providers, filled(signal, template), { ...ctx, template, containerId: id, containerIds: [id] }) };
+    const own = filled(signal, template);
+    if (own.kind === 'http' && !URL.canParse(own.url)) return { id, label, m: { value: null, detail: `${own.url} is no URL for this task; no data`, latencyMs: 0 } as Measurement };
+    return { id, label, m: await measure(providers, own, { ...ctx, template, containerId: id, containerIds: [id] }) };
   }));
   const worse = higherIsWorse(service, signal) ? (a: number, b: number) => a > b : (a: number, b: number) => a < b;
   let worst: (typeof all)[number] | undefined;

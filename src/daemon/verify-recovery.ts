@@ -13,7 +13,7 @@ import { recoverySignals, replicaReaders, sampleSignals, valuesOf } from './samp
 
 /** What verifying a recovery uses of the revert's dependencies. */
 export interface VerifyDeps {
-  target: Pick<DeployTarget, 'replica' | 'inspectReplica'>;
+  target: Pick<DeployTarget, 'replica' | 'inspectReplica' | 'replicaValues'>;
   providers: ProviderRegistry;
   metrics: Metrics;
   writes: Pick<Writes, 'insertSamples'>;

@@ -74,7 +74,7 @@ export async function checkRevertTarget(ctx: WatchContext, watch: Watch): Promis
 export function watchFor(ctx: WatchContext, service: ServicePolicy, deployment: Deployment, tally: WatchTally, deployed: Replica | undefined, replicas: readonly Replica[]): Watch {
   const template = { service: service.name, container: deployment.container_name, image: deployment.to_ref, version: versionOf(deployment.to_ref) };
   return {
-    migrations: deployed?.labels[MIGRATIONS_LABEL] === 'true', deployment, replicas: new Set(replicas.map((r) => r.id)),
+    migrations: deployed?.labels[MIGRATIONS_LABEL] === 'true', deployment, replicas: new Set(replicas.map((r) => r.id)), version: deployed?.version,
     service, tally, history: new Map(), done: false, template,
   };
 }
@@ -158,8 +158,7 @@ async function followUpdate(ctx: WatchContext, watch: Watch): Promise<boolean> {
     await ctx.deps.writes.insertDecision({ deployment_id: watch.deployment.id, decided_at: ctx.now(), kind: 'update_state', detail: `Swarm's update: ${text}` });
   }
   if (!update.rolledBack) return false;
-  await rolledBackByOrchestrator(ctx, watch, update);
-  return true;
+  return rolledBackByOrchestrator(ctx, watch, update);
 }
 
 export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
@@ -178,6 +177,12 @@ export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
   if (!ctx.leads(service.name)) return;
   const c = replicas[0];
   if (!c) return inconclusive(ctx, watch, 'the window passed but no replica of the version runs any more; not known-good');
+  const target = ctx.targetFor(service);
+  const update = target.revertBy === 'service' ? await target.updateState(service).catch(() => undefined) : undefined;
+  if (update?.paused) {
+    // Half the service may still run the previous version: the update is not done, so not proven.
+    return inconclusive(ctx, watch, `the window passed but Swarm paused the update part-way (${update.state}${update.message ? `: ${update.message}` : ''}); not known-good`);
+  }
   await ctx.setKnownGood({
     service: service.name, target: ctx.targetFor(service).kind, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: ctx.targetFor(service).snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
   });

@@ -194,7 +194,7 @@ describe('WriteBehind', () => {
     const file = path.join(dir, 'writes-set-aside.jsonl');
     let setAside = 0;
     const { log: captured, at } = capturedLog();
-    const writes = new WriteBehind(store, { log: captured, retryMs: 10, rejectedAttempts: 3, setAsideFile: file, onSetAside: () => setAside++ });
+    const writes = new WriteBehind(store, { log: captured, retryMs: 250, rejectedAttempts: 3, setAsideFile: file, onSetAside: () => setAside++ });
     await writes.insertDecision({ deployment_id: 1, decided_at: new Date(1), kind: 'invalid', detail: 'the bad one' });
     await writes.insertDecision({ deployment_id: 1, decided_at: new Date(2), kind: 'valid' });
     assert.equal(written.length, 0, 'the one behind waits while the rejected one is retried');

@@ -84,6 +84,8 @@ interface TargetBase {
   role(replica: Replica): ReplicaRole;
   /** A replica's state as container signals read it (running, restarts, health); undefined when it is gone. Throws when it cannot be read. */
   inspectReplica(id: string): Promise<ReplicaView | undefined>;
+  /** The placeholders a per-replica signal fills for this replica now ({{slot}}, {{node_addr}}…); undefined when it has none or is gone. */
+  replicaValues(id: string): Promise<Partial<TemplateValues> | undefined>;
 
   /** The known-good snapshot of a set of replicas of one version (opaque; stored as is). */
   snapshot(replicas: readonly Replica[]): unknown;

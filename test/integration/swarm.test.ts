@@ -189,7 +189,7 @@ describe('Swarm services on a real single-node swarm', { timeout: 900_000 }, () 
     assert.match(put?.detail ?? '', /rg-swarm-web updated to the saved known-good spec \(rollguard-fixture:v1\.1\)/);
   });
 
-  it('Swarm\'s own failure rollback that comes first is recorded as Swarm\'s, told, and rollguard changes nothing', async () => {
+  it('Swarm\'s own failure rollback that comes first is recorded as Swarm\'s and told; rollguard changes nothing and verifies the recovery', async () => {
     const hook = await pagerReceiver();
     try {
       const channel = `notifications:\n  hook:\n    webhook:\n      url: http://127.0.0.1:${hook.port}/hook\n      secret: \${HOOK_SECRET}\nroutes:\n  P0: [hook]\n  P1: [hook]\n`;
@@ -201,11 +201,18 @@ describe('Swarm services on a real single-node swarm', { timeout: 900_000 }, () 
       assert.equal(d.state, 'rolled_back', `${d.state}: ${d.reason}`);
       assert.match(d.reason ?? '', /^Swarm rolled the update back by itself \(update state rollback_/);
       await allOn(SERVICE, V1);
-      assert.deepEqual(await actions(d.id), [], 'rollguard took no revert step');
+      // rollguard followed through without changing anything: it found the known-good spec in place and verified the recovery.
+      const steps = await actions(d.id);
+      const puts = steps.filter((a) => a.kind === 'put-back');
+      assert.equal(puts.length, 1, JSON.stringify(steps));
+      assert.match(puts[0]?.detail ?? '', /^Swarm rolled the update of rg-swarm-web back by itself .*so rollguard changed nothing$/);
+      assert.ok(steps.some((a) => a.kind === 'verify' && a.ok), JSON.stringify(steps));
       const decisions = await query<{ kind: string; detail: string }>('SELECT kind, detail FROM decisions WHERE deployment_id = $1', [d.id]);
       assert.ok(decisions.some((x) => x.kind === 'orchestrator_rollback'), `recorded as Swarm's rollback: ${JSON.stringify(decisions)}`);
-      const told = await waitFor('the message telling of Swarm\'s rollback', () => (hook.events as unknown as { event: string; summary: string }[]).find((e) => e.event === 'rollback_succeeded'), 30_000);
-      assert.match(told.summary, /^Swarm rolled the update back by itself/);
+      const events = hook.events as unknown as { event: string; summary: string }[];
+      const told = await waitFor('the message telling of Swarm\'s rollback', () => events.find((e) => e.event === 'rollback_succeeded'), 30_000);
+      assert.match(told.summary, /^Swarm rolled the update back by itself; rollguard verified the recovery/);
+      assert.match(events.find((e) => e.event === 'rollback_started')?.summary ?? '', /Swarm rolled the update back by itself .*rollguard changes nothing/);
       // No revert of the revert, no new deployment from the known-good tasks coming back.
       await new Promise((r) => setTimeout(r, 3_000));
       const rows = (await rg?.history('web')) ?? [];

@@ -74,6 +74,11 @@ export class DockerContainerTarget implements ReplicaTarget {
     return c && replicaOf(c);
   }
 
+  /** Containers have no per-replica placeholders. */
+  async replicaValues(_id: string): Promise<undefined> {
+    return undefined;
+  }
+
   inspectReplica(id: string): Promise<ReplicaView | undefined> {
     return this.steps.find(id);
   }

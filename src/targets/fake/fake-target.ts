@@ -125,6 +125,11 @@ export class FakeTarget implements ReplicaTarget {
     return { kind: 'service' };
   }
 
+  /** Containers have no per-replica placeholders. */
+  async replicaValues(_id: string): Promise<undefined> {
+    return undefined;
+  }
+
   async inspectReplica(id: string): Promise<ReplicaView | undefined> {
     const r = this.replicas.get(id);
     return r && { Id: r.id, RestartCount: 0, State: { Running: r.running, Restarting: false, OOMKilled: false, ExitCode: r.running ? undefined : 0 } };

@@ -11,7 +11,7 @@ const POLL_MS = 1_000;
  * a task on another node starts no event here, so the manager's task list is read every second
  * — level-triggered: a restart of the engine or of rollguard misses nothing that still runs.
  * Tasks already running when following begins are not handed over (the daemon's reconcile
- * adopts them). It only asks while `active()` says a Swarm service is watched.
+ * adopts them). Only the tasks of the watched services are asked for.
  */
 export class SwarmTaskFollower {
   private readonly seen = new Set<string>();
@@ -27,7 +27,8 @@ export class SwarmTaskFollower {
     private readonly docker: Docker,
     private readonly log: Logger,
     private readonly onRunning: (task: SwarmTask) => Promise<void>,
-    private readonly active: () => boolean,
+    /** The Swarm services the policy watches now, by name; none: nothing is asked. */
+    private readonly services: () => readonly string[],
   ) {}
 
   start(): void {
@@ -55,13 +56,18 @@ export class SwarmTaskFollower {
   }
 
   private async poll(): Promise<void> {
-    if (!this.active()) {
+    if (!this.services().length) {
       this.connected = true;
       return;
     }
     let tasks: SwarmTask[];
     try {
-      tasks = await listTasks(this.docker, { 'desired-state': ['running'] });
+      // One list per service: Swarm refuses a whole list naming a service that does not exist (yet).
+      const lists = await Promise.all(this.services().map((service) => listTasks(this.docker, { 'desired-state': ['running'], service: [service] }).catch((err: unknown) => {
+        if (/not found/i.test(dockerMessage(err))) return [];
+        throw err;
+      })));
+      tasks = lists.flat();
     } catch (err) {
       this.connected = false;
       if (!this.failing) this.log.warn({ err: dockerMessage(err) }, 'cannot list the swarm\'s tasks (is this engine a swarm manager?); retrying every second');
@@ -82,7 +88,11 @@ export class SwarmTaskFollower {
       return;
     }
     for (const t of fresh) {
-      this.queue = this.queue.then(() => this.onRunning(t)).catch((err) => this.log.error({ err, task: t.ID }, 'handling a started Swarm task failed'));
+      this.queue = this.queue.then(() => this.onRunning(t)).catch((err) => {
+        // Handed over again at the next poll while it still runs (a manager election, a timeout).
+        this.seen.delete(t.ID);
+        this.log.warn({ err, task: t.ID }, 'handling a started Swarm task failed; trying again at the next poll');
+      });
     }
   }
 }

@@ -48,6 +48,7 @@ export const nodeSchema = z.looseObject({
   ID: z.string(),
   Description: z.looseObject({ Hostname: z.string().optional() }).optional(),
   Status: z.looseObject({ State: z.string().optional(), Addr: z.string().optional() }).optional(),
+  ManagerStatus: z.looseObject({ Addr: z.string().optional() }).optional().nullable(),
 });
 export type SwarmNode = z.output<typeof nodeSchema>;
 

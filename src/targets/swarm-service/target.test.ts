@@ -479,7 +479,7 @@ describe('SwarmServiceTarget.inspectReplica', () => {
     return swarm;
   }
 
-  it('reads as the slot\'s newest task, counting the tasks started after it as restarts', async () => {
+  it('reads as the slot\'s newest task, counting each failed task of the slot as a restart', async () => {
     const swarm = slotOne(
       swarmTask('t-second', { slot: 1, at: 1, state: 'failed', desired: 'shutdown', container: 'c-second', exitCode: 1 }),
       swarmTask('t-third', { slot: 1, at: 2, container: 'c-third' }),
@@ -488,7 +488,7 @@ describe('SwarmServiceTarget.inspectReplica', () => {
     assert.deepEqual(await swarm.target().inspectReplica('t-first'), {
       Id: 't-first',
       RestartCount: 2,
-      State: { Running: true, Restarting: false, OOMKilled: false, ExitCode: 0, Health: { Status: 'healthy' } },
+      State: { Running: true, Restarting: false, OOMKilled: false, ExitCode: undefined, Health: { Status: 'healthy' } },
     });
   });
 
@@ -513,7 +513,25 @@ describe('SwarmServiceTarget.inspectReplica', () => {
 
   it('a task on another node is read from its status alone: no health, no OOM', async () => {
     const swarm = slotOne(swarmTask('t-second', { slot: 1, at: 1, node: 'node-b', container: 'c-on-worker' }));
-    assert.deepEqual((await swarm.target().inspectReplica('t-first'))?.State, { Running: true, Restarting: false, OOMKilled: false, ExitCode: 0, Health: null });
+    assert.deepEqual((await swarm.target().inspectReplica('t-first'))?.State, { Running: true, Restarting: false, OOMKilled: false, ExitCode: undefined, Health: null });
+  });
+
+  it('a slot Swarm replaces in order (an update, --force, a drain) is no restart: stopped on request, not restarting', async () => {
+    const swarm = new FakeSwarm(swarmService());
+    swarm.tasks.push(
+      swarmTask('t-old', { slot: 1, at: 0, state: 'shutdown', desired: 'shutdown', exitCode: 0 }),
+      swarmTask('t-new', { slot: 1, at: 1, state: 'starting' }),
+    );
+    assert.deepEqual(await swarm.target().inspectReplica('t-old'), {
+      Id: 't-old', RestartCount: 0, State: { Running: false, Restarting: false, OOMKilled: false, ExitCode: 0, Health: null },
+    });
+  });
+
+  it('a task Swarm failed with a kill (a failed health check exits 137) is a failure, never a stop on request', async () => {
+    const swarm = new FakeSwarm(swarmService());
+    swarm.tasks.push(swarmTask('t-killed', { slot: 1, at: 0, state: 'failed', desired: 'shutdown', exitCode: 137 }));
+    assert.deepEqual((await swarm.target().inspectReplica('t-killed'))?.State.ExitCode, -1);
+    assert.equal((await swarm.target().inspectReplica('t-killed'))?.RestartCount, 1);
   });
 
   it('a task Swarm rejected, without a container, exited -1', async () => {

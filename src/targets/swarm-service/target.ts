@@ -2,10 +2,20 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServiceMatch, ServicePolicy } from '../../config/policy.js';
 import type { ReplicaView } from '../../model/replica-view.js';
+import type { TemplateValues } from '../../config/template.js';
 import { RevertError, type Convergence, type KnownReplica, type PutBack, type Replica, type ReplicaRole, type ServiceTarget, type UpdateState } from '../target.js';
 import { SwarmTaskFollower } from './follower.js';
 import { dockerMessage, inspectNode, inspectService, inspectTask, listTasks, taskTemplateSchema, type SwarmService, type SwarmTask, type TaskTemplate } from './inspect.js';
 import { changedTemplateSettings, imageRef, templateVersion } from './version.js';
+
+/** Task states of a task Swarm counts as failed. */
+const FAILED = new Set(['failed', 'rejected']);
+/** Task states of a task on its way to running. */
+const STARTING = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting']);
+/** Exit codes of a process stopped on request (`docker stop`: 0, SIGTERM 143, SIGKILL after the grace 137). */
+const ON_REQUEST_CODES = new Set([0, 137, 143]);
+/** How long a node's host name and address are trusted before they are read again. */
+const NODE_TTL_MS = 30_000;
 
 /** Labels rollguard gives a task's replica, as Docker gives them to the task's container. */
 export const SERVICE_NAME_LABEL = 'com.docker.swarm.service.name';
@@ -65,13 +75,14 @@ export class SwarmServiceTarget implements ServiceTarget {
   readonly revertBy = 'service';
   readonly matches = ['swarm'] as const;
   private follower?: SwarmTaskFollower;
-  private readonly nodes = new Map<string, { hostname: string; addr: string }>();
+  private readonly nodes = new Map<string, { hostname: string; addr: string; at: number }>();
   private readonly services = new Map<string, { name: string; labels: Record<string, string> }>();
 
   constructor(private readonly docker: Docker, private readonly log: Logger, private readonly watched: () => readonly ServiceMatch[] = () => []) {}
 
   follow(onStarted: (id: string) => Promise<void>): void {
-    this.follower = new SwarmTaskFollower(this.docker, this.log, (t) => onStarted(t.ID), () => this.watched().some((m) => m.kind === 'swarm'));
+    const services = (): string[] => this.watched().flatMap((m) => (m.kind === 'swarm' ? [m.service] : []));
+    this.follower = new SwarmTaskFollower(this.docker, this.log, (t) => onStarted(t.ID), services);
     this.follower.start();
   }
 
@@ -110,39 +121,66 @@ export class SwarmServiceTarget implements ServiceTarget {
   }
 
   /**
-   * A task as container signals read it. Its slot is what serves: a task Swarm replaced (it
-   * crashed, failed its health check) reads as the slot's newest task, with the tasks started
-   * after it as restarts. The container's own state (health, OOM) is read where it runs on this
-   * engine; on another node, from the task's status alone.
+   * A task as container signals read it: its slot, as that is what serves. A slot whose task
+   * failed (exited with an error, failed its health check, was rejected) and was replaced counts
+   * a restart for each failure; a slot Swarm is replacing in order (an update, `--force`, a node
+   * drain: the task shut down on request) reads as stopped on request, which is no data. The
+   * container's own state (health, OOM) is read where it runs on this engine; on another node,
+   * from the task's status alone.
    */
   async inspectReplica(id: string): Promise<ReplicaView | undefined> {
     let task: SwarmTask | undefined;
+    let slot: SwarmTask[];
     try {
       task = await inspectTask(this.docker, id);
+      if (!task) return undefined;
+      slot = await this.slotTasks(task);
     } catch (err) {
       throw new Error(`cannot inspect Swarm task ${id.slice(0, 12)}: ${dockerMessage(err)}`);
     }
-    if (!task) return undefined;
-    const sameSlot = (t: SwarmTask): boolean => (task.Slot ? t.Slot === task.Slot : t.NodeID === task.NodeID);
-    const slot = (await listTasks(this.docker, { service: [task.ServiceID] })).filter(sameSlot);
-    const newer = slot.filter((t) => Date.parse(t.CreatedAt) > Date.parse(task.CreatedAt)).sort((a, b) => Date.parse(b.CreatedAt) - Date.parse(a.CreatedAt));
-    const current = newer[0] ?? task;
-    const containerId = current.Status.ContainerStatus?.ContainerID;
-    const local = containerId ? await this.docker.getContainer(containerId).inspect().catch(() => undefined) as { State?: { OOMKilled?: boolean; Health?: { Status: string } | null } } | undefined : undefined;
+    const current = slot[0] ?? task;
+    const failures = slot.filter((t) => FAILED.has(t.Status.State)).length;
     const state = current.Status.State;
     const running = state === 'running' && current.DesiredState === 'running';
+    const containerId = current.Status.ContainerStatus?.ContainerID;
+    const local = containerId ? await this.docker.getContainer(containerId).inspect().catch(() => undefined) as { State?: { OOMKilled?: boolean; Health?: { Status: string } | null } } | undefined : undefined;
+    const code = current.Status.ContainerStatus?.ExitCode;
     return {
       Id: task.ID,
-      RestartCount: newer.length,
+      RestartCount: failures,
       State: {
         Running: running,
-        // A slot whose task is being replaced (new, assigned, preparing, starting) is restarting.
-        Restarting: !running && ['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting'].includes(state),
+        // A new task after a failure is the slot restarting; after an orderly shutdown it is a replacement.
+        Restarting: !running && STARTING.has(state) && failures > 0,
         OOMKilled: local?.State?.OOMKilled ?? false,
-        ExitCode: current.Status.ContainerStatus?.ExitCode ?? (state === 'failed' || state === 'rejected' ? -1 : 0),
+        // Swarm failed it (a health check kill exits 137): a failure whatever the code. Anything else not running was stopped on request.
+        ExitCode: FAILED.has(state) ? (code && !ON_REQUEST_CODES.has(code) ? code : -1) : running ? undefined : 0,
         Health: local?.State?.Health ?? null,
       },
     };
+  }
+
+  /** The tasks of a task's slot (its node, for a global service) from it on, newest first. */
+  private async slotTasks(task: SwarmTask): Promise<SwarmTask[]> {
+    const sameSlot = (t: SwarmTask): boolean => (task.Slot ? t.Slot === task.Slot : t.NodeID === task.NodeID);
+    const since = Date.parse(task.CreatedAt);
+    return (await listTasks(this.docker, { service: [task.ServiceID] }))
+      .filter((t) => sameSlot(t) && Date.parse(t.CreatedAt) >= since)
+      .sort((a, b) => Date.parse(b.CreatedAt) - Date.parse(a.CreatedAt));
+  }
+
+  /**
+   * Where a task's slot serves now: the placeholders of the slot's newest task Swarm wants
+   * running (a task Swarm replaced on another node is addressed where its replacement runs).
+   * Undefined when the slot is gone or its node has no known address.
+   */
+  async replicaValues(id: string): Promise<Partial<TemplateValues> | undefined> {
+    const task = await inspectTask(this.docker, id);
+    if (!task) return undefined;
+    const current = (await this.slotTasks(task)).find((t) => t.DesiredState === 'running');
+    if (!current) return undefined;
+    const values = (await this.replicaOf(current)).values;
+    return values?.node_addr ? values : undefined;
   }
 
   snapshot(replicas: readonly Replica[]): unknown {
@@ -201,16 +239,27 @@ export class SwarmServiceTarget implements ServiceTarget {
       }
       const rollback = !opts.force && svc.PreviousSpec && templateVersion(svc.PreviousSpec.TaskTemplate) === knownVersion;
       const paused = update === 'paused' ? ' (this resumes the update Swarm paused)' : '';
+      // Only what makes the version goes back: placement, networks and restart policy stay as they are now.
+      const { Resources: _now, ...rest } = svc.Spec.TaskTemplate as TaskTemplate & { Resources?: unknown };
+      const resources = (known.template as { Resources?: unknown }).Resources;
+      const template: TaskTemplate = {
+        ...rest,
+        ContainerSpec: known.template.ContainerSpec,
+        ...(resources === undefined ? {} : { Resources: resources }),
+        ForceUpdate: (svc.Spec.TaskTemplate.ForceUpdate ?? 0) + (opts.force ? 1 : 0),
+      };
+      const rollsBack = (svc.Spec as { UpdateConfig?: { FailureAction?: string } }).UpdateConfig?.FailureAction === 'rollback';
       try {
-        await this.update(svc, rollback ? undefined : { ...known.template, ForceUpdate: (svc.Spec.TaskTemplate.ForceUpdate ?? 0) + (opts.force ? 1 : 0) });
+        await this.update(svc, rollback ? undefined : template);
       } catch (err) {
         if (tries < UPDATE_TRIES && /out of sequence/i.test(dockerMessage(err))) continue;
         throw new RevertError(`cannot update the Swarm service ${name}: ${dockerMessage(err)}`, { cause: err });
       }
       if (rollback) return { how: 'rollback', detail: `Swarm rollback of ${name} to its previous spec, the known-good one (${ref})${paused}` };
+      const pausing = rollsBack ? '; its update failure action goes from rollback to pause, so that Swarm cannot roll this revert back to the bad version (set it back once the service is stable)' : '';
       return {
         how: 'update',
-        detail: opts.force ? `${name} updated again to the known-good spec (${ref}), recreating its tasks` : `${name} updated to the saved known-good spec (${ref})${paused}`,
+        detail: `${opts.force ? `${name} updated again to the known-good spec (${ref}), recreating its tasks` : `${name} updated to the saved known-good spec (${ref})${paused}`}${pausing}`,
       };
     }
   }
@@ -241,7 +290,10 @@ export class SwarmServiceTarget implements ServiceTarget {
   /** Sends a service update: the given task template, or (without one) Swarm's rollback to the previous spec. */
   private async update(svc: SwarmService, template: TaskTemplate | undefined): Promise<void> {
     const query = template ? { version: svc.Version.Index } : { version: svc.Version.Index, rollback: 'previous' };
-    const body = template ? { ...svc.Spec, TaskTemplate: template } : svc.Spec;
+    const spec = svc.Spec as SwarmService['Spec'] & { UpdateConfig?: Record<string, unknown> };
+    // Swarm would roll an update of ours that meets a failing task back to the previous spec: the bad one.
+    const updateConfig = spec.UpdateConfig?.FailureAction === 'rollback' ? { UpdateConfig: { ...spec.UpdateConfig, FailureAction: 'pause' } } : {};
+    const body = template ? { ...spec, ...updateConfig, TaskTemplate: template } : spec;
     await this.docker.getService(svc.ID).update({ _query: query, _body: body } as never);
   }
 
@@ -261,10 +313,15 @@ export class SwarmServiceTarget implements ServiceTarget {
   private async node(id: string | undefined): Promise<{ hostname: string; addr: string }> {
     if (!id) return { hostname: '', addr: '' };
     const cached = this.nodes.get(id);
-    if (cached) return cached;
+    if (cached && Date.now() - cached.at < NODE_TTL_MS) return cached;
     const n = await inspectNode(this.docker, id).catch(() => undefined);
-    const info = { hostname: n?.Description?.Hostname ?? id, addr: n?.Status?.Addr ?? '' };
-    if (n) this.nodes.set(id, info);
+    if (!n) return cached ?? { hostname: id, addr: '' };
+    // A manager may report 0.0.0.0 (or nothing) as its node address; its manager address names the host.
+    const reported = n.Status?.Addr ?? '';
+    const addr = reported && reported !== '0.0.0.0' ? reported : (n.ManagerStatus?.Addr ?? '').replace(/:\d+$/, '');
+    const info = { hostname: n.Description?.Hostname ?? id, addr, at: Date.now() };
+    this.nodes.set(id, info);
+    if (this.nodes.size > 10_000) this.nodes.clear();
     return info;
   }
 
