@@ -49,6 +49,8 @@ npm run -s build
 npm run -s typecheck
 npm run -s depcheck
 
-# --- tests: one run, one summary ------------------------------------------------------------------
-node --import tsx --test --test-concurrency=1 --test-reporter=spec \
-  src/*/*.test.ts src/*/*/*.test.ts test/integration/*.test.ts
+# --- tests -------------------------------------------------------------------------------------
+# Unit tests are pure (no services): two files at a time. Integration tests share the Docker engine,
+# the swarm and Prometheus ports: one file at a time. Each run ends with its own summary.
+node --import tsx --test --test-concurrency=2 --test-reporter=spec src/*/*.test.ts src/*/*/*.test.ts
+node --import tsx --test --test-concurrency=1 --test-reporter=spec test/integration/*.test.ts

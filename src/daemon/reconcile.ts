@@ -158,6 +158,13 @@ export async function onServiceStart(ctx: WatchContext, service: ServicePolicy, 
   const known = s.knownGood && ctx.knownReplicas(service, s.knownGood);
   const previous = s.versions.get(r.name) ?? known?.find((k) => k.name === r.name)?.version;
   const changed = isChange(r, previous, s.image ?? s.knownGood?.image_id);
+  if (w && w.done && target.revertBy === 'service' && w.deployment.state === 'rollback_failed' && w.version !== undefined && r.version === w.version) {
+    // Swarm goes on rolling out a version rollguard could not revert (max_rollbacks, a failed
+    // revert): the same deployment, already escalated, not a new one to page about again.
+    nowRunning(s, [r], true);
+    ctx.log.info({ service: service.name, deployment: w.deployment.id, replica: r.name }, 'another task of a deployment that was not reverted started; it was escalated already');
+    return;
+  }
   if (w && !w.done && target.revertBy === 'service' && known && ofKnownVersion(r, known)) {
     // A known-good task while a deployment is watched: Swarm may be rolling the update back itself.
     const update = await target.updateState(service).catch(() => undefined);

@@ -124,7 +124,7 @@ function policy(promUrl: string): string {
   const { service, prefix } = SIDES.rollguard;
   return `version: 1
 prometheus: {url: ${promUrl}, timeout: 2s}
-defaults: {window: 15s, interval: 1s, max_attempts: 2, stop_timeout: 1s, recovery_timeout: 20s, min_data_ratio: 0.5}
+defaults: {window: 15s, interval: 1s, max_attempts: 2, stop_timeout: 1s, recovery_timeout: 20s, min_data_ratio: 0.5, max_rollbacks: {count: 100, per: 1h}}
 services:
   web:
     match: {swarm_service: ${service}}

@@ -93,7 +93,7 @@ async function createService(name: string, image: string, prefix: string, extra:
   await docker('service', 'rm', name).catch(() => '');
   await waitFor(`${name} gone`, async () => (await docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${name}`)) === '', 30_000, 300);
   await docker('service', 'create', '-d', '--name', name, '--replicas', '2', '--network', 'host', '--no-resolve-image',
-    '--stop-grace-period', '1s', '--update-delay', '0s', '--update-parallelism', '1', '--env', `PORT=${prefix}{{.Task.Slot}}`, ...extra, image);
+    '--stop-grace-period', '1s', '--update-delay', '0s', '--update-parallelism', '1', '--rollback-parallelism', '0', '--env', `PORT=${prefix}{{.Task.Slot}}`, ...extra, image);
 }
 
 function update(name: string, image: string, extra: string[] = []): Promise<string> {
