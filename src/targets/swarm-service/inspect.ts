@@ -60,23 +60,23 @@ export function dockerMessage(err: unknown): string {
   return e?.json?.message ?? e?.message ?? String(err);
 }
 
-/** The service by name or ID, validated at the edge; undefined when there is none. */
-export async function inspectService(docker: Docker, nameOrId: string): Promise<SwarmService | undefined> {
+/** What `read` returns, validated at the edge by `schema`; undefined when Docker answers 404. */
+async function unlessMissing<T>(read: () => Promise<unknown>, schema: z.ZodType<T>): Promise<T | undefined> {
   try {
-    return serviceSchema.parse(await docker.getService(nameOrId).inspect());
+    return schema.parse(await read());
   } catch (err) {
     if (notFound(err)) return undefined;
     throw err;
   }
 }
 
-export async function inspectTask(docker: Docker, id: string): Promise<SwarmTask | undefined> {
-  try {
-    return taskSchema.parse(await docker.getTask(id).inspect());
-  } catch (err) {
-    if (notFound(err)) return undefined;
-    throw err;
-  }
+/** The service by name or ID; undefined when there is none. */
+export function inspectService(docker: Docker, nameOrId: string): Promise<SwarmService | undefined> {
+  return unlessMissing(() => docker.getService(nameOrId).inspect(), serviceSchema);
+}
+
+export function inspectTask(docker: Docker, id: string): Promise<SwarmTask | undefined> {
+  return unlessMissing(() => docker.getTask(id).inspect(), taskSchema);
 }
 
 /** Tasks by filter (`service`, `desired-state`, …), validated. */
@@ -85,11 +85,6 @@ export async function listTasks(docker: Docker, filters: Record<string, string[]
   return raw.map((t) => taskSchema.parse(t));
 }
 
-export async function inspectNode(docker: Docker, id: string): Promise<SwarmNode | undefined> {
-  try {
-    return nodeSchema.parse(await docker.getNode(id).inspect());
-  } catch (err) {
-    if (notFound(err)) return undefined;
-    throw err;
-  }
+export function inspectNode(docker: Docker, id: string): Promise<SwarmNode | undefined> {
+  return unlessMissing(() => docker.getNode(id).inspect(), nodeSchema);
 }
