@@ -181,6 +181,13 @@ export async function rolledBackByOrchestrator(ctx: WatchContext, watch: Watch, 
   if (spec === undefined || (watch.version !== undefined && spec === watch.version)) return false;
   ctx.endWatch(watch);
   const reason = `Swarm rolled the update back by itself (update state ${update.state}${update.message ? `: ${update.message}` : ''})`;
+  if (ctx.deps.dryRun) {
+    // A dry run changes nothing and verifies nothing: Swarm's rollback is recorded and told as it is.
+    await ctx.deps.writes.updateDeployment(deployment.id, { state: 'rolled_back', reason: `${reason}; dry run: rollguard verified nothing`, decided_at: ctx.now() });
+    deployment.state = 'rolled_back';
+    await announce(ctx, watch, 'rollback_succeeded', ORCHESTRATOR_ROLLBACK.severity, { rule: ORCHESTRATOR_ROLLBACK, reason: `${reason}. Dry run: rollguard changed and verified nothing.` }, { kind: 'orchestrator_rollback', detail: reason });
+    return true;
+  }
   await ctx.deps.writes.updateDeployment(deployment.id, { state: 'rolling_back', reason, decided_at: ctx.now(), phase: 'decided' });
   deployment.state = 'rolling_back';
   deployment.reason = reason;
