@@ -194,6 +194,56 @@ describe('renderChart', () => {
     assert.ok(blue >= yOf(0, [0, 2], box) - yOf(1, [0, 2], box), `column spans 0…1, got ${blue} px`);
   });
 
+  describe('text', () => {
+    const BASE = Date.UTC(2024, 4, 1, 3, 0, 0);
+    const timed = (): ChartData => chart({
+      points: Array.from({ length: 40 }, (_, i) => ({ t: BASE + i * 15_000, v: i < 20 ? 0.02 : 0.25 })),
+      threshold: 0.18,
+      deployAt: BASE + 300_000,
+      revertAt: BASE + 510_000,
+    });
+    const inked = (png: PNG, box: Box, test: (c: Rgb) => boolean = (c) => !isNeutral(c) || c[0] < 200): number => {
+      let n = 0;
+      for (let y = box.top; y <= box.bottom; y++) for (let x = box.left; x <= box.right; x++) if (test(pixel(png, x, y))) n++;
+      return n;
+    };
+
+    it('writes the value labels left of the plot and the time labels below it', () => {
+      const png = render(timed());
+      const box = plotArea(png);
+      assert.ok(box.left > 30 && box.bottom < png.height - 25, `room for labels around ${JSON.stringify(box)}`);
+      assert.ok(inked(png, { left: 0, top: box.top, right: box.left - 3, bottom: box.bottom }) > 150, 'value ticks and axis title are drawn');
+      assert.ok(inked(png, { left: box.left, top: box.bottom + 3, right: box.right, bottom: png.height - 1 }) > 150, 'time ticks and axis title are drawn');
+    });
+
+    it('writes the deploy and revert times above the plot in their colours', () => {
+      const png = render(timed());
+      const box = plotArea(png);
+      const strip = { left: 0, top: 0, right: png.width - 1, bottom: box.top - 3 };
+      assert.ok(inked(png, strip, ([r, g, b]) => g > r + 30 && g > b + 20) > 20, 'green revert label');
+      assert.ok(inked(png, strip, ([r, g, b]) => b > r + 8 && r < 160) > 20, 'slate-gray deploy label');
+    });
+
+    it('writes the threshold value in dark red beside its line', () => {
+      const png = render(timed());
+      const box = plotArea(png);
+      const darkRed = ([r, g, b]: Rgb): boolean => r > 120 && r < 190 && g < 90 && b < 90;
+      assert.ok(inked(png, box, darkRed) > 20, 'threshold label pixels');
+      assert.equal(inked(render(chart({ threshold: NaN })), plotArea(render(chart({ threshold: NaN }))), darkRed), 0, 'none without a threshold');
+    });
+
+    it('labels differ between 0.18 and 18', () => {
+      const small = timed();
+      const large = { ...small, threshold: 18, points: small.points.map((p) => ({ t: p.t, v: p.v === null ? null : p.v * 100 })) };
+      const [a, b] = [render(small), render(large)];
+      const [boxA, boxB] = [plotArea(a), plotArea(b)];
+      const margin = { left: 0, top: boxA.top, right: Math.min(boxA.left, boxB.left) - 3, bottom: boxA.bottom };
+      let differing = 0;
+      for (let y = margin.top; y <= margin.bottom; y++) for (let x = margin.left; x <= margin.right; x++) if (pixel(a, x, y).join() !== pixel(b, x, y).join()) differing++;
+      assert.ok(differing > 50, `value labels differ in ${differing} pixels`);
+    });
+  });
+
   describe('edge cases yield a valid PNG', () => {
     const cases: [string, Partial<ChartData>, { width?: number; height?: number }?][] = [
       ['no points', { points: [] }],
