@@ -236,11 +236,17 @@ export class LeaseLeadership implements Leadership {
       this.armLapse();
     }
     if (failed) return Math.max(50, Math.floor(this.renewMs / 4));
-    // A service dropped from the policy: give its lease back.
+    // A service dropped from the policy: give its lease back. Its rollguard_leader series goes
+    // (on every instance), so an alert on no instance leading a service does not fire for it.
+    for (const service of [...this.others.keys()]) {
+      if (wanted.has(service)) continue;
+      this.others.delete(service);
+      this.o.gauge?.remove({ service });
+    }
     for (const [service, { fence, acting }] of [...this.held]) {
       if (wanted.has(service)) continue;
       this.held.delete(service);
-      this.o.gauge?.set({ service }, 0);
+      this.o.gauge?.remove({ service });
       this.o.log.info({ service, holder: this.instanceId, fence }, 'leadership released: the service left the policy');
       if (acting) this.events.lost(service);
       await this.o.leases.release(service, this.instanceId, fence).catch(() => {});

@@ -63,3 +63,29 @@ describe('the logger keeps URL credentials out of the log', () => {
     assert.equal(withoutUrlCredentials(fields), fields);
   });
 });
+
+describe('log lines follow the usual JSON log conventions', () => {
+  it('names the level ("info", "error") rather than numbering it, and gives the time in ISO 8601 UTC', () => {
+    const { lines, log } = capture();
+    const before = Date.now();
+    log.info({ service: 'web' }, 'deployment detected');
+    log.error({ service: 'web' }, 'ROLLBACK FAILED — escalate to a human');
+    const [info, error] = lines.map((l) => JSON.parse(l) as { level: unknown; time: unknown; msg: string });
+    assert.equal(info?.level, 'info');
+    assert.equal(error?.level, 'error');
+    for (const line of [info, error]) {
+      assert.equal(typeof line?.time, 'string');
+      assert.match(line?.time as string, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+      const at = Date.parse(line?.time as string);
+      assert.ok(at >= before - 1 && at <= Date.now() + 1, `${String(line?.time)} is now`);
+    }
+  });
+
+  it('still filters by level: debug is left out at the default level', () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info', destination: { write: (line: string) => { lines.push(line); } } });
+    log.debug('not shown');
+    log.warn('shown');
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { level: string }).level), ['warn']);
+  });
+});

@@ -56,7 +56,11 @@ function cleanError(serialized: unknown, depth: number): unknown {
   return out;
 }
 
-/** JSON logs; a readable form when stdout is a terminal. */
+/**
+ * JSON logs as log collectors read them without configuration: `"level":"info"` (a name, not
+ * pino's number) and `"time":"2025-01-31T12:00:00.000Z"` (ISO 8601, UTC); a readable form when
+ * stdout is a terminal.
+ */
 export function createLogger(opts: { level?: string; pretty?: boolean; destination?: pino.DestinationStream } = {}): Logger {
   const pretty = !opts.destination && (opts.pretty ?? process.stdout.isTTY);
   return pino({
@@ -64,7 +68,8 @@ export function createLogger(opts: { level?: string; pretty?: boolean; destinati
     level: opts.level ?? process.env.ROLLGUARD_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: { err: serializeError },
-    formatters: { log: (fields) => withoutUrlCredentials(fields) as Record<string, unknown> },
+    formatters: { level: (label) => ({ level: label }), log: (fields) => withoutUrlCredentials(fields) as Record<string, unknown> },
+    timestamp: pino.stdTimeFunctions.isoTime,
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
   }, opts.destination);
 }

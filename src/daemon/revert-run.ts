@@ -134,7 +134,9 @@ export class RevertRun {
     const recoveredAt = this.deps.now();
     await this.deps.writes.updateDeployment(this.deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: this.attempt, phase: 'done' });
     this.deps.metrics.rollbacks.inc({ service: this.service.name, outcome: 'succeeded' });
-    this.log.info({ attempts: this.attempt, recoveryMs: recoveredAt.getTime() - this.deployment.started_at.getTime(), image: shortId(where.image), replicas: where.replicas }, 'rolled back and recovered');
+    const recoveryMs = recoveredAt.getTime() - this.deployment.started_at.getTime();
+    this.deps.metrics.timeToRecovery.observe({ service: this.service.name }, Math.max(0, recoveryMs) / 1000);
+    this.log.info({ attempts: this.attempt, recoveryMs, image: shortId(where.image), replicas: where.replicas }, 'rolled back and recovered');
     return { state: 'rolled_back', containerIds: where.containerIds, image: where.image, ref: where.ref, attempts: this.attempt, actions: this.actions, criteria: this.criteria, revertAt: this.revertAt, recoveredAt: recoveredAt.getTime() };
   };
 }

@@ -162,13 +162,19 @@ export class Dispatcher {
   private async poll(): Promise<string[]> {
     try {
       await this.o.beforeDrain?.();
-      const pending = await this.o.outbox.pendingByChannel();
+      const waiting = await this.o.outbox.pendingWithAgeByChannel();
       const known = Object.keys(this.o.policy().notifications);
-      this.o.metrics.outboxPending.reset();
-      for (const channel of known) this.o.metrics.outboxPending.set({ channel }, pending[channel] ?? 0);
-      if (Object.keys(pending).some((c) => !known.includes(c))) await this.giveUpRemovedChannels(known);
+      const { outboxPending, outboxOldestPending } = this.o.metrics;
+      outboxPending.reset();
+      outboxOldestPending.reset();
+      for (const channel of known) {
+        const w = waiting[channel];
+        outboxPending.set({ channel }, w?.pending ?? 0);
+        outboxOldestPending.set({ channel }, w ? Math.max(0, this.now().getTime() - w.oldest.getTime()) / 1000 : 0);
+      }
+      if (Object.keys(waiting).some((c) => !known.includes(c))) await this.giveUpRemovedChannels(known);
       this.available();
-      return known.filter((c) => pending[c]);
+      return known.filter((c) => waiting[c]);
     } catch (err) {
       this.unavailable(err);
       return [];

@@ -95,7 +95,7 @@ describe('BatchingPrometheusProvider', () => {
     const { provider, asked, registry } = fakePrometheus(() => vector([series('x', '1')]));
     await Promise.all(['a', 'b'].map((s) => provider.measure(global, ctxFor(s))));
     assert.deepEqual(asked.map((a) => a.method), ['GET', 'GET']);
-    assert.match(await registry.getSingleMetricAsString('rollguard_prometheus_batch_fallbacks_total'), /selector req without the placeholder matcher"} 2/);
+    assert.match(await registry.getSingleMetricAsString('rollguard_prometheus_batch_fallbacks_total'), /reason="unbatchable"} 2/);
   });
 
   it('a batched query Prometheus refuses is retried per service', async () => {

@@ -72,7 +72,7 @@ interface BatchMetrics {
 function batchMetrics(registry: Registry | undefined): BatchMetrics {
   const registers = registry ? [registry] : [];
   const existing = registry?.getSingleMetric('rollguard_prometheus_queries_total') as Counter<'mode'> | undefined;
-  return {
+  const m: BatchMetrics = {
     queries: existing ?? new Counter({
       name: 'rollguard_prometheus_queries_total',
       help: 'Instant queries the watch loop sent to Prometheus: batch (one for many services), single (a service alone on its template), fallback (per service: the template cannot be batched safely, or the batch failed).',
@@ -81,11 +81,15 @@ function batchMetrics(registry: Registry | undefined): BatchMetrics {
     }),
     fallbacks: (registry?.getSingleMetric('rollguard_prometheus_batch_fallbacks_total') as Counter<'reason'> | undefined) ?? new Counter({
       name: 'rollguard_prometheus_batch_fallbacks_total',
-      help: 'Per-service queries made because a template could not be batched safely or a batched query failed, by reason.',
+      help: 'Per-service queries made because a template could not be batched safely (unbatchable; the debug log says why) or a batched query failed (batch_failed).',
       labelNames: ['reason'],
       registers,
     }),
   };
+  // Every series at 0 from the start; the labels take these values only.
+  for (const mode of ['batch', 'single', 'fallback']) m.queries.inc({ mode }, 0);
+  for (const reason of ['unbatchable', 'batch_failed']) m.fallbacks.inc({ reason }, 0);
+  return m;
 }
 
 /**
@@ -129,7 +133,7 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
       if (plan.kind === 'single') this.log?.debug({ signal: signal.name, reason: plan.reason, query: template }, 'query template not batched; one query per service');
     }
     if (plan.kind === 'single') {
-      this.m.fallbacks.inc({ reason: plan.reason });
+      this.m.fallbacks.inc({ reason: 'unbatchable' });
       return this.single(signal, ctx, 'fallback');
     }
     const value = ctx.template[plan.variable];
@@ -219,7 +223,7 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     const fallBack = async (reason: string): Promise<undefined> => {
       this.log?.debug({ signal: signal.name, reason, services: waiters.length }, 'batched query failed; one query per service');
       await Promise.all(waiters.map(async (w) => {
-        this.m.fallbacks.inc({ reason: 'batch failed' });
+        this.m.fallbacks.inc({ reason: 'batch_failed' });
         const at = new Date(batch.evalAt);
         w.resolve(await this.single(signal, { ...ctx, at, template: { ...ctx.template, [plan.variable]: w.value } }, 'fallback'));
       }));

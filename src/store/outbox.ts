@@ -145,8 +145,15 @@ export class Outbox {
 
   /** Pending messages per channel (cheap: uses the partial index on pending rows). */
   async pendingByChannel(): Promise<Record<string, number>> {
-    const rows = await this.sql.query<{ channel: string; n: string }>(`SELECT channel, count(*) AS n FROM outbox WHERE status = 'pending' GROUP BY channel`);
-    return Object.fromEntries(rows.map((r) => [r.channel, Number(r.n)]));
+    return Object.fromEntries(Object.entries(await this.pendingWithAgeByChannel()).map(([channel, p]) => [channel, p.pending]));
+  }
+
+  /** Per channel with messages waiting: how many, and when the oldest of them was queued. */
+  async pendingWithAgeByChannel(): Promise<Record<string, { pending: number; oldest: Date }>> {
+    const rows = await this.sql.query<{ channel: string; n: string; oldest: Date | string }>(
+      `SELECT channel, count(*) AS n, min(created_at) AS oldest FROM outbox WHERE status = 'pending' GROUP BY channel`,
+    );
+    return Object.fromEntries(rows.map((r) => [r.channel, { pending: Number(r.n), oldest: new Date(r.oldest) }]));
   }
 
   async deliveryByChannel(): Promise<ChannelDelivery[]> {

@@ -146,7 +146,8 @@ describe('batched Prometheus queries (six services sharing a template)', { timeo
     assert.ok(perTick >= 0.5, `the watches query Prometheus (${perTick.toFixed(2)} per tick)`);
     const metrics = await (await fetch(`${rg.apiUrl}/metrics`)).text();
     assert.match(metrics, /rollguard_prometheus_queries_total\{mode="batch"\} [1-9]/);
-    assert.doesNotMatch(metrics, /rollguard_prometheus_batch_fallbacks_total\{/);
+    assert.match(metrics, /rollguard_prometheus_batch_fallbacks_total\{reason="unbatchable"\} 0$/m, 'the series exists from the start');
+    assert.doesNotMatch(metrics, /rollguard_prometheus_batch_fallbacks_total\{[^}]*\} [1-9]/, 'nothing fell back');
     const settled = await waitFor('the six good deployments to pass', async () => {
       const rows = await Promise.all(SERVICES.map((s, i) => newest(rg, s.service, before[i] ?? 0)));
       return rows.every((d) => d && FINAL.includes(d.state)) ? rows : undefined;
