@@ -18,6 +18,7 @@ describe('HTTP API under generated bodies', () => {
     hold: async (service, forMs, reason) => { accepted.push({ service, forMs, reason }); return { service, until: new Date(forMs) }; },
     release: async (service) => ({ service }),
     markMigrations: async (service, image) => { accepted.push({ service, image }); return { service, image, applied: 'next' }; },
+    rollback: async (service, opts) => { accepted.push({ service, ...opts }); return { service, deployment_id: 1 }; },
   };
 
   before(async () => {

@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
 import { bearerMatches } from './auth.js';
 import type { Metrics } from './metrics.js';
+import { serveStatusPage } from './status-page/serve.js';
+import type { DeploymentDetail } from './status-page/view.js';
 
 /** What the HTTP API reads from the running daemon. */
 export interface ApiSource {
@@ -13,6 +15,10 @@ export interface ApiSource {
   hold(service: string, forMs: number, reason: string): Promise<unknown>;
   markMigrations(service: string, image: string): Promise<unknown>;
   release(service: string): Promise<unknown>;
+  /** One deployment with its samples, decisions, actions and rules, for the status page and `/api/v1/deployments/:id`. */
+  deployment?(id: number): Promise<DeploymentDetail | undefined>;
+  /** `rollguard rollback`: resolves once the revert is decided and recorded. */
+  rollback(service: string, opts: { to?: string; reason: string; deployment?: number }): Promise<unknown>;
 }
 
 /** An error whose message and HTTP status the API passes to the caller. */
@@ -24,6 +30,14 @@ const holdBody = z.strictObject({
   service: z.string().min(1),
   for: z.string().refine((t) => (parseDuration(t) ?? 0) > 0, { message: 'expected a duration such as 10m' }),
   reason: z.string().min(1).max(1_000),
+});
+
+const rollbackBody = z.strictObject({
+  service: z.string().min(1),
+  to: z.string().max(500).regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'expected an image reference (name:tag, name@sha256:…, or an image ID)').optional()
+    .describe('An image (tag or ID) on the host to run with the known-good settings; default: the known-good version.'),
+  reason: z.string().min(1).max(1_000),
+  deployment: z.number().int().optional().describe('The deployment the operator means to revert; another current one is refused (409).'),
 });
 
 /** The deploy pipeline's word that a deployment carries DB migrations (as the container label would). */
@@ -76,7 +90,7 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
   const { host, port } = parseListen(listen);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const changes = url.pathname.startsWith('/api/v1/holds') || url.pathname === '/api/v1/migrations';
+    const changes = url.pathname.startsWith('/api/v1/holds') || url.pathname === '/api/v1/migrations' || url.pathname === '/api/v1/rollbacks';
     if (!changes && req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
     const route = async (): Promise<void> => {
       if (changes) {
@@ -89,6 +103,10 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
         if (req.method === 'POST' && url.pathname === '/api/v1/migrations') {
           const body = await readBody(req, migrationsBody);
           return send(res, 200, await source.markMigrations(body.service, body.image));
+        }
+        if (req.method === 'POST' && url.pathname === '/api/v1/rollbacks') {
+          const body = await readBody(req, rollbackBody);
+          return send(res, 202, await source.rollback(body.service, { to: body.to, reason: body.reason, deployment: body.deployment }));
         }
         const m = /^\/api\/v1\/holds\/([^/]+)$/.exec(url.pathname);
         if (req.method === 'DELETE' && m) return send(res, 200, await source.release(decodeURIComponent(m[1] as string)));
@@ -109,6 +127,8 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
           return send(res, 200, await source.history({ service: url.searchParams.get('service') ?? undefined, limit }));
         }
         default:
+          // The status page: `/`, `/deployments/:id`, `/api/v1/deployments/:id` and its script.
+          if (await serveStatusPage(url, source, res)) return;
           return send(res, 404, { error: 'not found' });
       }
     };

@@ -113,6 +113,8 @@ export class WatchContext {
   readonly warnedSwarmTasks = new Set<string>();
   /** Active holds and freezes by service. */
   readonly holds = new Map<string, Hold>();
+  /** Services whose revert is running now (a rollback by hand is refused meanwhile). */
+  readonly reverting = new Set<string>();
   readonly holdRepo: Holds;
   /** Images announced by the deploy API as carrying DB migrations, by service, for their next deployment. */
   readonly pendingMigrations = new Map<string, string>();

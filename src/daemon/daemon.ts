@@ -2,6 +2,10 @@ import type { Policy, ServicePolicy } from '../config/policy.js';
 import { WatchContext, type DaemonDeps } from './context.js';
 import { onReplicaStarted, reconcile } from './reconcile.js';
 import { hold, markMigrations, release } from './holds.js';
+import { manualRollback, type ManualRollback } from './manual-rollback.js';
+import { ruleInfo, ruleStates } from './status-view.js';
+import { withServingRule } from '../policy/serving.js';
+import type { RuleInfo } from '../model/rule-view.js';
 
 export { MIGRATIONS_LABEL, type DaemonDeps } from './context.js';
 export { HoldError } from './holds.js';
@@ -105,19 +109,35 @@ export class Daemon {
         image: s?.image ?? null,
         ref: s?.ref ?? null,
         hold: this.ctx.holds.get(name) ?? null,
+        known_good: s?.knownGood ? { ref: s.knownGood.image_ref, image: s.knownGood.image_id, since: s.knownGood.since } : null,
         watch: w && !w.done
           ? {
               deployment: w.deployment.id,
               state: w.deployment.state,
               to_ref: w.deployment.to_ref,
+              from_ref: w.deployment.from_ref,
               samples: w.tally.ticks,
+              started_at: w.deployment.started_at,
               window_ends_at: w.deployment.window_ends_at,
+              window_ms: w.service.windowMs,
               streaks: Object.fromEntries(w.service.rules.map((r) => [r.name, w.tally.rules[r.name]?.streak ?? 0])),
+              rules: ruleStates(w),
             }
           : null,
       };
     }
     return { services, activeWatches: this.ctx.activeWatches(), dryRun: !!this.ctx.deps.dryRun, dockerConnected: this.dockerConnected, policy: this.ctx.policy.source };
+  }
+
+  /**
+   * The rules a deployment is judged by, for its page: the watch's own (baselines resolved) while
+   * it is watched here, else the service's rules in the running policy; live says which.
+   */
+  rulesOf(service: string, deploymentId: number): { rules: RuleInfo[]; live: boolean } {
+    const w = this.ctx.state.get(service)?.watch;
+    if (w && !w.done && w.deployment.id === deploymentId) return { rules: w.service.rules.map(ruleInfo), live: true };
+    const svc = this.ctx.policy.services[service];
+    return { rules: svc ? withServingRule(svc).rules.map(ruleInfo) : [], live: false };
   }
 
   /** Resolves when every Docker event received so far has been handled (for tests and shutdown). */
@@ -134,6 +154,11 @@ export class Daemon {
   /** `rollguard hold`: pauses automatic reverts of the service's current deployment until the deadline. */
   hold(serviceName: string, forMs: number, reason: string): ReturnType<typeof hold> {
     return hold(this.ctx, serviceName, forMs, reason);
+  }
+
+  /** `rollguard rollback`: reverts the service's current deployment by hand (see manual-rollback.ts). */
+  rollback(serviceName: string, opts: { to?: string; reason: string; deployment?: number }): Promise<ManualRollback> {
+    return manualRollback(this.ctx, serviceName, opts);
   }
 
   /** `rollguard release`: ends a hold or a migration freeze. */

@@ -1,5 +1,6 @@
 import type { Policy, Rule, ServicePolicy, Severity } from '../config/policy.js';
 import { shortId } from '../model/image-ref.js';
+import { BY_HAND_SIGNAL } from './by-hand.js';
 import { redactUrl } from '../model/redact-url.js';
 import type { EventKind, EvidenceAction, EvidenceCriterion, EvidenceSample, NotificationEvent } from '../notify/event.js';
 import { describeThreshold } from '../policy/assess.js';
@@ -84,7 +85,8 @@ function graphUrl(i: EvidenceInput): string | undefined {
 }
 
 /** Everything a message about this deployment says, captured now. */
-export function buildEvent(i: EvidenceInput): NotificationEvent {
+export function buildEvent(input: EvidenceInput): NotificationEvent {
+  const i = input.rule?.signal === BY_HAND_SIGNAL ? { ...input, rule: undefined } : input;
   const d = i.deployment;
   const history = i.history ?? [];
   const rule = i.rule;

@@ -10,6 +10,7 @@ import { nowRunning, WatchContext, type Watch } from './context.js';
 import { paused } from './holds.js';
 import { SERVING_SIGNAL } from '../policy/serving.js';
 import type { UpdateState } from '../targets/target.js';
+import type { KnownGood } from '../store/store.js';
 import { announce } from './record.js';
 
 /**
@@ -52,8 +53,14 @@ export async function onNoData(ctx: WatchContext, watch: Watch, rules: ServicePo
   return false;
 }
 
-/** `because` replaces the rule's breach as the reason (a redeployed bad image). */
-export async function rollback(ctx: WatchContext, watch: Watch, rule: ServicePolicy['rules'][number], value: number | null, because?: string): Promise<void> {
+/**
+ * `because` replaces the rule's breach as the reason (a redeployed bad image, a rollback by hand).
+ * `byHand`: an operator's call, counted like any revert but never refused by max_rollbacks;
+ * `decided` is called once the revert is recorded as decided, before anything is touched; `known`
+ * is the version to put back instead of the known-good one (`rollback --to`; it becomes known-good
+ * once the revert recovers).
+ */
+export async function rollback(ctx: WatchContext, watch: Watch, rule: ServicePolicy['rules'][number], value: number | null, because?: string, opts: { byHand?: boolean; decided?: () => void; known?: KnownGood } = {}): Promise<void> {
   const { service, deployment } = watch;
   const reason = because ?? `${rule.name}: ${rule.signal} ${describeThreshold(rule)} for ${rule.for} consecutive samples (last ${value})`;
   if (!ctx.leads(service.name)) {
@@ -61,7 +68,8 @@ export async function rollback(ctx: WatchContext, watch: Watch, rule: ServicePol
     ctx.log.warn({ service: service.name, deployment: deployment.id, rule: rule.name }, 'not reverting: another instance now leads this service');
     return;
   }
-  if (!ctx.deps.dryRun && !(await admitRevert(ctx, watch, rule, reason))) return;
+  if (opts.byHand) await countRevert(ctx, watch, reason, opts.known);
+  else if (!ctx.deps.dryRun && !(await admitRevert(ctx, watch, rule, reason))) return;
   const decidedAt = ctx.now();
   const decision = { kind: 'rollback', rule: rule.name, severity: rule.severity, detail: ctx.deps.dryRun ? `dry run: ${reason}` : reason };
   if (ctx.deps.dryRun) {
@@ -76,9 +84,10 @@ export async function rollback(ctx: WatchContext, watch: Watch, rule: ServicePol
   deployment.state = 'rolling_back';
   deployment.reason = reason;
   deployment.phase = 'decided';
+  opts.decided?.();
   await announce(ctx, watch, 'rollback_started', rule.severity, { rule, reason: because }, decision);
   await (ctx.deps.failpoint ?? noFailpoints)('revert.decided', { deployment: deployment.id });
-  await revert(ctx, watch, rule, false);
+  await revert(ctx, watch, rule, false, opts.known);
 }
 
 /**
@@ -91,9 +100,7 @@ export async function admitRevert(ctx: WatchContext, watch: Watch, rule: Service
   const now = ctx.now();
   const budget = await ctx.flaps().budget(service.name, service.maxRollbacks ?? DEFAULT_MAX_ROLLBACKS, now);
   if (budget.allowed) {
-    // A reconfiguration on the known-good image: the settings were bad, not the image.
-    const imageChanged = deployment.to_image !== ctx.serviceState(service.name).knownGood?.image_id;
-    await ctx.flaps().reverted(service.name, deployment, now, reason, imageChanged);
+    await countRevert(ctx, watch, reason);
     return true;
   }
   const why = rollbackLimitMessage(service.name, budget);
@@ -106,11 +113,29 @@ export async function admitRevert(ctx: WatchContext, watch: Watch, rule: Service
   return false;
 }
 
+/** Counts a revert against max_rollbacks and marks its image bad (unless only the settings changed). */
+async function countRevert(ctx: WatchContext, watch: Watch, reason: string, to = ctx.serviceState(watch.service.name).knownGood): Promise<void> {
+  const { service, deployment } = watch;
+  // A reconfiguration on the image put back: the settings were bad, not the image.
+  const imageChanged = deployment.to_image !== to?.image_id;
+  await ctx.flaps().reverted(service.name, deployment, ctx.now(), reason, imageChanged);
+}
+
 /**
  * Reverts (or, with `resume`, finishes reverting) the watched deployment to the known-good
- * version, then tells people how it went.
+ * version — or to `to` (a rollback by hand with --to, which becomes known-good once it
+ * recovers) — then tells people how it went.
  */
-export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolicy['rules'][number], resume: boolean): Promise<void> {
+export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolicy['rules'][number], resume: boolean, to?: KnownGood): Promise<void> {
+  ctx.reverting.add(watch.service.name);
+  try {
+    await revertTo(ctx, watch, rule, resume, to);
+  } finally {
+    ctx.reverting.delete(watch.service.name);
+  }
+}
+
+async function revertTo(ctx: WatchContext, watch: Watch, rule: ServicePolicy['rules'][number], resume: boolean, to: KnownGood | undefined): Promise<void> {
   const { service, deployment } = watch;
   const s = ctx.serviceState(service.name);
   let outcome;
@@ -120,7 +145,7 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
       service,
       deployment,
       rule,
-      s.knownGood,
+      to ?? s.knownGood,
       resume,
     );
   } catch (err) {
@@ -146,6 +171,7 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
   deployment.attempts = outcome.attempts;
   if (outcome.state === 'rolled_back') {
     deployment.recovered_at = outcome.recoveredAt ? new Date(outcome.recoveredAt) : null;
+    if (to) await adoptRestored(ctx, service, to, outcome.containerIds);
     const bySwarm = rule === ORCHESTRATOR_ROLLBACK ? { reason: `Swarm rolled the update back by itself; rollguard verified the recovery: every task of ${service.name} runs the known-good version and the recovery criteria hold.` } : {};
     await announce(ctx, watch, 'rollback_succeeded', rule.severity, { rule, actions: outcome.actions, criteria: outcome.criteria, revertAt: outcome.revertAt, recoveredAt: outcome.recoveredAt, ...bySwarm });
   } else {
@@ -159,6 +185,18 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
     s.image = outcome.image;
     s.ref = outcome.ref;
   }
+}
+
+/**
+ * After a rollback by hand to another image (--to) recovered, that version becomes known-good, as
+ * Docker shows it now: the replicas restored, each with the settings the new image gave it (so
+ * the next start sees the same version, not a deployment).
+ */
+async function adoptRestored(ctx: WatchContext, service: ServicePolicy, to: KnownGood, ids: readonly string[]): Promise<void> {
+  const running = await ctx.runningReplicas(service).catch(() => []);
+  const restored = running.filter((r) => ids.includes(r.id) || r.image === to.image_id);
+  const spec = restored.length ? ctx.targetFor(service).snapshot(restored) : to.spec;
+  await ctx.setKnownGood({ ...to, spec, container_name: restored[0]?.name ?? to.container_name, since: ctx.now() });
 }
 
 /** The rule a revert that follows Swarm's own rollback is told under. */

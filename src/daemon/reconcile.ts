@@ -1,3 +1,4 @@
+import { BY_HAND } from './by-hand.js';
 import type { ServicePolicy } from '../config/policy.js';
 import type { DeployTarget, Replica } from '../targets/target.js';
 import { isChange, ofKnownVersion } from '../targets/versions.js';
@@ -77,7 +78,7 @@ export async function parkedByRevert(ctx: WatchContext, service: ServicePolicy, 
 export async function resumeRevert(ctx: WatchContext, policyService: ServicePolicy, d: Deployment): Promise<void> {
   const service = withServingRule(policyService);
   const decided = (await ctx.deps.store.listDecisions(d.id).catch(() => [])).filter((x) => x.kind === 'rollback').pop();
-  const rule = service.rules.find((r) => r.name === decided?.rule) ?? service.rules.find((r) => r.action === 'rollback') ?? service.rules[0];
+  const rule = decided?.rule === BY_HAND.name ? BY_HAND : service.rules.find((r) => r.name === decided?.rule) ?? service.rules.find((r) => r.action === 'rollback') ?? service.rules[0];
   const log = ctx.log.child({ service: service.name, deployment: d.id });
   if (!rule) {
     const reason = 'rollguard stopped during a revert of a service that no longer has rules; check the service and finish by hand';

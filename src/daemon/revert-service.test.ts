@@ -91,6 +91,10 @@ class FakeSwarmService implements ServiceTarget {
     return imageId;
   }
 
+  async withImage(): Promise<never> {
+    throw new Error('not used');
+  }
+
   async specVersion(): Promise<string> {
     return { good: 'v1', bad: 'v2', newer: 'v3' }[this.spec];
   }

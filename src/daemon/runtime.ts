@@ -18,6 +18,7 @@ import { openStore } from '../store/open-store.js';
 import { Leases } from '../store/leases.js';
 import { Outbox } from '../store/outbox.js';
 import { WriteBehind } from '../store/write-behind.js';
+import { OPEN_STATES } from '../store/store.js';
 import { failpoints, parseFailpoints } from './failpoints.js';
 import { Announcer } from './announcer.js';
 import { Daemon } from './daemon.js';
@@ -101,6 +102,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
   });
   const docker = opts.docker ?? new Docker();
   const metrics = createMetrics();
+  metrics.forPolicy(policy);
   const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker) };
   setPrometheus(providers, policy, log);
   let current = policy;
@@ -146,6 +148,14 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
       hold: (service, forMs, reason) => daemon.hold(service, forMs, reason),
       markMigrations: (service, image) => daemon.markMigrations(service, image),
       release: (service) => daemon.release(service),
+      deployment: async (id) => {
+        const deployment = await store.getDeployment(id);
+        if (!deployment) return undefined;
+        const [samples, decisions, actions] = await Promise.all([store.listSamples(id), store.listDecisions(id), store.listActions(id)]);
+        const { rules, live } = daemon.rulesOf(deployment.service, id);
+        return { deployment, samples, decisions, actions, rules, live: live || OPEN_STATES.includes(deployment.state) };
+      },
+      rollback: (service, opts) => daemon.rollback(service, opts),
     },
     metrics,
     log,
@@ -199,6 +209,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     setPrometheus(providers, next, log);
     current = next;
     digest.update(next);
+    metrics.forPolicy(next);
     soleGauge(next);
     await daemon.reload(next);
     return true;

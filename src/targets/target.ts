@@ -1,4 +1,5 @@
 import type { Policy, ServiceMatch, ServicePolicy } from '../config/policy.js';
+import type { KnownGood } from '../model/known-good.js';
 import type { ReplicaView } from '../model/replica-view.js';
 import type { TemplateValues } from '../config/template.js';
 
@@ -96,6 +97,12 @@ interface TargetBase {
 
   /** Confirms the known-good version can be created here; returns what to create it from. Throws RevertError naming what is missing. */
   resolveImage(imageId: string, imageRef: string): Promise<string>;
+  /**
+   * The known-good snapshot run with another image (`rollguard rollback --to IMAGE`): the same
+   * settings, `image` (a tag or an image ID, which must be on the host) instead of the known-good
+   * image. Throws RevertError naming what is missing or not supported; nothing is changed.
+   */
+  withImage(known: KnownGood, image: string): Promise<KnownGood>;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { ImageDefaults } from './rebase.js';
 import type Docker from 'dockerode';
 import { RevertError } from '../target.js';
 import { containerName, inspectContainer, type ContainerInspect } from './inspect.js';
@@ -49,6 +50,16 @@ function withVolumes(host: Docker.HostConfig, volumes: Pick<CarriedVolumes, 'bin
 /** The only code that changes containers. Each method is one recorded step of a revert. */
 export class ContainerReverter {
   constructor(private readonly docker: Docker) {}
+
+  /** An image by tag or ID, for a rollback by hand to it; RevertError when it is not on the host. */
+  async findImage(image: string): Promise<{ Id: string; RepoTags?: string[]; Config?: ImageDefaults }> {
+    try {
+      return (await this.docker.getImage(image).inspect()) as { Id: string; RepoTags?: string[]; Config?: ImageDefaults };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) throw new RevertError(`image ${image} is not on this host (pull or build it first); nothing was changed`);
+      throw new RevertError(`cannot inspect image ${image}: ${dockerMessage(err)}`, { cause: err });
+    }
+  }
 
   /**
    * Confirms the known-good image is still on this host and returns what to create the container

@@ -2,8 +2,10 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import type { KnownReplica, Parked, Replica, ReplicaRole, ReplicaTarget, Started } from '../target.js';
+import type { KnownGood } from '../../model/known-good.js';
 import type { ReplicaView } from '../../model/replica-view.js';
 import { deployedName, parkedBy } from '../parked-names.js';
+import { rebaseConfig } from './rebase.js';
 import { DockerEventFollower } from './events.js';
 import { containerInspectSchema, containerName, type ContainerInspect } from './inspect.js';
 import { matches, servicesFor } from './match.js';
@@ -120,6 +122,21 @@ export class DockerContainerTarget implements ReplicaTarget {
 
   resolveImage(imageId: string, imageRef: string): Promise<string> {
     return this.steps.resolveImage(imageId, imageRef);
+  }
+
+  async withImage(known: KnownGood, image: string): Promise<KnownGood> {
+    const found = await this.steps.findImage(image);
+    // The known-good image's own defaults (command, environment…) give way to the new image's; when
+    // the known-good image is gone from the host they cannot be told apart and are kept.
+    const old = await this.steps.findImage(known.image_id).catch(() => undefined);
+    // A tag is kept as the reference; an image ID is named by its first tag when it has one.
+    const ref = /^(sha256:)?[0-9a-f]{12,64}$/.test(image) ? (found.RepoTags?.[0] ?? found.Id) : image;
+    const swap = (c: Record<string, unknown>): Record<string, unknown> => ({
+      ...c, Image: found.Id, Config: { ...rebaseConfig((c.Config ?? {}) as Record<string, unknown>, old?.Config ?? {}), Image: ref },
+    });
+    const raw = known.spec as { replicas?: Record<string, unknown>[] } & Record<string, unknown>;
+    const spec = Array.isArray(raw.replicas) ? { ...raw, replicas: raw.replicas.map(swap) } : swap(raw);
+    return { ...known, image_id: found.Id, image_ref: ref, spec, deployment_id: null };
   }
 
 

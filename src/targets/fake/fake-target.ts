@@ -1,5 +1,6 @@
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import { matches, servicesFor } from '../docker-container/match.js';
+import type { KnownGood } from '../../model/known-good.js';
 import type { ReplicaView } from '../../model/replica-view.js';
 import { RevertError, type ReplicaTarget, type KnownReplica, type Parked, type Replica, type ReplicaRole, type Started } from '../target.js';
 import { deployedName, parkedBy } from '../parked-names.js';
@@ -159,6 +160,12 @@ export class FakeTarget implements ReplicaTarget {
     return imageRef;
   }
 
+
+  async withImage(known: KnownGood, image: string): Promise<KnownGood> {
+    if (!this.images.has(image)) throw new RevertError(`image ${image} is not on this host; nothing was changed`);
+    const snap = known.spec as { replicas: FakeSpec[] };
+    return { ...known, image_id: image, image_ref: image, deployment_id: null, spec: { replicas: snap.replicas.map((r) => ({ ...r, image })) } };
+  }
 
   async parkedReplicas(service: ServicePolicy, deploymentId: number): Promise<Replica[]> {
     return this.all().filter((r) => parkedBy(r.name) === deploymentId && matches(service.match, deployedName(r.name), r.labels));

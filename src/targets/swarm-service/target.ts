@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServiceMatch, ServicePolicy } from '../../config/policy.js';
+import type { KnownGood } from '../../model/known-good.js';
 import type { ReplicaView } from '../../model/replica-view.js';
 import type { TemplateValues } from '../../config/template.js';
 import { RevertError, type Convergence, type KnownReplica, type PutBack, type Replica, type ReplicaRole, type ServiceTarget, type UpdateState } from '../target.js';
@@ -206,6 +207,10 @@ export class SwarmServiceTarget implements ServiceTarget {
   /** Swarm's nodes fetch the image themselves (from a registry, or their own store): the task template names it. */
   async resolveImage(imageId: string, _imageRef: string): Promise<string> {
     return imageId;
+  }
+
+  async withImage(known: KnownGood, _image: string): Promise<KnownGood> {
+    throw new RevertError(`rollback --to is not available for Swarm services (${known.service}): roll back to the known-good version without --to, or run \`docker service update --image IMAGE\` by hand`);
   }
 
   async specVersion(service: ServicePolicy): Promise<string | undefined> {
