@@ -14,10 +14,16 @@ export function formatOffset(ms: number): string {
   return `+${h ? `${h}h` : ''}${m ? `${m}m` : ''}${sec || (!h && !m) ? `${sec}s` : ''}`;
 }
 
-/** Left-aligned columns separated by two spaces; the last column is not padded. */
-export function renderTable(head: string[], rows: string[][]): string {
+/**
+ * Left-aligned columns separated by two spaces; the last column is not padded. `paint` colours a
+ * body cell after padding (so escape codes never skew the widths); the head is never coloured.
+ */
+export function renderTable(head: string[], rows: string[][], paint?: (text: string, column: number, cell: string) => string): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [head, ...rows]
-    .map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd())
-    .join('\n');
+  const line = (row: string[], body: boolean): string =>
+    row.map((c, i) => {
+      const padded = i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0);
+      return body && paint ? paint(padded, i, c) : padded;
+    }).join('  ').trimEnd();
+  return [line(head, false), ...rows.map((r) => line(r, true))].join('\n');
 }

@@ -6,6 +6,10 @@ import { loadPolicy } from '../config/load-policy.js';
 import { createLogger } from '../daemon/logger.js';
 import { runRollguard } from '../daemon/runtime.js';
 import { StateDirBusyError } from '../daemon/state-dir.js';
+import { DockerUnreachableError, reachDocker } from './docker-reachable.js';
+import { addExamples } from './examples.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { packageVersion } from '../model/version.js';
 // Each command's own modules are loaded when it runs, so `rollguard run` (a long-lived daemon)
 // does not carry the code of the others (idle memory).
 
@@ -14,9 +18,17 @@ import { StateDirBusyError } from '../daemon/state-dir.js';
 process.umask(0o077);
 
 const program = new Command();
-const stateDirOption = ['--state-dir <dir>', 'state directory (embedded database, pid file)', process.env.ROLLGUARD_STATE_DIR ?? './var'] as const;
+const stateDirOption = ['--state-dir <dir>', 'state directory (embedded database, pid file; default $ROLLGUARD_STATE_DIR, then systemd\'s $STATE_DIRECTORY, then ./var)', process.env.ROLLGUARD_STATE_DIR || process.env.STATE_DIRECTORY?.split(':')[0] || './var'] as const;
 
-program.name('rollguard').description('Watches deployments on a Docker host and reverts bad ones to the last known-good container.').showHelpAfterError();
+program
+  .name('rollguard')
+  .description('Watches deployments on a Docker host and on Swarm, and reverts a bad one to the last known-good version.')
+  .version(packageVersion(), '-V, --version', 'print rollguard\'s version')
+  .showHelpAfterError()
+  // Usage errors exit 2 (sysexits' EX_USAGE is 64, but 2 is what every shell tool does); help and --version exit 0.
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+  });
 
 program
   .command('run')
@@ -32,7 +44,7 @@ program
     const leaseTtlMs = ttl ? parseDuration(ttl) : undefined;
     if (ttl && (leaseTtlMs === undefined || leaseTtlMs < 300)) {
       process.stderr.write(`ROLLGUARD_LEASE_TTL: expected a duration of at least 300ms such as 6s, got "${ttl}"\n`);
-      process.exit(1);
+      process.exit(EXIT.config);
     }
     // A reload can arrive during start-up (systemd's reload right after start); SIGHUP's default
     // action would end the process, so remember it and re-read the policy once rollguard runs.
@@ -53,12 +65,12 @@ program
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     try {
-      rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, instanceId: opts.instanceId, leaseTtlMs, log });
+      rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, instanceId: opts.instanceId, leaseTtlMs, log, docker: await reachDocker() });
     } catch (err) {
-      if (err instanceof ConfigError || err instanceof StateDirBusyError) {
+      if (err instanceof ConfigError || err instanceof StateDirBusyError || err instanceof DockerUnreachableError) {
         process.stderr.write(`${err.message}\n`);
         log.flush();
-        process.exit(1);
+        process.exit(exitCodeFor(err));
       }
       log.fatal({ err }, 'rollguard could not start');
       log.flush();
@@ -112,6 +124,23 @@ policy
   });
 
 program
+  .command('init')
+  .description('write a starter policy for the containers, Compose and Swarm services running now (readiness checks guessed, the runbook\'s thresholds, commented)')
+  .option('--output <file>', 'where to write it; an existing file is not overwritten without --force', './rollguard.yaml')
+  .option('--force', 'overwrite the output file', false)
+  .option('--stdout', 'print the policy instead of writing a file (the summary goes to stderr)', false)
+  .action(async (opts: { output: string; force: boolean; stdout: boolean }) => {
+    try {
+      const { policy: text, summary } = await (await import('./init/index.js')).runInit(opts);
+      if (text !== undefined) process.stdout.write(text);
+      (text !== undefined ? process.stderr : process.stdout).write(`${summary}\n`);
+    } catch (err) {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = exitCodeFor(err);
+    }
+  });
+
+program
   .command('status')
   .description('what the running daemon is watching')
   .option('--json', 'print JSON', false)
@@ -132,7 +161,7 @@ notify
       process.stdout.write(`${result}\n`);
     } catch (err) {
       process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 1;
+      process.exitCode = exitCodeFor(err);
     }
   });
 
@@ -141,7 +170,7 @@ const report = async (work: () => Promise<string>): Promise<void> => {
     process.stdout.write(`${await work()}\n`);
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = exitCodeFor(err);
   }
 };
 
@@ -160,6 +189,18 @@ program
   .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
   .option(...stateDirOption)
   .action((service: string, opts: { api?: string; stateDir: string }) => report(async () => (await import('./holds.js')).releaseHold(service, opts)));
+
+program
+  .command('rollback <service>')
+  .description('revert the service\'s current deployment by hand, through the automatic revert\'s own path (recorded, told, crash-safe), and follow it until the recovery is verified; needs the API token like hold')
+  .option('--to <image>', 'run this image (tag or ID, on the host) with the known-good settings instead of the known-good version; it becomes known-good')
+  .option('--reason <text>', 'why; recorded and told (default: who ran it, from where)')
+  .option('--yes', 'do not ask for confirmation (required without a terminal)', false)
+  .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
+  .option(...stateDirOption)
+  .action(async (service: string, opts: { to?: string; reason?: string; yes: boolean; api?: string; stateDir: string }) => {
+    process.exitCode = await (await import('./rollback.js')).rollbackByHand(service, opts);
+  });
 
 const positiveInt = (v: string): number => {
   const n = Number(v);
@@ -197,11 +238,28 @@ program
     } catch (err) {
       if (!(err instanceof ConfigError || err instanceof UsageError)) throw err;
       process.stderr.write(`${err.message}\n`);
-      process.exitCode = 1;
+      process.exitCode = exitCodeFor(err);
     }
   });
 
+program
+  .command('demo')
+  .description('see rollguard work in about a minute on this Docker host: builds a tiny app (no registry), deploys a bad version, and shows rollguard reverting it; removes all it created')
+  .option('--listen <addr>', 'address of rollguard\'s status page (default 127.0.0.1:9817, or a free port)')
+  .option('--port <n>', 'loopback port of the demo app (default 9818, or a free port)', positiveInt)
+  .option('--prometheus <url>', 'also judge the app\'s error rate through this Prometheus (it must scrape the app\'s /metrics)')
+  .option('--prefix <prefix>', 'name prefix of the demo\'s containers and images', (v: string) => {
+    if (!/^[a-z0-9][a-z0-9_.-]*$/.test(v)) throw new InvalidArgumentError('lowercase letters, digits, ".", "_" and "-"');
+    return v;
+  }, 'rollguard-demo-')
+  .option('--keep-running', 'after the revert, keep the demo and its status page up until Ctrl-C', false)
+  .action(async (opts: { listen?: string; port?: number; prometheus?: string; prefix: string; keepRunning: boolean }) => {
+    process.exit(await (await import('./demo/run-demo.js')).demoCommand(opts));
+  });
+
+addExamples(program);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`rollguard: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(exitCodeFor(err));
 });

@@ -1,3 +1,4 @@
+import { UsageError } from './usage-error.js';
 import { parseDuration } from '../config/duration.js';
 import { loadPolicy } from '../config/load-policy.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
@@ -106,11 +107,6 @@ export interface SimulateOptions {
   stateDir: string;
 }
 
-/** A command line that cannot be run; printed without a stack. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 /** `rollguard simulate`: one deploy (`--service`, `--deploy-at`) or the recorded deployments (`--since`). Returns the exit code. */
 export async function runSimulate(opts: SimulateOptions, write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   if ((opts.deployAt === undefined) === (opts.since === undefined)) throw new UsageError('give either --deploy-at TIME (with --service) or --since DURATION');
@@ -169,3 +165,5 @@ async function replayRecorded(prometheus: PrometheusProvider, policy: Policy, d:
   const simulation = await simulateDeployment(prometheus, service, { startedAt: d.started_at.getTime(), windowMs: opts.windowMs ?? service.windowMs, template, now: opts.now, cut });
   return { deployment: d, simulation, ...recordedVerdict(d, simulation) };
 }
+
+export { UsageError };

@@ -1,10 +1,23 @@
 import axios from 'axios';
+import { apiError } from './holds.js';
 import pino from 'pino';
 import { runningDaemon } from '../daemon/state-dir.js';
 import { openStore } from '../store/open-store.js';
 import type { Deployment } from '../store/store.js';
+import { EXIT } from './exit-codes.js';
+import { renderTable } from './format.js';
+import { colourful, paint, stateColour } from './style.js';
 
 const quiet = pino({ level: 'silent' });
+
+/** Colours column `column` of a table by its state word, on a terminal only. */
+function stateCells(column: number): ((text: string, i: number, cell: string) => string) | undefined {
+  if (!colourful(process.stdout)) return undefined;
+  return (text, i, cell) => {
+    const c = i === column ? stateColour(cell) : undefined;
+    return c ? paint(c)(text) : text;
+  };
+}
 
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
@@ -38,8 +51,11 @@ export async function readHistory(stateDir: string, q: { service?: string; limit
   const databaseUrl = process.env.DATABASE_URL || undefined;
   const daemon = databaseUrl ? undefined : await runningDaemon(stateDir);
   if (daemon?.api) {
-    const res = await axios.get<Deployment[]>(`${daemon.api}/api/v1/deployments`, { params: q, timeout: 10_000 });
-    return res.data;
+    try {
+      return (await axios.get<Deployment[]>(`${daemon.api}/api/v1/deployments`, { params: q, timeout: 10_000 })).data;
+    } catch (err) {
+      throw apiError(err);
+    }
   }
   const store = await openStore({ databaseUrl, stateDir, log: quiet });
   try {
@@ -61,9 +77,7 @@ export async function printHistory(opts: { service?: string; limit: number; json
   }
   const short = (id: unknown): string => (typeof id === 'string' ? id.replace(/^sha256:/, '').slice(0, 12) : '-');
   const table = rows.map((r) => [String(r.id), String(r.service), String(r.state), `${r.from_ref ?? '-'} (${short(r.from_image)})`, `${r.to_ref} (${short(r.to_image)})`, String(r.detected_at), String(r.reason ?? '')]);
-  const head = ['ID', 'SERVICE', 'STATE', 'FROM', 'TO', 'DETECTED', 'REASON'];
-  const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => (row[i] ?? '').length)));
-  for (const row of [head, ...table]) process.stdout.write(`${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')}\n`);
+  process.stdout.write(`${renderTable(['ID', 'SERVICE', 'STATE', 'FROM', 'TO', 'DETECTED', 'REASON'], table, stateCells(2))}\n`);
   return 0;
 }
 
@@ -71,7 +85,7 @@ export async function printStatus(opts: { json: boolean; stateDir: string }): Pr
   const daemon = await runningDaemon(opts.stateDir);
   if (!daemon?.api) {
     process.stderr.write(`no rollguard daemon is running with state directory ${opts.stateDir}\n`);
-    return 1;
+    return EXIT.unavailable;
   }
   const res = await axios.get<{ services: Record<string, Record<string, unknown>>; activeWatches: number; dryRun: boolean; dockerConnected: boolean; policy: string; notifications?: { channel: string; pending: number; failed: number; sent: number; last_error: string | null }[] | { error: string } }>(`${daemon.api}/api/v1/status`, { timeout: 10_000 });
   const s = res.data;
@@ -79,15 +93,20 @@ export async function printStatus(opts: { json: boolean; stateDir: string }): Pr
     process.stdout.write(`${JSON.stringify({ pid: daemon.pid, api: daemon.api, ...s }, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write(`rollguard pid ${daemon.pid} at ${daemon.api}${s.dryRun ? ' (dry run)' : ''}; policy ${s.policy}; Docker ${s.dockerConnected ? 'connected' : 'reconnecting'}; ${s.activeWatches} active watch(es)\n`);
-  for (const [name, svc] of Object.entries(s.services)) {
-    const watch = svc.watch as { deployment: number; state: string; to_ref: string; samples: number; window_ends_at: string } | null;
-    const what = watch ? `watching deployment ${watch.deployment} (${watch.to_ref}), ${watch.samples} samples, window ends ${watch.window_ends_at}` : 'idle';
+  process.stdout.write(`rollguard pid ${daemon.pid} at ${daemon.api}${s.dryRun ? ' (dry run)' : ''}; policy ${s.policy}; Docker ${s.dockerConnected ? 'connected' : 'reconnecting'}; ${s.activeWatches} active watch(es)\n\n`);
+  const rows = Object.entries(s.services).map(([name, svc]) => {
+    const watch = svc.watch as { deployment: number; to_ref: string; samples: number; window_ends_at: string } | null;
     const hold = svc.hold as { kind: string; until: string | null; reason: string } | null;
-    const held = hold ? `; ${hold.kind === 'freeze' ? 'FROZEN (migrations)' : `HELD until ${hold.until}`}: ${hold.reason}` : '';
-    const led = svc.leader === false ? `; led by ${String(svc.leader_instance ?? 'another instance')}` : '';
-    process.stdout.write(`  ${name}: ${svc.ref ?? 'no container'} — ${svc.leader === false ? 'not led here' : what}${held}${led}\n`);
-  }
+    const state = svc.leader === false ? 'not led here' : hold ? (hold.kind === 'freeze' ? 'frozen' : 'held') : watch ? 'watching' : 'idle';
+    const left = watch ? Math.max(0, Math.round((Date.parse(watch.window_ends_at) - Date.now()) / 1000)) : 0;
+    const detail = [
+      watch ? `deployment ${watch.deployment} (${watch.to_ref}): ${watch.samples} samples, ${left} s of the window left` : '',
+      hold ? `${hold.kind === 'freeze' ? 'migrations freeze' : `hold until ${hold.until}`}: ${hold.reason}` : '',
+      svc.leader === false ? `led by ${String(svc.leader_instance ?? 'another instance')}` : '',
+    ].filter(Boolean).join('; ');
+    return [name, String(svc.ref ?? 'no container'), String(svc.replicas ?? '-'), state, detail];
+  });
+  process.stdout.write(`${renderTable(['SERVICE', 'RUNNING', 'REPLICAS', 'STATE', 'DETAIL'], rows, stateCells(3))}\n`);
   const n = s.notifications;
   if (Array.isArray(n) && n.length) {
     process.stdout.write('notifications:\n');

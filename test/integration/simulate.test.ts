@@ -381,7 +381,7 @@ describe('simulate and policy check --live against a real Prometheus with backfi
   it('refuses a deploy time it cannot read', async () => {
     const file = await policyFile(policy(prom?.url ?? ''));
     const r = await cli(['simulate', '--policy', file, '--service', SERVICE, '--deploy-at', 'yesterday']);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2, 'a usage error');
     assert.match(r.stderr, /--deploy-at: expected RFC 3339 \(2026-11-26T14:05:00Z\) or Unix seconds, got "yesterday"/);
   });
 });
