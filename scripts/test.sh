@@ -19,6 +19,9 @@ command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+dpkg -s debootstrap >/dev/null 2>&1 || missing+=(debootstrap)   # packaging.test.ts: the base image, made locally
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # packaging.test.ts: the unit verified
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -51,6 +54,7 @@ npm run -s depcheck
 
 # --- tests -------------------------------------------------------------------------------------
 # Unit tests are pure (no services): two files at a time. Integration tests share the Docker engine,
-# the swarm and Prometheus ports: one file at a time. Each run ends with its own summary.
+# PostgreSQL and some ports: two files at a time, except those that restart a shared service (alone,
+# first) and the log scan (alone, last); see scripts/integration.ts. Each run ends with its own summary.
 node --import tsx --test --test-concurrency=2 --test-reporter=spec src/*/*.test.ts src/*/*/*.test.ts
-node --import tsx --test --test-concurrency=1 --test-reporter=spec test/integration/*.test.ts
+node --import tsx scripts/integration.ts
