@@ -13,7 +13,7 @@ import pino from 'pino';
 import { openStore } from '../../src/store/open-store.js';
 import { Leases } from '../../src/store/leases.js';
 import {
-  buildFixtures, deploy, docker, fixturePolicy, freshDatabase, inspect, removeContainers, startPrometheus, startRollguard,
+  buildFixtures, deploy, docker, fixturePolicy, freshDatabase, inspect, parseLogLine, removeContainers, startPrometheus, startRollguard,
   waitFor, type FixtureImages, type Prometheus, type Rollguard,
 } from './harness.js';
 
@@ -30,7 +30,7 @@ async function logLines(rg: Rollguard): Promise<LogLine[]> {
   return (await rg.logs()).split('\n').flatMap((l) => {
     if (!l.startsWith('{')) return [];
     try {
-      return [JSON.parse(l) as LogLine];
+      return [parseLogLine<LogLine>(l)];
     } catch {
       return [];
     }

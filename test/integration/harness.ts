@@ -20,6 +20,12 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const CLI = path.join(process.env.ROLLGUARD_DIST ? path.resolve(process.env.ROLLGUARD_DIST) : path.join(ROOT, 'dist'), 'cli/main.js');
 export const FIXTURE_PORT = 18080;
 
+/** A daemon's JSON log line with its time in epoch milliseconds (rollguard logs ISO 8601 times). */
+export function parseLogLine<T extends { time: number }>(line: string): T {
+  const entry = JSON.parse(line) as Omit<T, 'time'> & { time: string | number };
+  return { ...entry, time: typeof entry.time === 'string' ? Date.parse(entry.time) : entry.time } as unknown as T;
+}
+
 /** Every secret a test gives rollguard contains this, so a kept log can be searched for any of them. */
 export const SECRET_MARKER = 'rg-test-secret';
 

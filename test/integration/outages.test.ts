@@ -19,7 +19,7 @@ import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { PrometheusProvider } from '../../src/signals/prometheus.js';
 import {
-  buildFixtures, CLI, deploy, docker, fixturePolicy, freePort, freshDatabase, inspect, keptLogFile, readyStatus, removeContainers,
+  buildFixtures, CLI, deploy, docker, fixturePolicy, freePort, freshDatabase, inspect, keptLogFile, parseLogLine, readyStatus, removeContainers,
   startPrometheus, startRollguard, testSecret, waitFor, type FixtureImages, type HistoryRow, type Prometheus, type Rollguard,
 } from './harness.js';
 
@@ -145,7 +145,7 @@ function countBy<T>(items: readonly T[], key: (t: T) => string): Record<string, 
 
 /** rollguard's JSON log lines. */
 async function logLines(rg: Rollguard): Promise<{ time: number; msg: string; [k: string]: unknown }[]> {
-  return (await rg.logs()).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: number; msg: string });
+  return (await rg.logs()).split('\n').filter((l) => l.startsWith('{')).map((l) => parseLogLine<{ time: number; msg: string }>(l));
 }
 
 /** Names of containers `docker events` saw get `action` between `since` (epoch ms) and now. */
