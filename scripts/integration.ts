@@ -28,10 +28,12 @@ const GROUPS: Record<string, string> = {
   'services.test.ts': 'fixture-ports', 'watch-and-revert.test.ts': 'fixture-ports', 'lifecycle.test.ts': 'fixture-ports', 'revert-failures.test.ts': 'fixture-ports',
   'packaging.test.ts': 'timing', 'status-page.test.ts': 'timing', 'ha.test.ts': 'timing', 'batching.test.ts': 'timing', 'crash.test.ts': 'timing', 'signal-faults.test.ts': 'timing',
 };
-/** The longest files first, so the two lanes end together (rough minutes, from the suite's runs). */
+/** The longest files first, so the lanes end together (seconds, from a run of the whole suite). */
 const WEIGHT: Record<string, number> = {
-  'swarm.test.ts': 4, 'packaging.test.ts': 4, 'notifications.test.ts': 4, 'services.test.ts': 3, 'ha.test.ts': 3, 'crash.test.ts': 3,
-  'lifecycle.test.ts': 3, 'policy-rules.test.ts': 2, 'signal-faults.test.ts': 2, 'revert-failures.test.ts': 2, 'watch-and-revert.test.ts': 2,
+  'services.test.ts': 261, 'policy-rules.test.ts': 259, 'swarm.test.ts': 183, 'crash.test.ts': 150, 'notifications.test.ts': 138,
+  'lifecycle.test.ts': 126, 'packaging.test.ts': 126, 'flapping.test.ts': 112, 'ha.test.ts': 85, 'watch-and-revert.test.ts': 75,
+  'revert-failures.test.ts': 70, 'holds.test.ts': 66, 'batching.test.ts': 52, 'rollback-cli.test.ts': 39, 'resume.test.ts': 34,
+  'status-page.test.ts': 31, 'state-dir.test.ts': 28, 'demo.test.ts': 25, 'signal-faults.test.ts': 23,
 };
 
 interface Result { file: string; code: number; ms: number; tests: number; pass: number; fail: number; output: string }
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
     }
   };
   await alone(ALONE_FIRST);
-  const queue = files.filter((f) => !ALONE_FIRST.has(f) && !ALONE_LAST.has(f)).sort((a, b) => (WEIGHT[b] ?? 1) - (WEIGHT[a] ?? 1));
+  const queue = files.filter((f) => !ALONE_FIRST.has(f) && !ALONE_LAST.has(f)).sort((a, b) => (WEIGHT[b] ?? 20) - (WEIGHT[a] ?? 20));
   const busy = new Set<string>();
   await new Promise<void>((done) => {
     let running = 0;

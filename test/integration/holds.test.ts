@@ -70,7 +70,7 @@ describe('fix-forward holds and the migration freeze on a real Docker host', { t
       () => ({ code: 0, stderr: '' }),
       (err: { code: number; stderr: string }) => err,
     );
-    assert.equal(noToken.code, 1);
+    assert.equal(noToken.code, 78, 'a missing token is a setting to fix (configuration)');
     assert.match(noToken.stderr, /set ROLLGUARD_API_TOKEN or ROLLGUARD_API_TOKEN_FILE/);
     assert.equal((await fetch(`${withToken.apiUrl}/metrics`)).status, 200, '/metrics stays open');
   });
