@@ -11,6 +11,8 @@ import type { DeploymentDetail } from './status-page/view.js';
 export interface ApiSource {
   health(): { ok: boolean; [k: string]: unknown };
   status(): unknown | Promise<unknown>;
+  /** The status without the notification counts (a query over the outbox), for the status page's polls. */
+  pageStatus?(): unknown | Promise<unknown>;
   history(opts: { service?: string; limit?: number }): Promise<unknown>;
   hold(service: string, forMs: number, reason: string): Promise<unknown>;
   markMigrations(service: string, image: string): Promise<unknown>;

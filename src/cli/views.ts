@@ -97,9 +97,11 @@ export async function printStatus(opts: { json: boolean; stateDir: string }): Pr
   const rows = Object.entries(s.services).map(([name, svc]) => {
     const watch = svc.watch as { deployment: number; to_ref: string; samples: number; window_ends_at: string } | null;
     const hold = svc.hold as { kind: string; until: string | null; reason: string } | null;
-    const state = svc.leader === false ? 'not led here' : hold ? (hold.kind === 'freeze' ? 'frozen' : 'held') : watch ? 'watching' : 'idle';
+    const revert = svc.revert as { deployment: number; to_ref: string; from_ref: string | null; phase: string } | null | undefined;
+    const state = svc.leader === false ? 'not led here' : revert ? 'rolling_back' : hold ? (hold.kind === 'freeze' ? 'frozen' : 'held') : watch ? 'watching' : 'idle';
     const left = watch ? Math.max(0, Math.round((Date.parse(watch.window_ends_at) - Date.now()) / 1000)) : 0;
     const detail = [
+      revert ? `reverting deployment ${revert.deployment} (${revert.to_ref} → ${revert.from_ref ?? 'known-good'}), phase ${revert.phase}` : '',
       watch ? `deployment ${watch.deployment} (${watch.to_ref}): ${watch.samples} samples, ${left} s of the window left` : '',
       hold ? `${hold.kind === 'freeze' ? 'migrations freeze' : `hold until ${hold.until}`}: ${hold.reason}` : '',
       svc.leader === false ? `led by ${String(svc.leader_instance ?? 'another instance')}` : '',

@@ -406,4 +406,58 @@ describe('Daemon watch loop over a fake target', () => {
     assert.deepEqual(r.target.history.filter((h) => h.includes('stranger')), [], 'nothing was done to them');
     assert.equal(r.target.history[0], `park ${bad.id} as own.rollguard-bad.${d.id}`);
   });
+  it('status() shows a hold only while it is in force on the deployment watched now: not once expired, not once another deployment is watched', async (t) => {
+    type Svc = { hold: { until: Date | null } | null; watch: { deployment: number } | null };
+    const r = rig(t, 'holdshow', { window: '3s' });
+    r.target.deploy('holdshow', 'app:1');
+    await r.start();
+    r.prometheus.set('holdshow', 0.01);
+    r.target.deploy('holdshow', 'app:2');
+    const svc = (): Svc => r.daemon.status().services.holdshow as Svc;
+    await waitFor('the deployment watched', async () => svc().watch ?? undefined);
+
+    await r.daemon.hold('holdshow', 100, 'short');
+    assert.ok(svc().hold, 'a hold in force is shown');
+    await waitFor('the expired hold no longer shown', async () => (svc().hold === null ? true : undefined));
+
+    const first = await r.daemon.hold('holdshow', 60_000, 'fixing forward');
+    assert.equal(svc().hold?.until?.getTime(), first.until?.getTime());
+    // The next deployment supersedes the held one: that hold pauses nothing now.
+    r.target.deploy('holdshow', 'app:3');
+    const next = await waitFor('the next deployment watched', async () => {
+      const w = svc().watch;
+      return w && w.deployment !== first.deployment_id ? w : undefined;
+    });
+    assert.ok(next);
+    assert.equal(svc().hold, null, "a hold of a deployment no longer watched is not shown");
+  });
+
+  it('status() reports the revert running (deployment, phase, attempts) while the watch has ended, and nothing once it is done', async (t) => {
+    type Svc = { revert: { deployment: number; to_ref: string; phase: string; attempts: number } | null; watch: unknown };
+    const r = rig(t, 'revshow');
+    r.target.deploy('revshow', 'app:1');
+    await r.start();
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => { letGo = resolve; });
+    let parking = false;
+    const park = r.target.park.bind(r.target);
+    r.target.park = async (...args) => {
+      parking = true;
+      await gate;
+      return park(...args);
+    };
+    r.prometheus.set('revshow', 0.5);
+    r.target.deploy('revshow', 'app:2');
+    await waitFor('the revert parking the bad replica', async () => (parking ? true : undefined));
+
+    const svc = (): Svc => r.daemon.status().services.revshow as Svc;
+    const d = await store.latestDeployment('revshow');
+    assert.equal(svc().watch, null, 'the watch ended when the revert was decided');
+    assert.deepEqual(svc().revert, { deployment: d?.id, to_ref: 'app:2', from_ref: 'app:1', phase: 'decided', attempts: 0 });
+
+    letGo();
+    assert.equal((await r.finished()).state, 'rolled_back');
+    await r.daemon.settled();
+    assert.equal(svc().revert, null);
+  });
 });

@@ -1,9 +1,9 @@
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import { WatchContext, type DaemonDeps } from './context.js';
 import { onReplicaStarted, reconcile } from './reconcile.js';
-import { hold, markMigrations, release } from './holds.js';
+import { activeHold, hold, markMigrations, release } from './holds.js';
 import { manualRollback, type ManualRollback } from './manual-rollback.js';
-import { ruleInfo, ruleStates } from './status-view.js';
+import { revertView, ruleInfo, ruleStates } from './status-view.js';
 import { withServingRule } from '../policy/serving.js';
 import type { RuleInfo } from '../model/rule-view.js';
 
@@ -103,12 +103,16 @@ export class Daemon {
     for (const name of Object.keys(this.ctx.policy.services)) {
       const s = this.ctx.state.get(name);
       const w = s?.watch;
+      const watching = w && !w.done ? w : undefined;
       services[name] = {
         container: s?.containerId?.slice(0, 12) ?? null,
         replicas: s?.replicas.size ?? 0,
         image: s?.image ?? null,
         ref: s?.ref ?? null,
-        hold: this.ctx.holds.get(name) ?? null,
+        // Only a hold in force on the deployment watched now pauses anything (an expired one is pruned);
+        // one left from a finished deployment is not shown.
+        hold: (watching && activeHold(this.ctx, watching)) ?? null,
+        revert: revertView(w, this.ctx.reverting.has(name)) ?? null,
         known_good: s?.knownGood ? { ref: s.knownGood.image_ref, image: s.knownGood.image_id, since: s.knownGood.since } : null,
         watch: w && !w.done
           ? {

@@ -135,15 +135,18 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     const lead = leadership.status(Object.keys(services));
     return Object.fromEntries(Object.entries(services).map(([name, s]) => [name, { ...(s as object), leader: lead[name]?.leader ?? false, leader_instance: lead[name]?.holder ?? null, fence: lead[name]?.fence ?? null }]));
   };
+  const pageStatus = (): Record<string, unknown> => {
+    const now = daemon.status();
+    return { ...now, instance: id, services: leaderStatus(now.services) };
+  };
   let stopping = false;
   const api = await startApi(
     opts.listen,
     {
       health: () => ({ ok: !stopping, docker: daemon.dockerConnected ? 'connected' : 'reconnecting', store: store.sql.kind }),
-      status: async () => {
-        const now = daemon.status();
-        return { ...now, instance: id, services: leaderStatus(now.services), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) };
-      },
+      status: async () => ({ ...pageStatus(), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) }),
+      // The status page polls every 2 s per open page: it shows no notification counts, so it runs no query over the outbox.
+      pageStatus,
       history: (q) => store.listDeployments(q),
       hold: (service, forMs, reason) => daemon.hold(service, forMs, reason),
       markMigrations: (service, image) => daemon.markMigrations(service, image),

@@ -88,6 +88,8 @@ export interface NotificationEvent {
     points: { t: number; v: number | null }[];
     deployAt: number;
     revertAt?: number;
+    /** What the revert marker says before its time (default `revert`): `would revert (dry run)`, `revert (failed)`. */
+    revertLabel?: string;
   };
   /** For digest events: counts over the period. */
   digest?: { since: string; until: string; watched: number; passed: number; rolledBack: number; rollbackFailed: number; inconclusive: number; pendingHolds: number | null };

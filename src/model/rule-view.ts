@@ -1,6 +1,8 @@
 // The shape of a rule as the daemon reports it to the status page (status and deployment views):
 // shared by daemon/, which builds it, and api/, which parses and shows it.
 
+import type { JsonNumber } from './json-number.js';
+
 /** How a rule's latest sample compares to its threshold; `null` before its first sample. */
 export type RuleResult = 'ok' | 'breach' | 'no-data';
 
@@ -23,6 +25,7 @@ export interface RuleInfo {
 /** A rule of an active watch with its latest sample. */
 export interface RuleState extends RuleInfo {
   streak: number;
-  last: { at: string; value: number | null } | null;
+  /** ±Infinity as `'+Inf'` / `'-Inf'` (the status goes out as JSON); null when no data. */
+  last: { at: string; value: JsonNumber | null } | null;
   result: RuleResult | null;
 }

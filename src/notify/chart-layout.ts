@@ -111,7 +111,7 @@ export function layoutChart(chart: ChartData, opts: { width?: number; height?: n
   const markers: Marker[] = [];
   for (const m of moments) {
     const x = toX(m.t);
-    const label = `${m.kind} ${clockTime(m.t)}`;
+    const label = `${m.kind === 'revert' ? (chart.revertLabel ?? 'revert') : m.kind} ${clockTime(m.t)}`;
     const previous = markers.at(-1);
     // A second label that would run into the first goes on the row below it.
     const row = previous && previous.row === 0 && Math.abs(previous.x - x) < (textWidth(previous.label) + textWidth(label)) / 2 + 8 ? 1 : 0;

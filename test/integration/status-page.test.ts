@@ -129,6 +129,8 @@ describe('status page in a real browser during a watch and a revert', { timeout:
     assert.equal(await chart.locator('svg').first().isVisible(), true);
     const labels = (await chart.locator('svg text').allTextContents()).join(' | ');
     assert.match(labels, /threshold > 0\.05/);
+    assert.match(labels, /(^| )revert \d\d:\d\d:\d\d/, `the revert is marked when its first step started: ${labels}`);
+    assert.doesNotMatch(labels, /would revert|revert \(failed\)/);
     assert.match(await chart.locator('figcaption').innerText(), new RegExp(`[1-9]\\d* breach`));
     assert.ok(await page.locator('table.samples tr[data-result="breach"]').count() >= ERROR_FOR);
 
@@ -149,6 +151,26 @@ describe('status page in a real browser during a watch and a revert', { timeout:
     const shot = path.join(KEPT_LOGS, 'status-page-home.png');
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`status page screenshot: ${shot}`);
+  });
+
+  it('an update that fails or hangs leaves the data and a stale banner with the time of the last update; the next one clears it', async () => {
+    await page.goto(`${rg.apiUrl}/`);
+    await service().waitFor();
+    const banner = page.locator('#stale-banner');
+    await page.route(`${rg.apiUrl}/`, (route) => route.fulfill({ status: 503, contentType: 'text/plain', body: 'down' }));
+    await banner.waitFor({ timeout: 10_000 });
+    assert.match(await banner.innerText(), /^stale — not updated since \d\d:\d\d:\d\d UTC: rollguard answered HTTP 503/);
+    assert.match((await page.locator('body').getAttribute('class')) ?? '', /\bstale\b/);
+    assert.equal(await service().count(), 1, 'the data last shown stay');
+
+    // A request that never answers is given up after 8 s rather than freezing the updates.
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+    await page.route(`${rg.apiUrl}/`, () => {});
+    await waitFor('the hung request given up', async () => /did not answer within 8 s/.test(await banner.innerText()), 20_000);
+
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+    await banner.waitFor({ state: 'detached', timeout: 20_000 });
+    assert.doesNotMatch((await page.locator('body').getAttribute('class')) ?? '', /\bstale\b/);
   });
 
   it('loaded nothing from outside the daemon', () => {

@@ -108,6 +108,10 @@ ol.timeline{list-style:none;padding:0;margin:6px 0}
 ol.timeline li{padding:3px 0 3px 12px;border-left:3px solid var(--line)}
 ol.timeline li.bad{border-color:var(--bad)}ol.timeline li.good{border-color:var(--good)}
 .reason{white-space:pre-wrap}
+.store-down,.stale-banner{border-left:4px solid var(--bad);padding:6px 10px;background:#ffebe9;margin:6px 0}
+.stale-banner{position:sticky;top:0;z-index:1;margin:0;font-weight:600}
+body.stale header,body.stale main{opacity:.55;filter:grayscale(1)}
+.revert{border-left:4px solid var(--bad);padding:2px 10px;margin:6px 0}
 footer{color:var(--muted);border-top:1px solid var(--line);font-size:12px}
 `;
 

@@ -4,7 +4,8 @@ import pino from 'pino';
 import { createMetrics } from '../metrics.js';
 import { startApi } from '../server.js';
 import { escapeHtml } from './html.js';
-import { renderDeployment, revertAt, timeline } from './render-deployment.js';
+import { fromStore, StoreUnavailable } from './serve.js';
+import { renderDeployment, revertAt, revertMark, timeline } from './render-deployment.js';
 import type { DeploymentDetail, RuleInfo } from './view.js';
 
 const EVIL = `<img src=x onerror=alert(1)>"'&`;
@@ -63,6 +64,38 @@ describe('status page: rendering a deployment', () => {
     assert.equal(revertAt(detail({ decisions: [] }, { state: 'passed' })), undefined);
   });
 
+  it('marks the revert when its first step started, not when it was decided', () => {
+    const d = detail({ decisions: [{ decided_at: at(4), kind: 'rollback', rule: 'error rate above 5%' }] });
+    assert.deepEqual(revertMark(d), { at: at(6).getTime(), label: 'revert' });
+    assert.match(renderDeployment(d, at(20)), />revert 12:00:06</);
+  });
+
+  it('a dry run that changed nothing is marked "would revert (dry run)" at its decision', () => {
+    const d = detail({ actions: [], decisions: [{ decided_at: at(5), kind: 'rollback', rule: 'error rate above 5%', detail: 'dry run: breached' }] }, { state: 'would_roll_back', dry_run: true, recovered_at: null });
+    assert.deepEqual(revertMark(d), { at: at(5).getTime(), label: 'would revert (dry run)' });
+    const page = renderDeployment(d, at(20));
+    assert.match(page, />would revert \(dry run\) 12:00:05</);
+    assert.doesNotMatch(page, />revert 12:00:05</);
+  });
+
+  it('a failed revert is marked "revert (failed)"', () => {
+    const d = detail({}, { state: 'rollback_failed', recovered_at: null });
+    assert.deepEqual(revertMark(d), { at: at(6).getTime(), label: 'revert (failed)' });
+    assert.match(renderDeployment(d, at(20)), />revert \(failed\) 12:00:06</);
+  });
+
+  it('a +Inf or -Inf sample is drawn as a point (on the edge), not a gap of no data', () => {
+    const dots = (v: number | null): number => {
+      const d = detail();
+      d.samples = d.samples.map((x, i) => (i === 3 ? { ...x, value: v } : x));
+      const fig = renderDeployment(d, at(20)).split('data-rule="error rate above 5%"')[1]?.split('</figure>')[0] ?? '';
+      return (fig.match(/<circle/g) ?? []).length;
+    };
+    assert.equal(dots(Number.POSITIVE_INFINITY), dots(0.3));
+    assert.equal(dots(Number.NEGATIVE_INFINITY), dots(0.3));
+    assert.equal(dots(null), dots(0.3) - 1, 'no data is a gap');
+  });
+
   it('lists deploy, detection, decisions, actions and recovery in time order, then the outcome', () => {
     const kinds = timeline(detail()).map((e) => e.kind);
     assert.deepEqual(kinds, ['deployed', 'detected', 'decision: rollback', 'action: stop', 'action: verify', 'recovered', 'outcome: rolled back']);
@@ -103,7 +136,14 @@ describe('status page: served by the API', () => {
       markMigrations: async () => ({}),
       release: async () => ({}),
       rollback: async () => ({}),
-      deployment: async (id) => (id === 12 ? detail() : undefined),
+      deployment: async (id) => {
+        if (id === 13) {
+          const d = detail();
+          d.samples = d.samples.map((x, i) => (i < 2 ? { ...x, value: i === 0 ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY } : x));
+          return d;
+        }
+        return id === 12 ? detail() : undefined;
+      },
     } as Parameters<typeof startApi>[1], createMetrics(), pino({ level: 'silent' }));
   });
   after(async () => api.close());
@@ -119,6 +159,11 @@ describe('status page: served by the API', () => {
     assert.match(await js.text(), /DOMParser/);
   });
 
+  it('the JSON view writes ±Infinity as "+Inf"/"-Inf" (JSON.stringify would make them null)', async () => {
+    const json = (await (await fetch(`${api.url}/api/v1/deployments/13`)).json()) as { samples: { value: unknown }[] };
+    assert.deepEqual(json.samples.slice(0, 2).map((x) => x.value), ['+Inf', '-Inf']);
+  });
+
   it('a deployment as a page and as JSON; an unknown one is a 404 of each kind', async () => {
     assert.match(await (await fetch(`${api.url}/deployments/12`)).text(), /deployment #12/);
     const json = (await (await fetch(`${api.url}/api/v1/deployments/12`)).json()) as DeploymentDetail;
@@ -130,5 +175,60 @@ describe('status page: served by the API', () => {
     assert.match(await missing.text(), /No deployment #99 is recorded/);
     assert.equal((await fetch(`${api.url}/api/v1/deployments/abc`)).status, 404);
     assert.equal((await fetch(`${api.url}/nowhere`)).status, 404);
+  });
+});
+
+describe('status page: served by the API while the store is down', () => {
+  let api: Awaited<ReturnType<typeof startApi>>;
+  const calls = { status: 0, pageStatus: 0 };
+  const down = async (): Promise<never> => { throw new Error('connect ECONNREFUSED 127.0.0.1:5432'); };
+  before(async () => {
+    api = await startApi('127.0.0.1:0', {
+      health: () => ({ ok: true }),
+      status: () => { calls.status++; return { services: {}, notifications: {} }; },
+      pageStatus: () => { calls.pageStatus++; return { services: { web: { ref: 'app:v2', image: 'sha256:bbbb', replicas: 1, leader: true, watch: null } } }; },
+      history: down,
+      hold: async () => ({}),
+      markMigrations: async () => ({}),
+      release: async () => ({}),
+      rollback: async () => ({}),
+      deployment: down,
+    } as Parameters<typeof startApi>[1], createMetrics(), pino({ level: 'silent' }));
+  });
+  after(async () => api.close());
+
+  it('/ answers 200 with the services from memory and says the deployments are unavailable', async () => {
+    const res = await fetch(`${api.url}/`);
+    assert.equal(res.status, 200);
+    const page = await res.text();
+    assert.match(page, /data-service="web"/);
+    assert.match(page, /<code>app:v2<\/code>/);
+    assert.match(page, /Deployments unavailable: the store is not answering/);
+  });
+
+  it('/ reads the light status (no notification counts from the store), not the full one', async () => {
+    const before = { ...calls };
+    await (await fetch(`${api.url}/`)).text();
+    assert.equal(calls.pageStatus, before.pageStatus + 1);
+    assert.equal(calls.status, before.status, 'status() (with its outbox aggregate) is not run per page poll');
+  });
+
+  it('a deployment page is a 503 HTML page saying the store is not answering; its JSON a 503 with the reason', async () => {
+    const res = await fetch(`${api.url}/deployments/12`);
+    assert.equal(res.status, 503);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(await res.text(), /Deployment #12 is unavailable: the store is not answering/);
+    const json = await fetch(`${api.url}/api/v1/deployments/12`);
+    assert.equal(json.status, 503);
+    const { error } = (await json.json()) as { error: string };
+    assert.match(error, /the store is not answering/);
+    assert.doesNotMatch(error, /ECONNREFUSED|5432/, "the driver's message stays out of the answer");
+  });
+});
+
+describe('status page: reading the store with a time limit', () => {
+  it('a read that does not answer in time is StoreUnavailable', async () => {
+    await assert.rejects(fromStore(() => new Promise(() => {}), 20), (err: unknown) => err instanceof StoreUnavailable && /no answer within 20 ms/.test(err.message));
+    assert.equal(await fromStore(async () => 5, 20), 5);
   });
 });

@@ -8,25 +8,43 @@ const REVERTED_STATES = new Set(['rolling_back', 'rolled_back', 'rollback_failed
 /** The samples table shows this many, newest first. */
 export const SAMPLE_ROWS = 200;
 
-/** When the revert was decided: the first revert decision, else the decision time of a reverted deployment. */
-export function revertAt(detail: DeploymentDetail): number | undefined {
-  const decided = detail.decisions.find((d) => REVERT_DECISIONS.has(d.kind));
-  if (decided) return new Date(decided.decided_at).getTime();
+/**
+ * Where the chart marks the revert and what it calls it: when the first revert step started (the
+ * actions), else when it was decided — the first revert decision, else the decision time of a
+ * reverted deployment. A dry run that changed nothing says `would revert (dry run)`; a revert that
+ * failed says so.
+ */
+export function revertMark(detail: DeploymentDetail): { at: number; label: string } | undefined {
   const d = detail.deployment;
-  return REVERTED_STATES.has(d.state) && d.decided_at ? new Date(d.decided_at).getTime() : undefined;
+  const decided = detail.decisions.find((x) => REVERT_DECISIONS.has(x.kind));
+  if (!decided && !REVERTED_STATES.has(d.state)) return undefined;
+  const acted = detail.actions.map((a) => new Date(a.started_at).getTime()).filter(Number.isFinite);
+  const at = acted.length ? Math.min(...acted)
+    : decided ? new Date(decided.decided_at).getTime()
+      : REVERTED_STATES.has(d.state) && d.decided_at ? new Date(d.decided_at).getTime() : undefined;
+  if (at === undefined || !Number.isFinite(at)) return undefined;
+  if (d.state === 'rollback_failed') return { at, label: 'revert (failed)' };
+  if (!acted.length && (d.dry_run || d.state === 'would_roll_back')) return { at, label: 'would revert (dry run)' };
+  return { at, label: 'revert' };
+}
+
+/** When the chart marks the revert (see revertMark). */
+export function revertAt(detail: DeploymentDetail): number | undefined {
+  return revertMark(detail)?.at;
 }
 
 /** One chart per rule: the rule's samples (watch and recovery) over time, its threshold, the deploy and the revert. */
-function chart(detail: DeploymentDetail, rule: RuleInfo, revert: number | undefined): Html {
+function chart(detail: DeploymentDetail, rule: RuleInfo, revert: { at: number; label: string } | undefined): Html {
   const samples = detail.samples.filter((s) => s.signal === rule.key);
-  const points = samples.map((s) => ({ t: new Date(s.taken_at).getTime(), v: s.value !== null && Number.isFinite(s.value) ? s.value : null }));
+  // ±Infinity stays a value (drawn on the plot's edge); only NaN is no data.
+  const points = samples.map((s) => ({ t: new Date(s.taken_at).getTime(), v: s.value === null || Number.isNaN(s.value) ? null : s.value }));
   const counts = { ok: 0, breach: 0, 'no-data': 0 } as Record<string, number>;
   for (const s of samples) {
     const r = s.stage === 'watch' ? (s.rules[rule.name] ?? s.result) : s.result;
     counts[r] = (counts[r] ?? 0) + 1;
   }
   const svg = renderChartSvg(
-    { signal: rule.signal, threshold: rule.limit ?? Number.NaN, direction: rule.direction, points, deployAt: new Date(detail.deployment.started_at).getTime(), revertAt: revert },
+    { signal: rule.signal, threshold: rule.limit ?? Number.NaN, direction: rule.direction, points, deployAt: new Date(detail.deployment.started_at).getTime(), revertAt: revert?.at, revertLabel: revert?.label },
     { width: 720, height: 240, title: `${rule.name}: ${rule.signal} ${rule.threshold}` },
   );
   return html`<figure class="chart" data-rule="${rule.name}" data-signal="${rule.signal}" data-points="${points.length}">${raw(svg)}
@@ -74,7 +92,7 @@ ${rows.map((s) => html`<tr data-result="${s.result}"><td>${time(s.taken_at)}</td
 /** `/deployments/:id`: the outcome, one chart per rule, the action timeline and the samples. */
 export function renderDeployment(detail: DeploymentDetail, now: Date): string {
   const d = detail.deployment;
-  const revert = revertAt(detail);
+  const revert = revertMark(detail);
   const header = html`<h1><a href="/">rollguard</a> · ${d.service} deployment #${d.id}</h1><p class="meta"><span><a href="/">all services</a></span><span><a href="/api/v1/deployments/${d.id}">JSON</a></span></p>`;
   const main = html`<section class="summary">
 <h2><code>${d.from_ref ?? 'unknown'}</code> → <code>${d.to_ref}</code> <span class="outcome">${badge(d.state)}</span>${d.dry_run ? ' (dry run)' : ''}</h2>

@@ -93,11 +93,58 @@ describe('status page: rendering /', () => {
     assert.match(frozen, /<strong>Migration freeze<\/strong>: automatic reverts paused for deployment <a href="\/deployments\/7">#7<\/a> until an operator releases it/);
   });
 
-  it('shows a follower instance and who leads, and a service with no watch', () => {
+  it('a follower says which instance watches the service rather than that nothing is watched', () => {
     const page = renderHome(parseStatus(status({}, { leader: false, leader_instance: 'host-2', watch: null })), [], NOW);
     assert.match(page, /follower<\/span> led by <code>host-2<\/code>/);
-    assert.match(page, /No deployment being watched\./);
+    assert.match(page, /Watched by instance <code>host-2<\/code>/);
+    assert.doesNotMatch(page, /No deployment being watched/);
     assert.doesNotMatch(page, /class="watch"/);
+    const unled = renderHome(parseStatus(status({}, { leader: false, leader_instance: null, watch: null })), [], NOW);
+    assert.match(unled, /No instance leads this service now/);
+  });
+
+  it('a leader with no watch says no deployment is being watched', () => {
+    const page = renderHome(parseStatus(status({}, { watch: null })), [], NOW);
+    assert.match(page, /No deployment being watched\./);
+  });
+
+  it('a revert running (the watch ended) shows "Reverting deployment #N (phase …)", not that nothing is watched', () => {
+    const revert = { deployment: 7, to_ref: 'app:v2', from_ref: 'app:v1', phase: 'parked', attempts: 1 };
+    const page = renderHome(parseStatus(status({}, { watch: null, revert })), [], NOW);
+    const web = section(page, 'data-service="web"', '</article>');
+    assert.match(web, /<section class="revert" data-deployment="7" data-phase="parked">/);
+    assert.match(web, /Reverting <a href="\/deployments\/7">deployment #7<\/a> \(phase parked\), attempt 1/);
+    assert.doesNotMatch(web, /No deployment being watched/);
+  });
+
+  it('a provisional (negative) deployment number has no link and says it is not recorded yet', () => {
+    const s = status({}, { hold: { kind: 'freeze', reason: 'migrations', until: null, deployment_id: -3 } }) as { services: { web: { watch: { deployment: number } } } };
+    s.services.web.watch.deployment = -3;
+    const row = { id: -4, service: 'web', from_ref: 'app:v1', from_image: null, to_ref: 'app:v2', to_image: 'sha256:b', state: 'watching', reason: null, dry_run: false, attempts: 0, started_at: NOW, detected_at: NOW, window_ends_at: NOW, decided_at: null, recovered_at: null };
+    const page = renderHome(parseStatus(s), parseDeployments([row]), NOW);
+    assert.match(page, /Watching deployment #-3 <span class="none">\(not yet recorded; store unreachable\)<\/span>/);
+    assert.match(page, /for deployment #-3 <span class="none">\(not yet recorded; store unreachable\)/);
+    assert.match(page, /<td>#-4 <span class="none">\(not yet recorded; store unreachable\)<\/span><\/td>/);
+    assert.doesNotMatch(page, /href="\/deployments\/-/);
+  });
+
+  it('with the store down the services still show and the deployments say they are unavailable', () => {
+    const page = renderHome(parseStatus(status()), undefined, NOW);
+    assert.match(page, /data-service="web"/);
+    assert.match(page, /Deployments unavailable: the store is not answering/);
+    assert.doesNotMatch(page, /<table class="deployments">/);
+  });
+
+  it('a rule whose last value is ±Inf (sent as "+Inf"/"-Inf" in JSON) shows +Inf/-Inf, not no data', () => {
+    const body = JSON.parse(JSON.stringify(status())) as { services: { web: { watch: { rules: { last: { value: unknown } }[] } } } };
+    const rules = body.services.web.watch.rules;
+    (rules[0] as { last: { value: unknown } }).last.value = '+Inf';
+    (rules[2] as { last: { value: unknown } }).last.value = '-Inf';
+    const parsed = parseStatus(body);
+    assert.equal(parsed.services.web?.watch?.rules[0]?.last?.value, Number.POSITIVE_INFINITY);
+    const table = section(renderHome(parsed, [], NOW), '<table class="rules">', '</table>');
+    assert.match(section(table, 'data-rule="error rate above 5%"', '</tr>'), /<td class="num">\+Inf<\/td>/);
+    assert.match(section(table, 'data-rule="latency"', '</tr>'), /<td class="num">-Inf<\/td>/);
   });
 
   it('lists the latest deployments with their outcome and a link to each', () => {

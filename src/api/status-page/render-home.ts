@@ -1,5 +1,14 @@
 import { badge, duration, html, page, shortImage, time, value, type Html } from './html.js';
-import type { DeploymentRow, RuleState, ServiceView, StatusView, WatchView } from './view.js';
+import type { DeploymentRow, RevertView, RuleState, ServiceView, StatusView, WatchView } from './view.js';
+
+/**
+ * A deployment's number, linked to its page; a negative one is provisional (the deployment was
+ * detected while the store was unreachable) and has no page yet.
+ */
+export function deploymentRef(id: number, prefix = ''): Html {
+  if (id < 0) return html`${prefix}#${id} <span class="none">(not yet recorded; store unreachable)</span>`;
+  return html`<a href="/deployments/${id}">${prefix}#${id}</a>`;
+}
 
 function version(ref: string | null | undefined, image: string | null | undefined): Html {
   if (!ref && !image) return html`<span class="none">unknown</span>`;
@@ -20,7 +29,7 @@ function holdBox(s: ServiceView): Html | false {
   const h = s.hold;
   if (!h) return false;
   const what = h.kind === 'freeze' ? 'Migration freeze' : 'Hold';
-  return html`<div class="hold" data-hold="${h.kind}"><strong>${what}</strong>: automatic reverts paused${h.deployment_id ? html` for deployment <a href="/deployments/${h.deployment_id}">#${h.deployment_id}</a>` : ''}${h.until ? html` until ${time(h.until)}` : h.kind === 'freeze' ? ' until an operator releases it' : ''}. Reason: <span class="reason">${h.reason}</span></div>`;
+  return html`<div class="hold" data-hold="${h.kind}"><strong>${what}</strong>: automatic reverts paused${h.deployment_id ? html` for deployment ${deploymentRef(h.deployment_id)}` : ''}${h.until ? html` until ${time(h.until)}` : h.kind === 'freeze' ? ' until an operator releases it' : ''}. Reason: <span class="reason">${h.reason}</span></div>`;
 }
 
 function ruleRow(r: RuleState): Html {
@@ -46,7 +55,7 @@ export function watchProgress(w: WatchView, now: Date): { elapsedMs: number; win
 function watchSection(w: WatchView, now: Date): Html {
   const p = watchProgress(w, now);
   return html`<section class="watch" data-deployment="${w.deployment}">
-<h3>Watching <a href="/deployments/${w.deployment}">deployment #${w.deployment}</a>: <code>${w.from_ref ?? 'unknown'}</code> → <code>${w.to_ref}</code> ${badge(w.state)}</h3>
+<h3>Watching ${deploymentRef(w.deployment, 'deployment ')}: <code>${w.from_ref ?? 'unknown'}</code> → <code>${w.to_ref}</code> ${badge(w.state)}</h3>
 ${p
     ? html`<p class="progress-text" data-percent="${p.percent}">${p.percent}% of the window: ${duration(p.elapsedMs)} of ${duration(p.windowMs)}, ${w.samples} samples; ends ${time(w.window_ends_at)}</p>
 <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${p.percent}"><div style="width:${p.percent}%"></div></div>`
@@ -54,6 +63,23 @@ ${p
 <table class="rules"><thead><tr><th>Rule</th><th>Signal</th><th>Last value</th><th>Threshold</th><th>State</th><th>Streak / for</th><th>Action</th></tr></thead>
 <tbody>${w.rules.map(ruleRow)}</tbody></table>
 </section>`;
+}
+
+function revertSection(r: RevertView): Html {
+  return html`<section class="revert" data-deployment="${r.deployment}" data-phase="${r.phase}">
+<h3>Reverting ${deploymentRef(r.deployment, 'deployment ')} (phase ${r.phase})${r.attempts > 0 ? html`, attempt ${r.attempts}` : ''}: <code>${r.to_ref}</code> → <code>${r.from_ref ?? 'the known-good version'}</code> ${badge('rolling_back')}</h3>
+</section>`;
+}
+
+/** What the card says when no deployment is watched here: a revert runs, another instance watches, or nothing does. */
+function notWatched(s: ServiceView): Html {
+  if (s.revert) return revertSection(s.revert);
+  if (s.leader === false) {
+    return s.leader_instance
+      ? html`<p class="no-watch follower">Watched by instance <code>${s.leader_instance}</code>; this instance follows and shows what runs here.</p>`
+      : html`<p class="no-watch follower">No instance leads this service now; deployments are not being watched until one takes over.</p>`;
+  }
+  return html`<p class="no-watch none">No deployment being watched.</p>`;
 }
 
 function serviceCard(name: string, s: ServiceView, status: StatusView, now: Date): Html {
@@ -65,14 +91,15 @@ function serviceCard(name: string, s: ServiceView, status: StatusView, now: Date
 <dt>Leadership</dt><dd class="leadership">${leadership(s, status.instance)}</dd>
 </dl>
 ${holdBox(s)}
-${s.watch ? watchSection(s.watch, now) : html`<p class="no-watch none">No deployment being watched.</p>`}
+${s.watch ? watchSection(s.watch, now) : notWatched(s)}
 </article>`;
 }
 
-function deploymentsTable(rows: readonly DeploymentRow[]): Html {
+function deploymentsTable(rows: readonly DeploymentRow[] | undefined): Html {
+  if (!rows) return html`<p class="store-down" role="alert">Deployments unavailable: the store is not answering. The services above are shown from memory.</p>`;
   if (!rows.length) return html`<p class="none">No deployments recorded yet.</p>`;
   return html`<table class="deployments"><thead><tr><th>#</th><th>Service</th><th>From → to</th><th>Outcome</th><th>Reason</th><th>Started</th><th>Decided</th></tr></thead><tbody>
-${rows.map((d) => html`<tr data-deployment="${d.id}"><td><a href="/deployments/${d.id}">#${d.id}</a></td><td>${d.service}</td>
+${rows.map((d) => html`<tr data-deployment="${d.id}"><td>${deploymentRef(d.id)}</td><td>${d.service}</td>
 <td><code>${d.from_ref ?? 'unknown'}</code> → <code>${d.to_ref}</code></td><td>${badge(d.state)}${d.dry_run ? ' (dry run)' : ''}</td>
 <td class="reason">${d.reason ?? ''}</td><td>${time(d.started_at)}</td><td>${time(d.decided_at)}</td></tr>`)}
 </tbody></table>`;
@@ -83,8 +110,11 @@ export function headerLine(status: StatusView, title: Html): Html {
   return html`<h1>${title}</h1><p class="meta">${status.instance ? html`<span>instance <code>${status.instance}</code></span>` : ''}<span>${status.activeWatches} active watch${status.activeWatches === 1 ? '' : 'es'}</span><span>Docker ${status.dockerConnected ? 'connected' : 'reconnecting'}</span>${status.policy ? html`<span>policy <code>${status.policy}</code></span>` : ''}${status.dryRun ? html`<span><strong>dry run</strong>: nothing is reverted</span>` : ''}</p>`;
 }
 
-/** `/`: every service (versions, leadership, holds, the active watch) and the latest deployments. */
-export function renderHome(status: StatusView, deployments: readonly DeploymentRow[], now: Date): string {
+/**
+ * `/`: every service (versions, leadership, holds, the active watch or revert) and the latest
+ * deployments; `deployments` undefined when the store did not answer (the rest comes from memory).
+ */
+export function renderHome(status: StatusView, deployments: readonly DeploymentRow[] | undefined, now: Date): string {
   const names = Object.keys(status.services).sort();
   const main = html`<section class="services">${names.length ? names.map((n) => serviceCard(n, status.services[n] as ServiceView, status, now)) : html`<p class="none">The policy names no services.</p>`}</section>
 <section><h2>Latest deployments</h2>${deploymentsTable(deployments)}</section>`;

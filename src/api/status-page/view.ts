@@ -6,12 +6,14 @@ import { z } from 'zod';
  * than breaking the page.
  */
 
-import type { RuleInfo, RuleResult, RuleState } from '../../model/rule-view.js';
+import type { RuleInfo, RuleResult } from '../../model/rule-view.js';
 
-export type { RuleInfo, RuleResult, RuleState };
+export type { RuleInfo, RuleResult };
 
 const when = z.union([z.string(), z.date()]).transform((v) => (typeof v === 'string' ? v : v.toISOString()));
 const text = z.string().nullish().transform((v) => v ?? null);
+/** A measured value: JSON has no Infinity, so the daemon writes ±Infinity as `'+Inf'` / `'-Inf'`. */
+const measured = z.union([z.number(), z.literal('+Inf').transform(() => Number.POSITIVE_INFINITY), z.literal('-Inf').transform(() => Number.NEGATIVE_INFINITY)]).nullable();
 
 const ruleInfo = z.object({
   name: z.string(),
@@ -27,7 +29,7 @@ const ruleInfo = z.object({
 
 const ruleState = ruleInfo.extend({
   streak: z.number().catch(0),
-  last: z.object({ at: when, value: z.number().nullable() }).nullable().catch(null),
+  last: z.object({ at: when, value: measured.catch(null) }).nullable().catch(null),
   result: z.enum(['ok', 'breach', 'no-data']).nullable().catch(null),
 });
 
@@ -41,6 +43,15 @@ const watchView = z.object({
   window_ends_at: when.nullish().catch(null),
   window_ms: z.number().nullish().catch(null),
   rules: z.array(ruleState).catch([]),
+});
+
+/** A revert running now (the watch has ended while it runs). */
+const revertView = z.object({
+  deployment: z.number(),
+  to_ref: z.string().catch(''),
+  from_ref: text.catch(null),
+  phase: z.string().catch('decided'),
+  attempts: z.number().catch(0),
 });
 
 const holdView = z.object({
@@ -60,6 +71,7 @@ const serviceView = z.object({
   leader: z.boolean().nullish().catch(null),
   leader_instance: text.catch(null),
   watch: watchView.nullish().catch(null),
+  revert: revertView.nullish().catch(null),
 });
 
 export const statusView = z.object({
@@ -74,6 +86,9 @@ export const statusView = z.object({
 export type StatusView = z.output<typeof statusView>;
 export type ServiceView = z.output<typeof serviceView>;
 export type WatchView = z.output<typeof watchView>;
+export type RevertView = z.output<typeof revertView>;
+/** A rule of an active watch with its latest sample (±Infinity parsed back to numbers). */
+export type RuleState = z.output<typeof ruleState>;
 
 /** A recorded deployment as the page lists it. */
 export interface DeploymentRow {
