@@ -1,7 +1,9 @@
 /**
  * `rollguard init` against the real engine: a container with a HEALTHCHECK that probes a URL, one
  * that only exposes its port, and a Compose project on host networking (with a one-off beside it)
- * become a starter policy that `rollguard policy check` accepts.
+ * become a starter policy that `rollguard policy check` accepts. Each guessed readiness URL is
+ * requested once: the HEALTHCHECK's answers 200 and reverts; the fixture's `/` (busybox httpd
+ * serving a directory without an index) answers 404, so the port guesses only notify.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -35,7 +37,18 @@ async function rollguard(args: string[], env: NodeJS.ProcessEnv = process.env): 
   }
 }
 
-interface ServiceYaml { match: Record<string, unknown>; signals: Record<string, { http?: { url: string }; container?: string }> }
+interface RuleYaml { name: string; signal: string; action: string; severity: string }
+interface ServiceYaml {
+  match: Record<string, unknown>;
+  signals: Record<string, { http?: { url: string }; container?: string }>;
+  rules: RuleYaml[];
+  recovery?: { signal: string }[];
+}
+
+/** The action of a service's readiness rule, and whether its recovery waits for readiness. */
+function readiness(s: ServiceYaml): { action?: string; recovers: boolean } {
+  return { action: s.rules.find((r) => r.signal === 'ready')?.action, recovers: Boolean(s.recovery?.some((r) => r.signal === 'ready')) };
+}
 
 /** The generated service whose match is `match`. */
 function serviceMatching(policy: { services: Record<string, ServiceYaml> }, match: Record<string, unknown>): [string, ServiceYaml] {
@@ -84,6 +97,11 @@ describe('rollguard init on a real Docker host', { timeout: 180_000 }, () => {
       '--label', `com.docker.compose.project=${PROJECT}`, '--label', 'com.docker.compose.service=web',
       '--label', 'com.docker.compose.oneoff=True', '--label', 'com.docker.compose.container-number=1',
       `${PREFIX}app:base`, 'sleep', '300');
+    // The port guesses' premise: the fixture's / answers 404 (no index in the directory httpd serves).
+    await waitFor('the exposed container and the Compose service to answer 404 on /', async () => {
+      const statuses = await Promise.all([EXPOSED_PORT, COMPOSE_PORT].map((p) => fetch(`http://127.0.0.1:${p}/`).then((r) => r.status, () => 0)));
+      return statuses.every((s) => s === 404);
+    }, 30_000);
     await waitFor('the HEALTHCHECK container to be healthy', async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', `${PREFIX}hc`)) === 'healthy', 30_000);
   });
 
@@ -109,14 +127,20 @@ describe('rollguard init on a real Docker host', { timeout: 180_000 }, () => {
     const [, hc] = serviceMatching(policy, { container: `${PREFIX}hc` });
     assert.equal(hc.signals.ready?.http?.url, `http://127.0.0.1:${HC_PORT}/cgi-bin/ready`, 'the URL its HEALTHCHECK probes');
     assert.equal(hc.signals.health?.container, 'health', 'its HEALTHCHECK as a signal');
+    assert.deepEqual(readiness(hc), { action: 'rollback', recovers: true }, 'it answered 200 when init probed it');
 
-    const [, exposed] = serviceMatching(policy, { container: `${PREFIX}exposed` });
+    const [exposedKey, exposed] = serviceMatching(policy, { container: `${PREFIX}exposed` });
     assert.equal(exposed.signals.ready?.http?.url, `http://127.0.0.1:${EXPOSED_PORT}/`);
     assert.equal(exposed.signals.health, undefined);
     assert.match(text, new RegExp(`guessed from EXPOSE ${EXPOSED_PORT}: FIX THE PATH`));
+    assert.deepEqual(readiness(exposed), { action: 'notify', recovers: false }, 'its / answered 404: a wrong guess must not revert a healthy deploy');
+    assert.ok(!exposed.rules.some((r) => r.action === 'rollback'), 'no rule of it reverts');
+    assert.match(text, new RegExp(`# Notify only, not verified: GET http://127\\.0\\.0\\.1:${EXPOSED_PORT}/ → HTTP 404, expected 200 now; fix the path, then make it severity: P0, action: rollback`));
 
     const [webKey, web] = serviceMatching(policy, { compose: { project: PROJECT, service: 'web' } });
     assert.equal(web.signals.ready?.http?.url, `http://127.0.0.1:${COMPOSE_PORT}/`, 'host networking: its PORT variable');
+    assert.deepEqual(readiness(web), { action: 'notify', recovers: false });
+    assert.match(init.stdout, new RegExp(`only notify until fixed .*: (?=.*${exposedKey})(?=.*${webKey})`));
     assert.match(text, new RegExp(`# Compose project "${PROJECT}", service "web": 1 replica here \\(${PROJECT}_web_1\\)`));
     assert.ok(!Object.keys(policy.services).some((k) => k !== webKey && k.startsWith(`${PROJECT}_web_run`)), 'no service for the one-off');
     assert.match(text, new RegExp(`# Not included: ${PROJECT}_web_run_\\w+, a Compose one-off container`));

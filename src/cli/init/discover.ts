@@ -1,6 +1,7 @@
 import os from 'node:os';
 import type Docker from 'dockerode';
 import { z } from 'zod';
+import { DockerUnreachableError, dockerEndpoint } from '../docker-reachable.js';
 import { PORT_ENV_NAME, type DiscoveredContainer, type PublishedPort } from './discovered.js';
 
 /** The part of `docker inspect` that `init` reads, checked where it enters. */
@@ -16,10 +17,13 @@ const inspectSchema = z.looseObject({
     Entrypoint: z.union([z.array(z.string()), z.string()]).nullish(),
     Cmd: z.union([z.array(z.string()), z.string()]).nullish(),
   }),
-  HostConfig: z.looseObject({ NetworkMode: z.string().nullish() }),
-  NetworkSettings: z.looseObject({
-    Ports: z.record(z.string(), z.array(z.looseObject({ HostIp: z.string().default(''), HostPort: z.string() })).nullish()).nullish(),
-  }).nullish(),
+  HostConfig: z.looseObject({
+    NetworkMode: z.string().nullish(),
+    // The ports as asked for (`-p`, Compose `ports:`), not as assigned: an assigned port that was
+    // not asked for (`-P`, `-p 8080`, `ports: ["8080"]`) changes at every recreate.
+    PortBindings: z.record(z.string(), z.array(z.looseObject({ HostIp: z.string().nullish(), HostPort: z.string().nullish() })).nullish()).nullish(),
+    PublishAllPorts: z.boolean().nullish(),
+  }),
 });
 type Inspect = z.output<typeof inspectSchema>;
 
@@ -43,18 +47,41 @@ function portEnvOf(env: readonly string[]): Record<string, number> {
   return out;
 }
 
-function published(info: Inspect): PublishedPort[] {
-  const out: PublishedPort[] = [];
-  for (const [key, bindings] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
+/** A host port asked for by number: not empty, not 0, not a range Docker picks from. */
+function fixedHostPort(requested: string | null | undefined): number | undefined {
+  const port = /^\d{1,5}$/.test(requested ?? '') ? Number(requested) : 0;
+  return port > 0 && port < 65536 ? port : undefined;
+}
+
+/**
+ * The TCP ports published on a host port fixed in the container's configuration, and those
+ * published on one Docker picks at each start (`-P`, `-p 8080`, Compose `ports: ["8080"]`): a URL on
+ * the latter stops working at the first recreate, so no readiness URL is guessed from it.
+ */
+function publishedPorts(info: Inspect): { published: PublishedPort[]; randomlyPublished: number[] } {
+  const published: PublishedPort[] = [];
+  const random = new Set<number>();
+  const bound = new Set<number>();
+  for (const [key, bindings] of Object.entries(info.HostConfig.PortBindings ?? {})) {
     const containerPort = tcpPort(key);
     if (containerPort === undefined) continue;
     for (const b of bindings ?? []) {
-      const hostPort = Number(b.HostPort);
-      // Docker lists a port published on every address twice, for IPv4 and IPv6.
-      if (hostPort > 0 && !out.some((p) => p.containerPort === containerPort && p.hostPort === hostPort)) out.push({ containerPort, hostIp: b.HostIp, hostPort });
+      bound.add(containerPort);
+      const hostPort = fixedHostPort(b.HostPort);
+      if (hostPort === undefined) random.add(containerPort);
+      // A port published on IPv4 and IPv6 alike is one address for the host's clients.
+      else if (!published.some((p) => p.containerPort === containerPort && p.hostPort === hostPort)) published.push({ containerPort, hostIp: b.HostIp ?? '', hostPort });
     }
   }
-  return out;
+  // `-P` publishes every exposed port not bound otherwise, each on a port Docker picks.
+  if (info.HostConfig.PublishAllPorts) {
+    for (const key of Object.keys(info.Config.ExposedPorts ?? {})) {
+      const p = tcpPort(key);
+      if (p !== undefined && !bound.has(p)) random.add(p);
+    }
+  }
+  const fixed = new Set(published.map((p) => p.containerPort));
+  return { published, randomlyPublished: [...random].filter((p) => !fixed.has(p)).sort((a, b) => a - b) };
 }
 
 /** A container running `rollguard run` (rollguard's image, or a checkout's `dist/cli/main.js`). */
@@ -77,20 +104,34 @@ export function toDiscovered(raw: unknown, selfHostname = os.hostname()): Discov
     ...(test ? { healthcheck: test } : {}),
     networkMode: info.HostConfig.NetworkMode ?? 'default',
     exposedPorts: Object.keys(info.Config.ExposedPorts ?? {}).map(tcpPort).filter((p): p is number => p !== undefined).sort((a, b) => a - b),
-    published: published(info),
+    ...publishedPorts(info),
     portEnv: portEnvOf(info.Config.Env ?? []),
     isRollguard: self || runsRollguard(info),
   };
 }
 
-/** The running containers of the engine, inspected; one removed meanwhile is left out. */
-export async function discoverContainers(docker: Docker): Promise<DiscoveredContainer[]> {
-  const listed = await docker.listContainers({ all: false });
+/** How long one list or inspect call of the engine may take. */
+export const DISCOVERY_CALL_TIMEOUT_MS = 10_000;
+
+async function bounded<T>(docker: Docker, what: string, timeoutMs: number, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  const abortSignal = AbortSignal.timeout(timeoutMs);
+  try {
+    return await call(abortSignal);
+  } catch (err) {
+    if (!abortSignal.aborted) throw err;
+    const endpoint = await dockerEndpoint(docker);
+    throw new DockerUnreachableError(endpoint, undefined, `the Docker engine at ${endpoint} did not answer ${what} within ${timeoutMs} ms (engine hung?); nothing was written. Check the engine (systemctl status docker; journalctl -u docker).`);
+  }
+}
+
+/** The running containers of the engine, inspected (each call bounded); one removed meanwhile is left out. */
+export async function discoverContainers(docker: Docker, timeoutMs = DISCOVERY_CALL_TIMEOUT_MS): Promise<DiscoveredContainer[]> {
+  const listed = await bounded(docker, 'the list of containers', timeoutMs, (abortSignal) => docker.listContainers({ all: false, abortSignal }));
   const found: DiscoveredContainer[] = [];
   for (const c of listed) {
     let raw: unknown;
     try {
-      raw = await docker.getContainer(c.Id).inspect();
+      raw = await bounded(docker, `the inspect of container ${c.Id.slice(0, 12)}`, timeoutMs, (abortSignal) => docker.getContainer(c.Id).inspect({ abortSignal }));
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) continue;
       throw err;

@@ -15,8 +15,13 @@ export interface DiscoveredContainer {
   networkMode: string;
   /** TCP ports from EXPOSE or `--expose`. */
   exposedPorts: number[];
-  /** TCP ports published on the host. */
+  /** TCP ports published on a host port fixed in the container's configuration (`-p 127.0.0.1:8080:80`). */
   published: PublishedPort[];
+  /**
+   * TCP container ports published on a host port Docker picks at each start (`-P`, `-p 80`,
+   * Compose `ports: ["80"]`): reachable now, at another port after the next deploy.
+   */
+  randomlyPublished: number[];
   /**
    * Numeric values of port-like environment variables (`PORT`, `HTTP_PORT`…), by name: where a
    * host-network service says it listens. Only these are read from the environment, never the rest

@@ -8,12 +8,13 @@ import { ConfigError } from '../../config/errors.js';
 import { loadPolicy } from '../../config/load-policy.js';
 import type { Policy } from '../../config/policy.js';
 import type { DiscoveredContainer } from './discovered.js';
+import type { ProbeResult } from './readiness.js';
 import { generatePolicy } from './generate.js';
 import { scalar } from './render.js';
 
 /** A running container as discovery reports it; host networking and nothing else unless said. */
 function container(name: string, over: Partial<DiscoveredContainer> = {}): DiscoveredContainer {
-  return { id: `${name}-id`.padEnd(64, '0'), name, image: `${name}:v1`, labels: {}, networkMode: 'host', exposedPorts: [], published: [], portEnv: {}, isRollguard: false, ...over };
+  return { id: `${name}-id`.padEnd(64, '0'), name, image: `${name}:v1`, labels: {}, networkMode: 'host', exposedPorts: [], published: [], randomlyPublished: [], portEnv: {}, isRollguard: false, ...over };
 }
 
 const compose = (project: string, service: string, n: number): Record<string, string> => ({
@@ -55,6 +56,18 @@ function uncomment(text: string, starts: RegExp[]): string {
   return lines.join('\n');
 }
 
+/** What init's probe found at each URL: `200` answered as the check expects, else what it answered. */
+function probed(answers: Record<string, 200 | string>): Map<string, ProbeResult> {
+  return new Map(Object.entries(answers).map(([url, a]) => [url, a === 200 ? { ok: true } : { ok: false, detail: a }]));
+}
+
+/** The action of the service's readiness rule, and whether its recovery waits for readiness. */
+function readinessRule(p: Policy, service: string): { action?: string; severity?: string; recovers: boolean } {
+  const s = p.services[service];
+  const rule = s?.rules.find((r) => r.signal === 'ready');
+  return { action: rule?.action, severity: rule?.severity, recovers: Boolean(s?.recovery.some((r) => r.signal === 'ready')) };
+}
+
 function httpUrl(p: Policy, service: string, signal = 'ready'): string | undefined {
   const s = p.services[service]?.signals[signal];
   return s?.kind === 'http' ? s.url : undefined;
@@ -62,7 +75,9 @@ function httpUrl(p: Policy, service: string, signal = 'ready'): string | undefin
 
 describe('rollguard init: the starter policy', () => {
   it('a HEALTHCHECK probing a URL with curl gives that URL as the readiness check, and its result as a signal', async () => {
-    const { text } = generatePolicy([container('api', { healthcheck: ['CMD-SHELL', 'curl -fsS http://localhost:8000/health/ready/ || exit 1'] })]);
+    const { text } = generatePolicy([container('api', { healthcheck: ['CMD-SHELL', 'curl -fsS http://localhost:8000/health/ready/ || exit 1'] })], {
+      probes: probed({ 'http://localhost:8000/health/ready/': 200 }),
+    });
     const p = await check(text);
     assert.equal(httpUrl(p, 'api'), 'http://localhost:8000/health/ready/');
     assert.deepEqual(p.services.api?.signals.health, { kind: 'container', name: 'health', field: 'health' });
@@ -182,7 +197,7 @@ describe('rollguard init: the starter policy', () => {
   });
 
   it('thresholds carry their runbook source; Prometheus and notifications are commented out, secrets only as ${ENV}', async () => {
-    const { text } = generatePolicy([container('api', { exposedPorts: [8080] })]);
+    const { text } = generatePolicy([container('api', { exposedPorts: [8080] })], { probes: probed({ 'http://127.0.0.1:8080/': 200 }) });
     const p = await check(text);
     assert.equal(p.prometheus, undefined, 'rollguard works without Prometheus');
     assert.deepEqual(p.notifications, {});
@@ -212,6 +227,54 @@ describe('rollguard init: the starter policy', () => {
     assert.deepEqual(p.services, {});
     assert.match(text, /no running container was found/);
     assert.match(text, /^# {3}web:$/m);
+  });
+
+  it('a guessed readiness URL that answered 200 when probed reverts and is a recovery criterion', async () => {
+    const { text, plan } = generatePolicy([container('cache-ui', { exposedPorts: [8080] })], { probes: probed({ 'http://127.0.0.1:8080/': 200 }) });
+    assert.deepEqual(readinessRule(await check(text), 'cache-ui'), { action: 'rollback', severity: 'P0', recovers: true });
+    assert.deepEqual(plan.services[0]?.verdict, { action: 'rollback' });
+    assert.match(text, /# The readiness URL answered 200 when init probed it\./);
+  });
+
+  it('a guess that answered anything but 200 only notifies, says what it answered and what to fix, and is no recovery criterion', async () => {
+    const { text } = generatePolicy([
+      container('web', { exposedPorts: [8080] }),
+      container('api', { healthcheck: ['CMD-SHELL', 'curl -f http://localhost:9000/ready'] }),
+    ], { probes: probed({ 'http://127.0.0.1:8080/': 'HTTP 302, expected 200', 'http://localhost:9000/ready': 'request failed: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9000' }) });
+    const p = await check(text);
+    assert.deepEqual(readinessRule(p, 'web'), { action: 'notify', severity: 'P2', recovers: false });
+    assert.equal(httpUrl(p, 'web'), 'http://127.0.0.1:8080/', 'the signal is kept, for policy check --live and for fixing');
+    assert.match(text, /# Notify only, not verified: GET http:\/\/127\.0\.0\.1:8080\/ → HTTP 302, expected 200 now; fix the path, then make it severity: P0, action: rollback\./);
+    // Its HEALTHCHECK (the container's own verdict) still reverts and is the recovery criterion.
+    assert.deepEqual(readinessRule(p, 'api'), { action: 'notify', severity: 'P2', recovers: false });
+    assert.deepEqual(p.services.api?.rules.filter((r) => r.action === 'rollback').map((r) => r.signal), ['health']);
+    assert.deepEqual(p.services.api?.recovery.map((r) => r.signal), ['health']);
+    assert.match(text, /GET http:\/\/localhost:9000\/ready → request failed: ECONNREFUSED.* now; check the URL/);
+  });
+
+  it('a guess that was not probed never reverts', async () => {
+    const { text } = generatePolicy([container('cache-ui', { exposedPorts: [8080] })]);
+    assert.deepEqual(readinessRule(await check(text), 'cache-ui'), { action: 'notify', severity: 'P2', recovers: false });
+    assert.match(text, /not probed by init/);
+  });
+
+  it('https on 127.0.0.1 never reverts, even when the probe passed: a certificate is not made for a loopback address', async () => {
+    const { text } = generatePolicy([container('tls', { exposedPorts: [8443] })], { probes: probed({ 'https://127.0.0.1:8443/': 200 }) });
+    assert.deepEqual(readinessRule(await check(text), 'tls'), { action: 'notify', severity: 'P2', recovers: false });
+    assert.match(text, /https on 127\.0\.0\.1 can never verify/);
+  });
+
+  it('a port published on a host port Docker picks (-P, ports: ["8080"]) gives no URL, and says to publish a fixed one', async () => {
+    const { text } = generatePolicy([
+      container('random', { networkMode: 'bridge', exposedPorts: [8080], randomlyPublished: [8080] }),
+      container('hc-random', { networkMode: 'bridge', healthcheck: ['CMD-SHELL', 'wget -qO- http://127.0.0.1:80/ready'], exposedPorts: [80], randomlyPublished: [80] }),
+    ]);
+    const p = await check(text);
+    assert.equal(httpUrl(p, 'random'), undefined);
+    assert.equal(httpUrl(p, 'hc-random'), undefined);
+    assert.match(text, /port 8080 is published on a host port Docker picks anew at each start .*publish a fixed one \(-p 127\.0\.0\.1:8080:8080/);
+    assert.match(text, /its HEALTHCHECK probes port 80, published on a host port Docker picks anew/);
+    assert.doesNotMatch(text, /port 8080 is exposed but not published/);
   });
 
   it('scalar() quotes whatever YAML would read as something else', () => {

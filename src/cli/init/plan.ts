@@ -1,5 +1,5 @@
 import type { DiscoveredContainer } from './discovered.js';
-import { guessReadiness, type ReadinessGuess } from './readiness.js';
+import { guessReadiness, readinessVerdict, type ProbeResult, type ReadinessGuess, type ReadinessVerdict } from './readiness.js';
 
 /** How a generated service matches its replicas; the same forms as the policy's `match:`. */
 export type DraftMatch =
@@ -16,6 +16,8 @@ export interface ServiceDraft {
   /** What was found, for a comment: `Compose project "shop", service "web": 2 replicas (shop_web_1, shop_web_2)`. */
   found: string;
   readiness: ReadinessGuess;
+  /** For an HTTP readiness guess: whether its rule reverts (it answered 200 when probed) or only notifies, and why. */
+  verdict?: ReadinessVerdict;
   /** The image has a HEALTHCHECK: its result is a container signal of its own. */
   healthcheck: boolean;
   swarm: boolean;
@@ -61,9 +63,11 @@ function hasHealthcheck(c: DiscoveredContainer): boolean {
 /**
  * Groups running containers into the services of a starter policy: one per Compose service
  * (its replicas together), one per Swarm service (its tasks together), one per other container
- * (by name). Compose one-offs (`docker-compose run`) and rollguard itself get none.
+ * (by name). Compose one-offs (`docker-compose run`) and rollguard itself get none. `probes`
+ * holds what each guessed readiness URL answered when probed (by URL); a URL without one is not
+ * trusted to revert.
  */
-export function planServices(containers: readonly DiscoveredContainer[]): InitPlan {
+export function planServices(containers: readonly DiscoveredContainer[], probes: ReadonlyMap<string, ProbeResult> = new Map()): InitPlan {
   const groups = new Map<string, Group>();
   const skipped: InitPlan['skipped'] = [];
   for (const c of [...containers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -125,10 +129,17 @@ export function planServices(containers: readonly DiscoveredContainer[]): InitPl
       ? { kind: 'none', notes: ['a Swarm service\'s tasks run on any node: address each task with {{node_addr}} (and {{slot}}), e.g. http://{{node_addr}}:8080/ready'] }
       : guessReadiness(first);
     services.push({
-      key, match: g.match, readiness, healthcheck: hasHealthcheck(first), swarm: g.kind === 'swarm',
+      key, match: g.match, readiness,
+      ...(readiness.kind === 'http' ? { verdict: readinessVerdict(readiness.url, readiness.from, probes.get(readiness.url)) } : {}),
+      healthcheck: hasHealthcheck(first), swarm: g.kind === 'swarm',
       found: g.kind === 'container' ? g.what : `${g.what}: ${replicaList(members, g.kind === 'swarm' ? 'task' : 'replica')}`,
     });
   }
   services.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { services, skipped };
+}
+
+/** The readiness URLs a plan guessed, each once: what `init` probes before writing the policy. */
+export function guessedUrls(plan: InitPlan): string[] {
+  return [...new Set(plan.services.flatMap((s) => (s.readiness.kind === 'http' ? [s.readiness.url] : [])))];
 }

@@ -68,11 +68,16 @@ function fromHealthcheck(c: DiscoveredContainer): { url?: string; note?: string 
   if (c.networkMode === 'host') return { url: url.toString() };
   const port = defaultPort(url);
   const pub = c.published.find((p) => p.containerPort === port);
+  if (!pub && c.randomlyPublished.includes(port)) return { note: `its HEALTHCHECK probes port ${port}, ${RANDOM_PORT(port)}` };
   if (!pub) return { note: `its HEALTHCHECK probes port ${port}, which is not published on the host` };
   url.hostname = publishedHost(pub.hostIp);
   url.port = String(pub.hostPort);
   return { url: url.toString() };
 }
+
+/** Why no URL is guessed on a port published on a host port Docker picks at each start, and the fix. */
+const RANDOM_PORT = (p: number): string =>
+  `published on a host port Docker picks anew at each start (-P, -p ${p}, or Compose ports: ["${p}"]), so a URL on it stops working after the first deploy: publish a fixed one (-p 127.0.0.1:${p}:${p}, or ports: ["127.0.0.1:${p}:${p}"]) and add the readiness check on it`;
 
 interface PortCandidate { port: number; host: string; source: string }
 
@@ -85,7 +90,8 @@ function portCandidates(c: DiscoveredContainer): { candidates: PortCandidate[]; 
     for (const [name, p] of Object.entries(c.portEnv).sort(([, a], [, b]) => a - b)) raw.push({ port: p, host: '127.0.0.1', source: `${name}=${p} in its environment` });
   } else {
     for (const p of [...c.published].sort((a, b) => a.hostPort - b.hostPort)) raw.push({ port: p.hostPort, host: publishedHost(p.hostIp), source: `container port ${p.containerPort} published on ${p.hostPort}` });
-    const unpublished = c.exposedPorts.filter((p) => !c.published.some((pub) => pub.containerPort === p));
+    for (const p of c.randomlyPublished) notes.push(`port ${p} is ${RANDOM_PORT(p)}`);
+    const unpublished = c.exposedPorts.filter((p) => !c.published.some((pub) => pub.containerPort === p) && !c.randomlyPublished.includes(p));
     if (unpublished.length && !c.published.length) {
       notes.push(`port ${unpublished.join(', ')} is exposed but not published: the host cannot reach it at a fixed address (publish it on 127.0.0.1, or use host networking)`);
     }
@@ -123,4 +129,34 @@ export function guessReadiness(c: DiscoveredContainer): ReadinessGuess {
   notes.push(`guessed from ${best.source}: FIX THE PATH to the service's readiness endpoint (e.g. /health/ready/)`);
   if (others.length) notes.push(`it also listens on ${others.map((o) => o.port).join(', ')}`);
   return { kind: 'http', url: `${scheme}://${best.host}:${best.port}/`, from: 'port', notes };
+}
+
+/** What a guessed readiness URL answered when `init` requested it once, as the check would (GET, 200 expected). */
+export interface ProbeResult {
+  /** It answered 200 within the check's timeout. */
+  ok: boolean;
+  /** Otherwise what happened: `HTTP 404, expected 200`, `request failed: ECONNREFUSED: …`, `no complete response within 2000 ms`. */
+  detail?: string;
+}
+
+/**
+ * What a guessed readiness check may do: revert (`rollback`) only when it answered exactly as
+ * written when `init` probed it, else only notify, with why and what to fix. A wrong guess that
+ * reverts would revert the first healthy deploy and then fail its recovery (ROLLBACK FAILED).
+ */
+export type ReadinessVerdict = { action: 'rollback' } | { action: 'notify'; why: string };
+
+const LOOPBACK_ADDRESSES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** The verdict for one guessed URL, from its probe result (undefined: not probed). Pure. */
+export function readinessVerdict(url: string, from: 'healthcheck' | 'port', probe: ProbeResult | undefined): ReadinessVerdict {
+  const then = 'then make it severity: P0, action: rollback';
+  const host = new URL(url).hostname;
+  if (url.startsWith('https:') && LOOPBACK_ADDRESSES.has(host)) {
+    return { action: 'notify', why: `https on ${host} can never verify: a certificate is made for the service's name, not ${host}; write the URL with that name, check it answers 200, ${then}` };
+  }
+  if (!probe) return { action: 'notify', why: `not probed by init: check that GET ${url} answers 200, ${then}` };
+  if (probe.ok) return { action: 'rollback' };
+  const fix = from === 'port' ? 'fix the path' : 'check the URL (and that the service is up)';
+  return { action: 'notify', why: `GET ${url} → ${probe.detail ?? 'no 200'} now; ${fix}, ${then}` };
 }

@@ -38,6 +38,9 @@ const ERROR_RATE_QUERY = [
 function serviceLines(s: ServiceDraft): string[] {
   const out: string[] = [`  ${s.key}:`, `    # ${text(s.found)}`, '    match:', ...matchLines(s.match).map((l) => `      ${l}`), '    signals:'];
   const ready = s.readiness.kind === 'http';
+  // Only a readiness check that answered 200 when init probed it reverts; a wrong guess that
+  // reverted would undo the first healthy deploy and then fail its recovery.
+  const reverts = ready && s.verdict?.action === 'rollback';
   if (s.readiness.kind === 'http') {
     out.push('      ready:                   # 1 when the URL answers 200 within the timeout, else 0');
     for (const note of s.readiness.notes) out.push(`        # ${text(note)}`);
@@ -65,8 +68,17 @@ function serviceLines(s: ServiceDraft): string[] {
     '      # Runbook "When to Rollback": user-facing features completely broken. 3 failing samples in a row',
     '      # (45 s at the 15s interval) revert, well within the P0 SLA (rollback within 15 minutes).',
   );
-  if (ready) out.push('      - {name: readiness failing, signal: ready, below: 1, for: 3, severity: P0, action: rollback}');
-  else out.push('      # - {name: readiness failing, signal: ready, below: 1, for: 3, severity: P0, action: rollback}');
+  if (reverts) {
+    out.push(
+      '      # The readiness URL answered 200 when init probed it.',
+      '      - {name: readiness failing, signal: ready, below: 1, for: 3, severity: P0, action: rollback}',
+    );
+  } else if (ready) {
+    out.push(
+      `      # Notify only, not verified: ${text(s.verdict?.action === 'notify' ? s.verdict.why : 'not probed')}.`,
+      '      - {name: readiness failing, signal: ready, below: 1, for: 3, severity: P2, action: notify}',
+    );
+  } else out.push('      # - {name: readiness failing, signal: ready, below: 1, for: 3, severity: P0, action: rollback}');
   if (s.healthcheck) out.push('      - {name: health check failing, signal: health, below: 1, for: 3, severity: P0, action: rollback}');
   out.push(
     '      # A replica that crashes, is OOM-killed or restarts counts against the version without a rule',
@@ -75,15 +87,16 @@ function serviceLines(s: ServiceDraft): string[] {
     '      # Runbook "ROLLBACK If: error rate >5% after deployment" (needs Prometheus and error_rate above):',
     '      # - {name: error rate above 5%, signal: error_rate, above: 0.05, for: 3, severity: P0, action: rollback}',
   );
-  const recovery = [ready ? '{signal: ready, above: 0}' : undefined, s.healthcheck ? '{signal: health, above: 0}' : undefined].filter((r) => r !== undefined);
+  const recovery = [reverts ? '{signal: ready, above: 0}' : undefined, s.healthcheck ? '{signal: health, above: 0}' : undefined].filter((r) => r !== undefined);
   if (recovery.length) {
     out.push('    recovery:                  # runbook success criteria after a revert: health checks pass …');
     for (const r of recovery) out.push(`      - ${r}`);
+    if (ready && !reverts) out.push('      # - {signal: ready, above: 0}         # once the readiness check answers 200');
     out.push('      # - {signal: error_rate, below: 0.01}   # … and the error rate is below 1 % (with Prometheus)');
   } else {
     out.push(
-      '    # No recovery criteria yet (runbook: health checks pass, error rate below 1 %); with a readiness',
-      '    # check or Prometheus:',
+      `    # No recovery criteria yet (runbook: health checks pass, error rate below 1 %); with a readiness`,
+      `    # check ${ready ? 'that answers 200 ' : ''}or Prometheus:`,
       '    # recovery:',
       '    #   - {signal: ready, above: 0}',
       '    #   - {signal: error_rate, below: 0.01}',
@@ -168,7 +181,9 @@ export function renderPolicy(plan: InitPlan, opts: RenderOptions = {}): string {
   if (plan.services.length) {
     lines.push(
       `# rollguard policy written by \`rollguard init\`${when} from the containers running then.`,
-      '# Readiness URLs are guesses: those marked FIX THE PATH need the service\'s real endpoint.',
+      '# Readiness URLs are guesses: those marked FIX THE PATH need the service\'s real endpoint. init',
+      '# requested each once: only one that answered 200 reverts (action: rollback) and counts for recovery;',
+      '# the others only notify, with what they answered, until fixed.',
     );
   } else {
     lines.push(
