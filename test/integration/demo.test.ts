@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -70,21 +71,92 @@ describe('rollguard demo on the real engine', { timeout: 600_000 }, () => {
     assert.ok(tookMs < 150_000, `the demo took ${tookMs} ms`);
   });
 
-  it('Ctrl-C in the middle stops the demo and cleans up too', async () => {
+  /** Starts the demo, sends `sig` once `when` shows in its output, and resolves its exit code and output. */
+  async function interrupt(sig: NodeJS.Signals, when: RegExp): Promise<{ code: number | null; out: string }> {
     const child = spawn(process.execPath, [CLI, ...(await demoArgs())], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     const exited = once(child, 'exit');
-    // In the middle: the demo's own v1 container runs.
-    await waitFor('the demo to run its v1 container', async () => /v1 is up/.test(out), 120_000);
+    await waitFor(`the demo to print ${when}`, async () => when.test(out), 120_000);
     assert.notDeepEqual(await leftovers(), [], 'the demo created things to clean up');
-    child.kill('SIGINT');
-    const [code] = await exited;
-    await keepOutput(['demo (SIGINT)'], out, '');
+    child.kill(sig);
+    const [code] = (await exited) as [number | null];
+    await keepOutput([`demo (${sig})`], out, '');
+    return { code, out };
+  }
+
+  it('Ctrl-C in the middle stops the demo and cleans up too (exit 130)', async () => {
+    const { code, out } = await interrupt('SIGINT', /v1 is up/);
     assert.equal(code, 130, out);
     assert.match(out, /SIGINT: stopping the demo and cleaning up/);
     assert.match(out, /cleaned up: \d container\(s\), 2 image\(s\) removed/);
+    assert.deepEqual(await leftovers(), []);
+  });
+
+  it('Ctrl-C once the revert is decided lets it finish and still leaves nothing behind', async () => {
+    const { code, out } = await interrupt('SIGINT', /revert decided/);
+    assert.equal(code, 130, out);
+    assert.match(out, /cleaned up: \d container\(s\), 2 image\(s\) removed/);
+    assert.deepEqual(await leftovers(), []);
+  });
+
+  it('a closed terminal (SIGHUP) cleans up like Ctrl-C (exit 129)', async () => {
+    const { code, out } = await interrupt('SIGHUP', /v1 is up/);
+    assert.equal(code, 129, out);
+    assert.match(out, /SIGHUP: stopping the demo and cleaning up/);
+    assert.deepEqual(await leftovers(), []);
+  });
+
+  it('refuses, changing nothing, when a container or image tag of its names is not the demo\'s', async () => {
+    // Someone's own container and image that happen to carry the demo's names (no demo label).
+    const ctx = await mkdtemp(path.join(os.tmpdir(), 'rg-demo-foreign-'));
+    const foreignImage = 'rg-demo-foreign:latest';
+    try {
+      await copyFile('/bin/busybox', path.join(ctx, 'busybox'));
+      await writeFile(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sleep", "3600"]\n');
+      const imageId = await docker('build', '-q', '-t', foreignImage, ctx);
+      const containerId = await docker('create', '--name', `${PREFIX}app`, foreignImage);
+
+      const refused = await cli(await demoArgs());
+      assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, /rollguard demo refused: container rg-demo-app already exists and is not the demo's \(no label io\.rollguard\.demo=rg-demo-\).*Nothing was changed; choose another name prefix with --prefix/);
+      assert.doesNotMatch(refused.stdout, /building/);
+      assert.equal(await docker('inspect', '-f', '{{.Id}}', `${PREFIX}app`), containerId, 'the container is left alone');
+
+      await docker('rm', '-f', containerId);
+      await docker('tag', foreignImage, `${PREFIX}app:v2`);
+      const refusedTag = await cli(await demoArgs());
+      assert.equal(refusedTag.code, 1, refusedTag.stdout + refusedTag.stderr);
+      assert.match(refusedTag.stderr, /image rg-demo-app:v2 already exists and is not the demo's/);
+      assert.equal(await docker('image', 'inspect', '-f', '{{.Id}}', `${PREFIX}app:v2`), imageId, 'the tag still names their image');
+    } finally {
+      await docker('rm', '-f', `${PREFIX}app`).catch(() => '');
+      await docker('rmi', `${PREFIX}app:v2`).catch(() => '');
+      await docker('rmi', foreignImage).catch(() => '');
+      await rm(ctx, { recursive: true, force: true });
+    }
+    assert.deepEqual(await leftovers(), []);
+  });
+
+  it('an app that dies at start fails the demo at once with its exit code and last log lines', async () => {
+    // The port is taken on 127.0.0.1, so the demo app exits with EADDRINUSE as it starts.
+    const taken = net.createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const started = Date.now();
+      const r = await cli(['demo', '--prefix', PREFIX, '--port', String(port), '--listen', `127.0.0.1:${await freePort()}`]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /v1 \(container rg-demo-app\) did not start: it exited with code 1; its last log lines:\n.*EADDRINUSE/s);
+      assert.doesNotMatch(r.stderr, /timed out/);
+      assert.ok(Date.now() - started < 60_000, `noticed after ${Date.now() - started} ms`);
+      const kept = /rollguard's log is kept in (\/\S+\/rollguard-demo-log-\w+)\/rollguard\.log/.exec(r.stdout);
+      assert.ok(kept, r.stdout);
+      await rm(kept[1] as string, { recursive: true, force: true });
+    } finally {
+      taken.close();
+    }
     assert.deepEqual(await leftovers(), []);
   });
 });

@@ -55,3 +55,35 @@ export async function removeDemoResources(docker: Docker, prefix: string): Promi
   if (problems.length) throw new Error(`could not remove everything the demo created: ${problems.join('; ')}`);
   return removed;
 }
+
+/**
+ * removeDemoResources, repeated (up to `passes` times, `waitMs` apart) until nothing with the
+ * demo's label is left: a revert finishing while the first pass runs can start a container
+ * after it. Resolves everything removed; throws the last pass's problems, or what is still left.
+ */
+export async function removeAllDemoResources(docker: Docker, prefix: string, opts: { passes?: number; waitMs?: number } = {}): Promise<Removed> {
+  const passes = opts.passes ?? 3;
+  const filter = { label: [`${DEMO_LABEL}=${prefix}`] };
+  const all: Removed = { containers: [], images: [], volumes: [] };
+  let problem: Error | undefined;
+  for (let pass = 1; pass <= passes; pass++) {
+    problem = undefined;
+    try {
+      const removed = await removeDemoResources(docker, prefix);
+      all.containers.push(...removed.containers);
+      all.images.push(...removed.images);
+      all.volumes.push(...removed.volumes);
+    } catch (err) {
+      problem = err as Error;
+    }
+    const left = [
+      ...(await docker.listContainers({ all: true, filters: filter })).map((c) => `container ${c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)}`),
+      ...(await docker.listImages({ filters: filter })).map((i) => `image ${i.RepoTags?.find((t) => t !== '<none>:<none>') ?? i.Id.slice(7, 19)}`),
+      ...((await docker.listVolumes({ filters: filter })).Volumes ?? []).map((v) => `volume ${v.Name}`),
+    ];
+    if (!left.length) return all;
+    if (pass === passes) throw problem ?? new Error(`could not remove everything the demo created: still left: ${left.join(', ')}`);
+    await new Promise((r) => setTimeout(r, opts.waitMs ?? 1_000));
+  }
+  return all;
+}

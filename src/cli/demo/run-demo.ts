@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { constants as fsConstants, createWriteStream, type WriteStream } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -10,9 +10,11 @@ import { createLogger } from '../../daemon/logger.js';
 import { runRollguard, type RunningRollguard } from '../../daemon/runtime.js';
 import { DockerUnreachableError, dockerEndpoint, reachDocker } from '../docker-reachable.js';
 import { exitCodeFor } from '../exit-codes.js';
-import { DEMO_LABEL, removeDemoResources } from './cleanup.js';
-import { buildDemoImages, type DemoImage } from './image.js';
+import { appExited, deployApp } from './app-container.js';
+import { DEMO_LABEL, removeAllDemoResources, removeDemoResources } from './cleanup.js';
+import { buildDemoImages } from './image.js';
 import { DEMO_ERROR_RATIO, demoPolicy } from './policy.js';
+import { checkEngine, checkNamesFree, DemoRefused } from './preflight.js';
 import { Progress } from './progress.js';
 
 export interface DemoOptions {
@@ -121,18 +123,6 @@ async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T
   }
 }
 
-/** Runs a version of the demo app the way an operator deploys: `docker rm -f NAME && docker run --name NAME --network host …`. */
-async function deployApp(docker: Docker, name: string, image: DemoImage, port: number, prefix: string): Promise<void> {
-  await docker.getContainer(name).remove({ force: true }).catch((err: { statusCode?: number }) => {
-    if (err.statusCode !== 404) throw err;
-  });
-  const container = await docker.createContainer({
-    name, Image: image.ref, Env: [`PORT=${port}`], Labels: { [DEMO_LABEL]: prefix },
-    HostConfig: { NetworkMode: 'host' },
-  });
-  await container.start();
-}
-
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 interface Outcome {
@@ -145,11 +135,17 @@ interface Outcome {
  * The whole loop on this host: build the demo images, run v1, start rollguard on it, deploy v2 and
  * follow rollguard's revert; cleans up whatever happens. Resolves the exit code.
  */
-async function demo(opts: DemoOptions, signal: AbortSignal, p: Progress, out: NodeJS.WritableStream): Promise<number> {
+async function demo(opts: DemoOptions, signal: AbortSignal, p: Progress, out: NodeJS.WritableStream, shared: DemoShared): Promise<number> {
   const docker = await reachDocker();
-  p.ok(`Docker engine at ${await dockerEndpoint(docker)}`);
+  const endpoint = await dockerEndpoint(docker);
   const name = `${opts.prefix}app`;
+  // Before anything is built or removed: an engine whose host network is not this host's, or a
+  // container or image of the demo's names that is not the demo's, and the demo refuses.
+  await checkEngine(docker, endpoint);
+  await checkNamesFree(docker, name, opts.prefix);
+  p.ok(`Docker engine at ${endpoint}`);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'rollguard-demo-'));
+  shared.tmp = tmp;
   const logFile = path.join(tmp, 'rollguard.log');
   const logStream = createWriteStream(logFile);
   let starting: Promise<RunningRollguard> | undefined;
@@ -183,7 +179,12 @@ async function demo(opts: DemoOptions, signal: AbortSignal, p: Progress, out: No
 
     p.step(`running v1 as container ${name} (host network, 127.0.0.1:${port})`);
     await deployApp(docker, name, images.good, port, opts.prefix);
-    await until(`v1 to answer ${readyUrl}`, async () => ((await httpStatus(readyUrl)) === 200 ? true : undefined), signal);
+    await until(`v1 to answer ${readyUrl}`, async () => {
+      if ((await httpStatus(readyUrl)) === 200) return true;
+      const exited = await appExited(docker, name);
+      if (exited) throw new DemoFailed(`v1 (container ${name}) did not start: it ${exited}`);
+      return undefined;
+    }, signal);
     p.ok(`v1 is up: GET ${readyUrl} → 200`);
 
     if (opts.prometheus) {
@@ -275,56 +276,91 @@ async function demo(opts: DemoOptions, signal: AbortSignal, p: Progress, out: No
       p.bad(`rollguard could not start: ${err.message}`);
       return undefined;
     });
-    if (rollguard) await rollguard.stop().catch((err: Error) => p.note(`stopping rollguard: ${err.message}`));
+    if (rollguard) {
+      const watch = (rollguard.daemon.status().services[SERVICE] as { watch: { state: string } | null } | undefined)?.watch;
+      if (watch?.state === 'rolling_back') p.step('a revert is finishing… (rollguard stops once it is done, within 30 s)');
+      await rollguard.stop().catch((err: Error) => p.note(`stopping rollguard: ${err.message}`));
+    }
     try {
-      const removed = await removeDemoResources(docker, opts.prefix);
+      const removed = await removeAllDemoResources(docker, opts.prefix);
       p.ok(`cleaned up: ${removed.containers.length} container(s), ${removed.images.length} image(s)${removed.volumes.length ? `, ${removed.volumes.length} volume(s)` : ''} removed; rollguard stopped`);
     } catch (err) {
       p.bad(`${(err as Error).message}`);
     }
     await new Promise((r) => logStream.end(r));
     if (failed && starting && !signal.aborted) {
-      const kept = path.join(os.tmpdir(), `rollguard-demo-${Date.now()}.log`);
-      await copyFile(logFile, kept).then(() => p.note(`rollguard's log is kept in ${kept}`), () => {});
+      // A directory of its own (mkdtemp: new, private, unpredictable), so no link planted in /tmp is followed.
+      const kept = await mkdtemp(path.join(os.tmpdir(), 'rollguard-demo-log-'))
+        .then(async (dir) => {
+          const file = path.join(dir, 'rollguard.log');
+          await copyFile(logFile, file, fsConstants.COPYFILE_EXCL);
+          return file;
+        })
+        .catch(() => undefined);
+      if (kept) p.note(`rollguard's log is kept in ${kept}`);
     }
     await rm(tmp, { recursive: true, force: true });
+    shared.tmp = undefined;
   }
 }
 
+/** What the signal handler needs to know of a demo in progress. */
+interface DemoShared {
+  /** The demo's temporary directory (policy, embedded database, log) while it exists. */
+  tmp?: string;
+}
+
+/** The exit code of a demo stopped by `sig`: 128 + the signal's number, as a shell reports it. */
+export function signalExitCode(sig: NodeJS.Signals): number {
+  return 128 + (os.constants.signals[sig] ?? 0);
+}
+
 /**
- * `rollguard demo`: the loop on this host in about a minute. Ctrl-C stops it and cleans up (a
- * second Ctrl-C leaves at once). Resolves the exit code: 0 when rollguard reverted the bad deploy
- * and the demo cleaned up, 69 without a reachable Docker engine, 1 when anything else failed,
- * 130 when interrupted.
+ * `rollguard demo`: the loop on this host in about a minute. Ctrl-C (or SIGTERM, or SIGHUP when
+ * the terminal goes) stops it and cleans up; a second signal leaves at once, printing how to
+ * remove what is left. Resolves the exit code: 0 when rollguard reverted the bad deploy and the
+ * demo cleaned up, 69 without a reachable Docker engine, 1 when the demo refused to run here or
+ * anything else failed, 128 + the signal's number when stopped by one (SIGINT 130, SIGTERM 143, SIGHUP 129).
  */
 export async function demoCommand(opts: DemoOptions): Promise<number> {
   const out = process.stdout;
   const p = new Progress(out);
   const abort = new AbortController();
-  let interrupts = 0;
+  const shared: DemoShared = {};
+  let stoppedBy: NodeJS.Signals | undefined;
+  // After SIGHUP the terminal is gone: writing to it fails (EIO, EPIPE), which must not end the
+  // clean-up. Kept until the process exits, as a failed write may still be reported after the demo.
+  const ignoreWriteError = (): void => {};
+  process.stdout.on('error', ignoreWriteError);
+  process.stderr.on('error', ignoreWriteError);
   const onSignal = (sig: NodeJS.Signals): void => {
-    interrupts += 1;
-    if (interrupts > 1) {
-      process.stderr.write(`\nleaving without cleaning up; remove what is left with: docker rm -f $(docker ps -aq --filter label=${DEMO_LABEL}=${opts.prefix}); docker rmi $(docker images -q --filter label=${DEMO_LABEL}=${opts.prefix})\n`);
-      process.exit(130);
+    if (stoppedBy) {
+      const label = `label=${DEMO_LABEL}=${opts.prefix}`;
+      process.stderr.write(`\nleaving without cleaning up; remove what is left with:\n  docker ps -aq --filter ${label} | xargs -r docker rm -f -v\n  docker images -q --filter ${label} | xargs -r docker rmi -f\n${shared.tmp ? `  rm -rf '${shared.tmp}'\n` : ''}`);
+      process.exit(signalExitCode(sig));
     }
+    stoppedBy = sig;
     p.step(`${sig}: stopping the demo and cleaning up (again to leave at once)`);
     abort.abort(new Error(sig));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of signals) process.on(sig, onSignal);
   try {
-    return await demo(opts, abort.signal, p, out);
+    // Resolved: the loop finished (with --keep-running, Ctrl-C is how it ends), whatever came after.
+    return await demo(opts, abort.signal, p, out, shared);
   } catch (err) {
-    if (abort.signal.aborted) return 130;
+    if (stoppedBy) return signalExitCode(stoppedBy);
     if (err instanceof DockerUnreachableError || err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       return exitCodeFor(err);
     }
+    if (err instanceof DemoRefused) {
+      process.stderr.write(`rollguard demo refused: ${err.message}\n`);
+      return 1;
+    }
     process.stderr.write(`rollguard demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of signals) process.off(sig, onSignal);
   }
 }
