@@ -1,6 +1,6 @@
 /**
- * Runs the integration test files two at a time, within the limits of what they share:
- * - files that stop a shared service (the Docker engine, PostgreSQL) run alone, first;
+ * Runs the integration test files three at a time, within the limits of what they share:
+ * - the file that stops a shared service (PostgreSQL) runs alone, first;
  * - files of one port group (the fixture ports 18080-18082) never run at the same time;
  * - init and the README tutorial (they see every container and Swarm service on the engine; the
  *   tutorial listens on the default port) and zz-secrets-in-logs (it reads the logs every other
@@ -19,18 +19,24 @@ import path from 'node:path';
 import { buildFixtures, ROOT } from '../test/integration/harness.js';
 
 const DIR = path.join(ROOT, 'test/integration');
-/** Restart the engine or the database every other file uses. */
-const ALONE_FIRST = new Set(['outages.test.ts', 'store-outage.test.ts']);
+/** Restarts the database every other file uses (outages restarts an engine of its own, not the main one). */
+const ALONE_FIRST = new Set(['store-outage.test.ts']);
 /** Reads what all the others left. */
 const ALONE_LAST = new Set(['init.test.ts', 'tutorial.test.ts', 'zz-secrets-in-logs.test.ts']);
-/** One file of each group at a time: shared loopback ports, or load beside timing assertions. */
-const GROUPS: Record<string, string> = {
-  'services.test.ts': 'fixture-ports', 'watch-and-revert.test.ts': 'fixture-ports', 'lifecycle.test.ts': 'fixture-ports', 'revert-failures.test.ts': 'fixture-ports',
-  'packaging.test.ts': 'timing', 'status-page.test.ts': 'timing', 'ha.test.ts': 'timing', 'batching.test.ts': 'timing', 'crash.test.ts': 'timing', 'signal-faults.test.ts': 'timing',
+/**
+ * One file of each group at a time: shared loopback ports (the fixture ports 18080-18082; the
+ * default listen address 127.0.0.1:9817, which outages asserts and demo takes when free), or load
+ * (an image build, a browser, a second engine) beside timing assertions (lease takeover,
+ * batching, the stop grace, a revert not slowed by hanging receivers).
+ */
+const GROUPS: Record<string, string[]> = {
+  'services.test.ts': ['fixture-ports'], 'watch-and-revert.test.ts': ['fixture-ports'], 'lifecycle.test.ts': ['fixture-ports'], 'revert-failures.test.ts': ['fixture-ports'],
+  'packaging.test.ts': ['timing'], 'status-page.test.ts': ['timing'], 'ha.test.ts': ['timing'], 'batching.test.ts': ['timing'], 'crash.test.ts': ['timing'],
+  'signal-faults.test.ts': ['timing'], 'outages.test.ts': ['timing', 'port-9817'], 'demo.test.ts': ['port-9817'],
 };
 /** The longest files first, so the lanes end together (seconds, from a run of the whole suite). */
 const WEIGHT: Record<string, number> = {
-  'services.test.ts': 261, 'policy-rules.test.ts': 259, 'swarm.test.ts': 183, 'crash.test.ts': 150, 'notifications.test.ts': 138,
+  'services.test.ts': 261, 'policy-rules.test.ts': 259, 'outages.test.ts': 222, 'swarm.test.ts': 183, 'crash.test.ts': 150, 'notifications.test.ts': 138,
   'lifecycle.test.ts': 126, 'packaging.test.ts': 126, 'flapping.test.ts': 112, 'ha.test.ts': 85, 'watch-and-revert.test.ts': 75,
   'revert-failures.test.ts': 70, 'holds.test.ts': 66, 'batching.test.ts': 52, 'rollback-cli.test.ts': 39, 'resume.test.ts': 34,
   'status-page.test.ts': 31, 'state-dir.test.ts': 28, 'demo.test.ts': 25, 'signal-faults.test.ts': 23,
@@ -64,7 +70,7 @@ function report(r: Result): void {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const at = args.indexOf('--concurrency');
-  const concurrency = at >= 0 ? Number(args.splice(at, 2)[1]) : 2;
+  const concurrency = at >= 0 ? Number(args.splice(at, 2)[1]) : 3;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error('--concurrency: expected a positive integer');
   const files = (args.length ? args.map((f) => path.basename(f)) : readdirSync(DIR).filter((f) => f.endsWith('.test.ts'))).sort();
   const t0 = Date.now();
@@ -86,16 +92,16 @@ async function main(): Promise<void> {
     const next = (): void => {
       if (!queue.length && !running) return done();
       while (running < concurrency) {
-        const i = queue.findIndex((f) => !GROUPS[f] || !busy.has(GROUPS[f]));
+        const i = queue.findIndex((f) => !(GROUPS[f] ?? []).some((g) => busy.has(g)));
         if (i < 0) return;
         const [file] = queue.splice(i, 1) as [string];
-        const group = GROUPS[file];
-        if (group) busy.add(group);
+        const groups = GROUPS[file] ?? [];
+        for (const g of groups) busy.add(g);
         running++;
         void runFile(file).then((r) => {
           report(r);
           results.push(r);
-          if (group) busy.delete(group);
+          for (const g of groups) busy.delete(g);
           running--;
           next();
         });

@@ -54,7 +54,8 @@ npm run -s depcheck
 
 # --- tests -------------------------------------------------------------------------------------
 # Unit tests are pure (no services): two files at a time. Integration tests share the Docker engine,
-# PostgreSQL and some ports: two files at a time, except those that restart a shared service (alone,
-# first) and the log scan (alone, last); see scripts/integration.ts. Each run ends with its own summary.
+# PostgreSQL and some ports: three files at a time, except the one that restarts PostgreSQL (alone,
+# first) and those that see every container or read every log (alone, last); see
+# scripts/integration.ts. Each run ends with its own summary.
 node --import tsx --test --test-concurrency=2 --test-reporter=spec src/*/*.test.ts src/*/*/*.test.ts
 node --import tsx scripts/integration.ts
