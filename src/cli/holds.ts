@@ -22,25 +22,25 @@ export function apiError(err: unknown): Error {
   return new DaemonUnreachableError(`cannot reach rollguard: ${e.code ?? e.message ?? String(err)}`);
 }
 
-export async function placeHold(service: string, opts: { for: string; reason: string; api?: string; stateDir: string }): Promise<string> {
+export async function placeHold(service: string, opts: { for: string; reason: string; api?: string; stateDir: string; json?: boolean }): Promise<string | object> {
   const { api, token } = await daemonApi(opts);
   try {
     const res = await axios.post<{ until: string; deployment_id: number }>(`${api}/api/v1/holds`, { service, for: opts.for, reason: opts.reason }, {
       headers: { authorization: `Bearer ${token}` }, timeout: 10_000,
     });
-    return `${service}: automatic reverts of deployment ${res.data.deployment_id} paused until ${res.data.until}`;
+    return opts.json ? res.data : `${service}: automatic reverts of deployment ${res.data.deployment_id} paused until ${res.data.until}`;
   } catch (err) {
     throw apiError(err);
   }
 }
 
-export async function releaseHold(service: string, opts: { api?: string; stateDir: string }): Promise<string> {
+export async function releaseHold(service: string, opts: { api?: string; stateDir: string; json?: boolean }): Promise<string | object> {
   const { api, token } = await daemonApi(opts);
   try {
     const res = await axios.delete<{ kind: string; deployment_id: number }>(`${api}/api/v1/holds/${encodeURIComponent(service)}`, {
       headers: { authorization: `Bearer ${token}` }, timeout: 10_000,
     });
-    return `${service}: ${res.data.kind} of deployment ${res.data.deployment_id} released; automatic reverts resume`;
+    return opts.json ? res.data : `${service}: ${res.data.kind} of deployment ${res.data.deployment_id} released; automatic reverts resume`;
   } catch (err) {
     throw apiError(err);
   }

@@ -65,6 +65,8 @@ program
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     try {
+      // A bad policy is told first (78: not worth restarting), before an engine that does not answer (69).
+      await loadPolicy(opts.policy);
       rollguard = await runRollguard({ policyFile: opts.policy, listen: opts.listen, dryRun: opts.dryRun, stateDir: opts.stateDir, databaseUrl: process.env.DATABASE_URL || undefined, instanceId: opts.instanceId, leaseTtlMs, log, docker: await reachDocker() });
     } catch (err) {
       if (err instanceof ConfigError || err instanceof StateDirBusyError || err instanceof DockerUnreachableError) {
@@ -98,20 +100,28 @@ policy
   .option('--live', 'then query each PromQL signal and request each HTTP check once; exit 1 when any fails', false)
   .option('--image <ref>', 'with --live: the image reference for {{image}} and {{version}} (default: placeholders)')
   .option('--container <name>', 'with --live: the container name for {{container}} (default: the match name or a placeholder)')
-  .action(async (file: string, opts: { live: boolean; image?: string; container?: string }) => {
+  .option('--json', 'print the result as JSON: {file, ok, services, problems, live}', false)
+  .action(async (file: string, opts: { live: boolean; image?: string; container?: string; json: boolean }) => {
     try {
       const p = await loadPolicy(file);
       const services = Object.values(p.services);
-      process.stdout.write(`${file}: ok — ${services.length} service(s): ${services.map((s) => `${s.name} (${s.rules.length} rules)`).join(', ')}\n`);
+      if (!opts.json) process.stdout.write(`${file}: ok — ${services.length} service(s): ${services.map((s) => `${s.name} (${s.rules.length} rules)`).join(', ')}\n`);
+      let live: unknown;
       if (opts.live) {
         const { formatLiveCheck, liveCheck, liveCheckPassed } = await import('./live-check.js');
         const report = await liveCheck(p, { image: opts.image, container: opts.container });
-        process.stdout.write(`${formatLiveCheck(report, p.prometheus?.url)}\n`);
+        live = report.services.map((s) => ({ service: s.name, results: s.results }));
+        if (!opts.json) process.stdout.write(`${formatLiveCheck(report, p.prometheus?.url)}\n`);
         if (!liveCheckPassed(report)) process.exitCode = 1;
+      }
+      if (opts.json) {
+        const summary = { file, ok: process.exitCode !== 1, services: services.map((s) => ({ name: s.name, rules: s.rules.length })), problems: [], live };
+        process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       }
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      process.stderr.write(`${err.message}\n`);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ file, ok: false, services: [], problems: err.problems }, null, 2)}\n`);
+      else process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
     }
   });
@@ -154,20 +164,22 @@ notify
   .command('test <channel>')
   .description('send a test message to a channel of the policy and report the result')
   .requiredOption('--policy <file>', 'policy YAML')
-  .action(async (channel: string, opts: { policy: string }) => {
+  .option('--json', 'print {channel, delivered, result} as JSON', false)
+  .action(async (channel: string, opts: { policy: string; json: boolean }) => {
     try {
       const p = await loadPolicy(opts.policy);
       const result = await (await import('./notify-test.js')).sendTestMessage(p, channel);
-      process.stdout.write(`${result}\n`);
+      process.stdout.write(opts.json ? `${JSON.stringify({ channel, delivered: true, result })}\n` : `${result}\n`);
     } catch (err) {
       process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = exitCodeFor(err);
     }
   });
 
-const report = async (work: () => Promise<string>): Promise<void> => {
+const report = async (work: () => Promise<string | object>): Promise<void> => {
   try {
-    process.stdout.write(`${await work()}\n`);
+    const out = await work();
+    process.stdout.write(typeof out === 'string' ? `${out}\n` : `${JSON.stringify(out, null, 2)}\n`);
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = exitCodeFor(err);
@@ -180,15 +192,17 @@ program
   .requiredOption('--for <duration>', 'how long, e.g. 10m')
   .requiredOption('--reason <text>', 'why; recorded and shown in status and alerts')
   .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
+  .option('--json', 'print the hold the daemon recorded as JSON', false)
   .option(...stateDirOption)
-  .action((service: string, opts: { for: string; reason: string; api?: string; stateDir: string }) => report(async () => (await import('./holds.js')).placeHold(service, opts)));
+  .action((service: string, opts: { for: string; reason: string; api?: string; stateDir: string; json: boolean }) => report(async () => (await import('./holds.js')).placeHold(service, opts)));
 
 program
   .command('release <service>')
   .description('end a hold or a migration freeze; a rule still breaching reverts at the next sample')
   .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
+  .option('--json', 'print the released hold as JSON', false)
   .option(...stateDirOption)
-  .action((service: string, opts: { api?: string; stateDir: string }) => report(async () => (await import('./holds.js')).releaseHold(service, opts)));
+  .action((service: string, opts: { api?: string; stateDir: string; json: boolean }) => report(async () => (await import('./holds.js')).releaseHold(service, opts)));
 
 program
   .command('rollback <service>')
@@ -196,9 +210,10 @@ program
   .option('--to <image>', 'run this image (tag or ID, on the host) with the known-good settings instead of the known-good version; it becomes known-good')
   .option('--reason <text>', 'why; recorded and told (default: who ran it, from where)')
   .option('--yes', 'do not ask for confirmation (required without a terminal)', false)
+  .option('--json', 'print the outcome as JSON instead of the progress lines (needs --yes)', false)
   .option('--api <url>', 'the daemon\'s API (default: from the state directory)')
   .option(...stateDirOption)
-  .action(async (service: string, opts: { to?: string; reason?: string; yes: boolean; api?: string; stateDir: string }) => {
+  .action(async (service: string, opts: { to?: string; reason?: string; yes: boolean; json: boolean; api?: string; stateDir: string }) => {
     process.exitCode = await (await import('./rollback.js')).rollbackByHand(service, opts);
   });
 

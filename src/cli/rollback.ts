@@ -12,6 +12,9 @@ interface Detail {
   actions: { attempt: number; kind: string; ok: boolean; detail?: string | null }[];
 }
 
+/** Where progress lines go: the terminal, or nowhere with --json. */
+interface Out { write(text: string): unknown; isTTY?: boolean }
+
 /** What the service runs now, to name it in the question and pin it in the request. */
 interface Current { deployment: number; toRef: string; knownGood: string | null }
 
@@ -19,6 +22,8 @@ export interface RollbackOptions {
   to?: string;
   reason?: string;
   yes: boolean;
+  /** Print one JSON object with the outcome instead of the progress lines. */
+  json?: boolean;
   api?: string;
   stateDir: string;
   /** How often progress is read. */
@@ -38,14 +43,17 @@ const UNREACHABLE_POLLS = 20;
  * was rolled back and the recovery verified, 1 when it was not, 69 when the daemon stopped
  * answering (it finishes the revert by itself from the recorded phase).
  */
-export async function rollbackByHand(service: string, opts: RollbackOptions, out: NodeJS.WriteStream = process.stdout): Promise<number> {
+export async function rollbackByHand(service: string, opts: RollbackOptions, stdout: NodeJS.WriteStream = process.stdout): Promise<number> {
+  if (opts.json && !opts.yes) throw new UsageError('--json prints no question to answer: pass --yes with it');
+  // With --json the progress lines are not printed; the outcome is, as one object.
+  const out: Out = opts.json ? { write: () => true } : stdout;
   const { api, token } = await daemonApi(opts);
   const current = await currentDeployment(api, service);
   const to = opts.to ? `${opts.to} (with the known-good settings)` : `its known-good version${current?.knownGood ? ` ${current.knownGood}` : ''}`;
   const what = current ? `deployment ${current.deployment} (${current.toRef}) → ${to}` : `→ ${to}`;
   if (!opts.yes) {
     if (!process.stdin.isTTY) throw new UsageError(`rollguard rollback changes production: pass --yes to roll back ${service} without a terminal to confirm on`);
-    const rl = createInterface({ input: process.stdin, output: out });
+    const rl = createInterface({ input: process.stdin, output: stdout });
     const answer = await rl.question(`Roll back ${service}: ${what}? [y/N] `).finally(() => rl.close());
     if (!/^y(es)?$/i.test(answer.trim())) {
       out.write('nothing was changed\n');
@@ -63,11 +71,16 @@ export async function rollbackByHand(service: string, opts: RollbackOptions, out
     }
     throw apiError(err);
   }
-  return follow(api, service, started, opts, out);
+  const t0 = Date.now();
+  const outcome = await follow(api, service, started, opts, out);
+  if (opts.json) {
+    stdout.write(`${JSON.stringify({ service, deployment_id: started.deployment_id, from: started.from, to: started.to, state: outcome.state, reason: outcome.reason, took_ms: Date.now() - t0 }, null, 2)}\n`);
+  }
+  return outcome.code;
 }
 
 /** Prints each step and phase of the revert as it passes, until the deployment ends. */
-async function follow(api: string, service: string, started: { deployment_id: number; from: string; to: string }, opts: RollbackOptions, out: NodeJS.WriteStream): Promise<number> {
+async function follow(api: string, service: string, started: { deployment_id: number; from: string; to: string }, opts: RollbackOptions, out: Out): Promise<{ code: number; state: string; reason: string | null }> {
   const t0 = Date.now();
   const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s`;
   out.write(`${service}: rolling back deployment ${started.deployment_id} ${started.from} → ${started.to}\n`);
@@ -91,7 +104,7 @@ async function follow(api: string, service: string, started: { deployment_id: nu
         const colour = colourful(out) ? paint(ok ? 'green' : 'red') : (s: string) => s;
         const end = ok ? `${service}: rolled back to ${started.to}; recovery verified` : `${service}: ${d.state.toUpperCase()}${d.reason ? ` — ${d.reason}` : ''}`;
         out.write(`${colour(end)} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
-        return ok ? EXIT.ok : EXIT.failure;
+        return { code: ok ? EXIT.ok : EXIT.failure, state: d.state, reason: d.reason ?? null };
       }
     } catch (err) {
       if (++failures >= UNREACHABLE_POLLS) {
@@ -100,7 +113,7 @@ async function follow(api: string, service: string, started: { deployment_id: nu
     }
     if (Date.now() > deadline) {
       out.write(`${service}: still ${last} after ${((Date.now() - t0) / 60_000).toFixed(0)} min; rollguard goes on — follow it with \`rollguard history --service ${service}\`\n`);
-      return EXIT.failure;
+      return { code: EXIT.failure, state: last.split(' ')[0] || 'unknown', reason: 'still running when the command stopped following it' };
     }
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
   }

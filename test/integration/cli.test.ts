@@ -64,6 +64,13 @@ describe('the rollguard command line', { timeout: 180_000 }, () => {
     assert.match(run.stderr, /bad\.yaml:5: services\.web\.colour/);
     const check = await cli(['policy', 'check', file]);
     assert.equal(check.code, 1);
+    const asJson = await cli(['policy', 'check', file, '--json']);
+    assert.equal(asJson.code, 1);
+    const parsed = JSON.parse(asJson.stdout) as { ok: boolean; problems: { line?: number; path: string; message: string }[] };
+    assert.equal(parsed.ok, false);
+    assert.ok(parsed.problems.some((p) => p.line === 5 && p.path === 'services.web.colour'), JSON.stringify(parsed.problems));
+    const noEngine = await cli(['run', '--policy', file, '--state-dir', path.join(dir, 'state')], { ...process.env, DOCKER_HOST: `unix://${path.join(dir, 'no-such.sock')}` });
+    assert.equal(noEngine.code, 78, 'a bad policy is told before an engine that does not answer');
     const lease = await cli(['run', '--policy', file, '--state-dir', path.join(dir, 'state')], { ...process.env, ROLLGUARD_LEASE_TTL: 'soon' });
     assert.equal(lease.code, 78, 'a bad setting in the environment is configuration too');
   });

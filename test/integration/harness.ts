@@ -161,13 +161,13 @@ export interface Prometheus {
 }
 
 /** Debian's Prometheus with its own config, a 1 s scrape of the fixture, on a loopback port. */
-export async function startPrometheus(targets: { port: number; service: string; labels?: Record<string, string>; host?: string }[]): Promise<Prometheus> {
+export async function startPrometheus(targets: { port: number; service: string; labels?: Record<string, string>; host?: string; metricsPath?: string }[]): Promise<Prometheus> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-prom-'));
   const port = await freePort();
   const config = [
     'global: {scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}',
     'scrape_configs:',
-    ...targets.map((t) => `  - {job_name: ${t.service}-${t.port}, metrics_path: /cgi-bin/metrics, static_configs: [{targets: ["${t.host ?? '127.0.0.1'}:${t.port}"], labels: ${JSON.stringify({ service: t.service, ...t.labels })}}]}`),
+    ...targets.map((t) => `  - {job_name: ${t.service}-${t.port}, metrics_path: ${t.metricsPath ?? '/cgi-bin/metrics'}, static_configs: [{targets: ["${t.host ?? '127.0.0.1'}:${t.port}"], labels: ${JSON.stringify({ service: t.service, ...t.labels })}}]}`),
   ].join('\n');
   await writeFile(path.join(dir, 'prometheus.yml'), config);
   let child: ChildProcess | undefined;

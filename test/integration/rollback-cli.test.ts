@@ -96,8 +96,10 @@ describe('rollguard rollback on a real Docker host', { timeout: 300_000 }, () =>
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /image rollguard-fixture:no-such-tag is not on this host/);
 
-    const r = await daemon.cli('rollback', SERVICE, '--yes', '--to', 'rollguard-fixture:v1');
+    const r = await daemon.cli('rollback', SERVICE, '--yes', '--json', '--to', 'rollguard-fixture:v1');
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    const outcome = JSON.parse(r.stdout) as { deployment_id: number; to: string; state: string };
+    assert.deepEqual([outcome.deployment_id, outcome.to, outcome.state], [passed.id, 'rollguard-fixture:v1', 'rolled_back'], 'with --json, one object and no progress lines');
     assert.equal((await inspect(NAME))?.Image, images.good);
     const d = await newest(daemon);
     assert.equal(d?.id, passed.id);

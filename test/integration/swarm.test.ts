@@ -189,6 +189,24 @@ describe('Swarm services on a real single-node swarm', { timeout: 900_000 }, () 
     assert.match(put?.detail ?? '', /rg-swarm-web updated to the saved known-good spec \(rollguard-fixture:v1\.1\)/);
   });
 
+  it('rollguard rollback --to takes a service that passed its window back to an older image: every task runs it and it becomes known-good', async () => {
+    const daemon = await start(policy(prom.url, { window: '6s' }), { ROLLGUARD_API_TOKEN: testSecret('swarm-api-token') });
+    await adopted(V1);
+    await update(SERVICE, V11);
+    const good = await settled(0);
+    assert.equal(good.state, 'passed', `${good.state}: ${good.reason}`);
+    await adopted(V11);
+
+    const r = await daemon.cli('rollback', 'web', '--yes', '--json', '--to', V1, '--reason', 'v1.1 corrupts carts');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { state: string }).state, 'rolled_back');
+    assert.deepEqual((await allOn(SERVICE, V1)).map((t) => t.slot).sort(), [1, 2]);
+    await adopted(V1);
+    // Swarm's previous spec is v1 with the known-good settings, so Swarm's own rollback puts it back.
+    const put = (await actions(good.id)).find((a) => a.kind === 'put-back');
+    assert.match(put?.detail ?? '', /Swarm rollback of rg-swarm-web to its previous spec, the known-good one \(rollguard-fixture:v1\)/);
+  });
+
   it('Swarm\'s own failure rollback that comes first is recorded as Swarm\'s and told; rollguard changes nothing and verifies the recovery', async () => {
     const hook = await pagerReceiver();
     try {

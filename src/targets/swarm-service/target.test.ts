@@ -212,6 +212,21 @@ describe('SwarmServiceTarget: replicas, snapshots and the services they belong t
     ]);
   });
 
+  it('withImage (rollback --to) puts another image into the known-good template; every replica gets the new template\'s version', async () => {
+    const swarm = new FakeSwarm(swarmService({ template: GOOD }));
+    swarm.tasks.push(swarmTask('t-1', { slot: 1, at: 1, template: GOOD }), swarmTask('t-2', { slot: 2, at: 2, template: GOOD }));
+    const target = swarm.target();
+    const known = { service: 'web', target: target.kind, image_id: 'shop/web:1', image_ref: 'shop/web:1', container_name: 'web.1', spec: target.snapshot(await target.running({} as Policy, WEB)), deployment_id: 7, since: new Date(0) };
+    const older = await target.withImage(known, 'shop/web:0.9');
+    assert.deepEqual([older.image_id, older.image_ref, older.deployment_id], ['shop/web:0.9', 'shop/web:0.9', null]);
+    const replicas = target.knownReplicas(older.spec);
+    const { ForceUpdate: _force, ...template } = GOOD;
+    const expected = { ...template, ContainerSpec: { ...template.ContainerSpec, Image: 'shop/web:0.9' } };
+    assert.deepEqual(replicas.map((r) => r.spec), [expected, expected]);
+    assert.notEqual(replicas[0]?.version, GOOD_VERSION);
+    assert.equal(new Set(replicas.map((r) => r.version)).size, 1);
+  });
+
   it('a snapshot needs at least one task', () => {
     assert.throws(() => new FakeSwarm().target().snapshot([]), /at least one task/);
   });

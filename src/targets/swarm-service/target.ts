@@ -209,8 +209,17 @@ export class SwarmServiceTarget implements ServiceTarget {
     return imageId;
   }
 
-  async withImage(known: KnownGood, _image: string): Promise<KnownGood> {
-    throw new RevertError(`rollback --to is not available for Swarm services (${known.service}): roll back to the known-good version without --to, or run \`docker service update --image IMAGE\` by hand`);
+  /**
+   * The known-good template with `image` as its container image: Swarm's nodes pull or find it
+   * when the service is updated, so it is not looked for on this manager. Its replicas get the
+   * version of the new template, which is what convergence waits for.
+   */
+  async withImage(known: KnownGood, image: string): Promise<KnownGood> {
+    const s = parseSnapshot(known.spec);
+    const template = { ...s.template, ContainerSpec: { ...s.template.ContainerSpec, Image: image } };
+    const version = templateVersion(template);
+    const spec: SwarmSnapshot = { ...s, template, replicas: s.replicas.map((r) => ({ ...r, version })) };
+    return { ...known, image_id: image, image_ref: imageRef(image), spec, deployment_id: null };
   }
 
   async specVersion(service: ServicePolicy): Promise<string | undefined> {
