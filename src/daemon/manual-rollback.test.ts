@@ -123,6 +123,32 @@ describe('rollback by hand', () => {
     assert.deepEqual(r.target.counts, { created: 0, parked: 0, restored: 0, removed: 0 });
   });
 
+  it('a rollback by hand cut short by a restart is finished at the next start under its own rule', async (t) => {
+    const r = rig(t, 'handresume');
+    // What a daemon killed after deciding a rollback by hand leaves behind: the decision and the phase.
+    const good = r.target.deploy('handresume', 'app:1');
+    await store.setKnownGood({ service: 'handresume', target: r.target.kind, image_id: 'app:1', image_ref: 'app:1', container_name: 'handresume', spec: r.target.snapshot([good]), deployment_id: null, since: new Date() });
+    const bad = r.target.deploy('handresume', 'app:2');
+    const now = new Date();
+    const d = await store.insertDeployment({
+      service: 'handresume', target: r.target.kind, container_id: bad.id, container_name: 'handresume', from_image: 'app:1', from_ref: 'app:1', to_image: 'app:2', to_ref: 'app:2',
+      dry_run: false, started_at: bad.startedAt, detected_at: now, window_ends_at: new Date(now.getTime() + 60_000), state: 'rolling_back',
+    });
+    await store.updateDeployment(d.id, { phase: 'decided', decided_at: now, reason: 'rolled back by hand: r' });
+    await store.insertDecision({ deployment_id: d.id, decided_at: now, kind: 'rollback', rule: 'rollback by hand', severity: 'P1', detail: 'rolled back by hand: r' });
+
+    await r.start();
+
+    const after = await waitFor('the revert finished', async () => {
+      const x = await store.getDeployment(d.id);
+      return x?.state === 'rolled_back' ? x : undefined;
+    });
+    assert.equal(after.phase, 'done');
+    assert.deepEqual(await r.running(), ['handresume app:1']);
+    const resumed = (await store.listDecisions(d.id)).filter((x) => x.kind === 'resume');
+    assert.deepEqual(resumed.map((x) => x.rule), ['rollback by hand'], 'told under the operator\'s rollback, not the first rule of the policy');
+  });
+
   it('refuses an unknown service (404) and a service another instance leads (409)', async (t) => {
     const r = rig(t, 'notmine', { leads: () => false });
     r.target.deploy('notmine', 'app:1');
