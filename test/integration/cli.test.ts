@@ -1,22 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { CLI, ROOT } from './harness.js';
+import { ROOT, runCli, type CliResult } from './harness.js';
 import { EXAMPLES } from '../../src/cli/examples.js';
 
 // The command line's contract: --version, --help with examples on every command, and the exit
 // codes the README documents (usage 2, unavailable 69, configuration 78; policy check keeps 1).
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
-  return promisify(execFile)(process.execPath, [CLI, ...args], { env, timeout: 60_000 }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
-  );
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> => runCli(args, { env, timeoutMs: 60_000 });
 
 describe('the rollguard command line', { timeout: 180_000 }, () => {
   let dir: string;

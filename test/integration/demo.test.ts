@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
-import { CLI, docker, freePort, keepOutput, startPrometheus, waitFor } from './harness.js';
+import { CLI, docker, freePort, keepOutput, runCli, startPrometheus, waitFor, type CliResult } from './harness.js';
 
-const run = promisify(execFile);
 const PREFIX = 'rg-demo-';
 const LABEL = `label=io.rollguard.demo=${PREFIX}`;
 
@@ -30,16 +28,8 @@ async function demoArgs(): Promise<string[]> {
 }
 
 /** Runs the built CLI to the end with `env` added; its output is kept like every rollguard command's. */
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 240_000 });
-    await keepOutput(args, stdout, stderr);
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    await keepOutput(args, e.stdout, e.stderr);
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCli(args, { env: { ...process.env, ...env }, timeoutMs: 240_000 });
 }
 
 describe('rollguard demo on the real engine', { timeout: 600_000 }, () => {

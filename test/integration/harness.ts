@@ -240,6 +240,24 @@ export interface HistoryRow {
   detected_at: string; decided_at: string | null; recovered_at: string | null; started_at: string;
 }
 
+export interface CliResult { stdout: string; stderr: string; code: number }
+
+/**
+ * Runs the built CLI to the end (`env` whole, as the child's environment). Its output is kept with
+ * the run's logs, so the secrets scan covers every command a test runs.
+ */
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, timeout: opts.timeoutMs, maxBuffer: 16 * 1024 * 1024 });
+    await keepOutput(args, stdout, stderr);
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    await keepOutput(args, e.stdout, e.stderr);
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
 /** Starts `rollguard run` as a real process with its own state directory; its output is kept in KEPT_LOGS. */
 export async function startRollguard(policyText: string, opts: { databaseUrl?: string; stateDir?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Rollguard> {
   const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'rg-state-')));
@@ -256,17 +274,7 @@ export async function startRollguard(policyText: string, opts: { databaseUrl?: s
   });
   closeSync(log);
   const apiUrl = `http://127.0.0.1:${port}`;
-  const cli = async (...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> => {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
-      await keepOutput(args, stdout, stderr);
-      return { stdout, stderr, code: 0 };
-    } catch (err) {
-      const e = err as { stdout: string; stderr: string; code: number };
-      await keepOutput(args, e.stdout, e.stderr);
-      return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-    }
-  };
+  const cli = (...args: string[]): Promise<CliResult> => runCli(args, { env });
   const rg: Rollguard = {
     process: child, stateDir, logFile, env, apiUrl, cli,
     async history(service) {

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { EXIT } from '../../src/cli/exit-codes.js';
-import { CLI, ROOT, docker, keepOutput, removeContainers, waitFor } from './harness.js';
+import { ROOT, docker, removeContainers, runCli, waitFor, type CliResult } from './harness.js';
 
 const run = promisify(execFile);
 const PREFIX = 'rg-init-';
@@ -23,19 +23,7 @@ const HC_PORT = 18801;
 const EXPOSED_PORT = 18802;
 const COMPOSE_PORT = 18803;
 
-interface Cli { stdout: string; stderr: string; code: number }
-
-async function rollguard(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Cli> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
-    await keepOutput(args, stdout, stderr);
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    await keepOutput(args, e.stdout, e.stderr);
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
+const rollguard = (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> => runCli(args, { env });
 
 interface RuleYaml { name: string; signal: string; action: string; severity: string }
 interface ServiceYaml {
