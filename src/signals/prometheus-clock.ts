@@ -8,6 +8,8 @@ export interface ClockOptions {
   read(): Promise<ClockReading>;
   /** The host's clock, ms since the epoch (default `Date.now`). */
   now?: () => number;
+  /** A monotonic clock in ms for round trips and refresh periods (default `performance.now`). */
+  monotonic?: () => number;
   log?: Logger;
   /** How often the offset is measured again (default 60 s). */
   refreshMs?: number;
@@ -41,11 +43,13 @@ export class PrometheusClock {
   private attempted = false;
   private pending?: Promise<void>;
   private readonly now: () => number;
+  private readonly monotonic: () => number;
   private readonly refreshMs: number;
   private readonly retryMs: number;
 
   constructor(private readonly opts: ClockOptions) {
     this.now = opts.now ?? Date.now;
+    this.monotonic = opts.monotonic ?? (() => performance.now());
     this.refreshMs = opts.refreshMs ?? 60_000;
     this.retryMs = opts.retryMs ?? 10_000;
   }
@@ -60,9 +64,9 @@ export class PrometheusClock {
    * first call waits for the first measurement, at most `waitMs` (the caller's own time budget).
    */
   async offsetMs(waitMs = Number.POSITIVE_INFINITY): Promise<number> {
-    const since = performance.now() - this.lastAttempt;
+    const since = this.monotonic() - this.lastAttempt;
     if (!this.pending && since >= (this.lastFailed ? this.retryMs : this.refreshMs)) {
-      this.lastAttempt = performance.now();
+      this.lastAttempt = this.monotonic();
       // Never rejects: a measurement that throws (an absurd time() answer) is a failed one.
       this.pending = this.measure()
         .catch((err: unknown) => {
@@ -85,9 +89,9 @@ export class PrometheusClock {
 
   private async measure(): Promise<void> {
     const sentAt = this.now();
-    const started = performance.now();
+    const started = this.monotonic();
     const reading = await this.opts.read();
-    const roundTripMs = performance.now() - started;
+    const roundTripMs = this.monotonic() - started;
     this.attempted = true;
     if (!reading.ok) {
       this.lastFailed = true;
