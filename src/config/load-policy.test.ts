@@ -147,6 +147,10 @@ describe('parsePolicy: defaults and overrides', () => {
       maxRollbacks: { count: 3, perMs: 3_600_000 },
       onBadImage: 'revert',
       minRequests: undefined,
+      afterRollback: [],
+      database: undefined,
+      downMigration: undefined,
+      restart: undefined,
     });
   });
 
@@ -380,7 +384,7 @@ describe('parsePolicy: problems', () => {
   for (const [what, line] of matchForms) {
     it(`rejects a match with ${what}`, () => {
       const lines = [line, ...MINIMAL_WEB.slice(2)];
-      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:4: services.web.match: set exactly one of container, compose, labels, swarm_service or stack']);
+      assert.deepEqual(problems(policyWith(lines)), ['p.yaml:4: services.web.match: set exactly one of container, compose, labels, swarm_service, stack or git']);
     });
   }
 
@@ -388,7 +392,7 @@ describe('parsePolicy: problems', () => {
     'reports a block-style match with two forms on the `match:` line',
     () => {
       assert.deepEqual(problems(policyWith(['    match:', '      container: web', '      labels: {app: web}', ...MINIMAL_WEB.slice(2)])), [
-        'p.yaml:4: services.web.match: set exactly one of container, compose, labels, swarm_service or stack',
+        'p.yaml:4: services.web.match: set exactly one of container, compose, labels, swarm_service, stack or git',
       ]);
     },
   );

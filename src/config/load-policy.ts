@@ -5,7 +5,8 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parse as parseYaml, parseD
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { SECRET_FIELDS } from './notify-schema.js';
-import type { Channel, Policy, ServiceMatch, ServicePolicy, Signal } from './policy.js';
+import type { Channel, FollowUpStep, Policy, ServiceMatch, ServicePolicy, Signal } from './policy.js';
+import { runbookUrlPlaces } from './runbook-checks.js';
 import { crossReferenceProblems, policyFileSchema, type PolicyFile } from './schema.js';
 
 type Env = Record<string, string | undefined>;
@@ -190,6 +191,8 @@ function literalUrlPasswordProblems(doc: Document, lines: LineCounter, fromEnv: 
   };
   for (const svc of entries(['services'])) {
     for (const sig of entries(['services', svc, 'signals'])) places.push(['services', svc, 'signals', sig, 'http', 'url']);
+    const steps = doc.getIn(['services', svc, 'after_rollback'], true) as unknown;
+    places.push(...runbookUrlPlaces(svc, isSeq(steps) ? steps.items.length : 0));
   }
   for (const channel of entries(['notifications'])) {
     places.push(['notifications', channel, 'pagerduty', 'url'], ['notifications', channel, 'webhook', 'url']);
@@ -281,6 +284,10 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       maxRollbacks: (({ count, per }) => ({ count, perMs: per }))(svc.max_rollbacks ?? d.max_rollbacks),
       onBadImage: svc.on_bad_image ?? d.on_bad_image,
       minRequests: svc.min_requests ? { signal: svc.min_requests.signal, atLeast: svc.min_requests.at_least } : undefined,
+      afterRollback: svc.after_rollback.map((step) => toFollowUp(step, m)),
+      database: svc.database ? { url: svc.database.url, keep: svc.database.keep, timeoutMs: svc.database.timeout } : undefined,
+      downMigration: svc.down_migration ? { command: svc.down_migration.command, timeoutMs: svc.down_migration.timeout } : undefined,
+      restart: svc.restart ? { command: svc.restart, timeoutMs: svc.restart_timeout } : undefined,
       signals,
       rules: svc.rules.map((r) => ({
         ...(r.burn_rate
@@ -315,10 +322,24 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
 
 function toMatch(m: PolicyFile['services'][string]['match']): ServiceMatch {
   if (m.container !== undefined) return { kind: 'container', name: m.container };
+  if (m.git) return { kind: 'git', path: path.resolve(m.git.path), branch: m.git.branch, pollMs: m.git.poll, mode: m.git.mode };
   if (m.compose) return { kind: 'compose', ...m.compose };
   if (m.swarm_service !== undefined) return { kind: 'swarm', service: m.swarm_service };
   if (m.stack) return { kind: 'swarm', service: `${m.stack.name}_${m.stack.service}`, stack: m.stack.name };
   return { kind: 'labels', labels: m.labels ?? {} };
+}
+
+function toFollowUp(s: PolicyFile['services'][string]['after_rollback'][number], m: PolicyFile['services'][string]['match']): FollowUpStep {
+  if (s.restart) {
+    const { containers, compose_services: services, timeout, continue_on_error: continueOnError } = s.restart;
+    // The cross-checks refuse compose_services unless the service is matched by compose.
+    const project = m.compose?.project ?? '';
+    return { kind: 'restart', containers, composeServices: services.map((service) => ({ project, service })), timeoutMs: timeout, continueOnError };
+  }
+  if (s.redis_flush) return { kind: 'redis_flush', url: s.redis_flush.url, pattern: s.redis_flush.pattern, timeoutMs: s.redis_flush.timeout, continueOnError: s.redis_flush.continue_on_error };
+  if (s.exec) return { kind: 'exec', container: s.exec.container, command: s.exec.command, timeoutMs: s.exec.timeout, continueOnError: s.exec.continue_on_error };
+  const h = s.http as NonNullable<typeof s.http>;
+  return { kind: 'http', method: h.method, url: h.url, status: h.status, timeoutMs: h.timeout, continueOnError: h.continue_on_error };
 }
 
 function threshold(t: { above?: number; below?: number }): { above: number } | { below: number } {

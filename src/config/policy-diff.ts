@@ -49,6 +49,10 @@ const SERVICE_FILE_KEYS: Record<Exclude<keyof ServicePolicy, 'name' | 'rules'>, 
   signals: 'signals',
   recovery: 'recovery',
   notify: 'notify',
+  afterRollback: 'after_rollback',
+  database: 'database',
+  downMigration: 'down_migration',
+  restart: 'restart',
 };
 
 const POLICY_FILE_KEYS: Record<Exclude<keyof Policy, 'version' | 'source' | 'services'>, string> = {

@@ -10,7 +10,14 @@ export type ServiceMatch =
   | { kind: 'compose'; project: string; service: string }
   | { kind: 'labels'; labels: Record<string, string> }
   /** A Swarm service by name; `stack` when matched as a service of a stack (its name is STACK_SERVICE). */
-  | { kind: 'swarm'; service: string; stack?: string };
+  | { kind: 'swarm'; service: string; stack?: string }
+  /**
+   * A git work tree deployed by checking out commits (runbook Option 1): a deployment is a new
+   * HEAD commit while `branch` is checked out (or HEAD detached); `mode` is how a bad one is put
+   * back: `revert` commits `git revert --no-edit <known-good>..<bad>` onto the branch (history
+   * kept, as the runbook does), `checkout` detaches HEAD at the known-good commit.
+   */
+  | { kind: 'git'; path: string; branch: string; pollMs: number; mode: 'revert' | 'checkout' };
 
 /** A Prometheus instant query; its single series' value is the sample. */
 export interface PrometheusSignal { kind: 'prometheus'; name: string; query: string }
@@ -30,6 +37,29 @@ export interface HttpSignal {
 export interface ContainerSignal { kind: 'container'; name: string; field: ContainerField }
 
 export type Signal = PrometheusSignal | HttpSignal | ContainerSignal;
+
+/** What every follow-up step has: its own time limit, and whether a failure stops the steps after it. */
+interface StepBase {
+  timeoutMs: number;
+  /** A failure is reported and the next step runs anyway (default: the steps after it are skipped). */
+  continueOnError: boolean;
+}
+
+/**
+ * A step run after a verified revert (runbook Option 1 step 7, Option 2 step 8), in order. No
+ * shell anywhere: commands are argv arrays. A failed step is reported with its output and never
+ * undoes the revert.
+ */
+export type FollowUpStep = StepBase & (
+  /** `docker restart` of containers by name, and of every container of these Compose services. */
+  | { kind: 'restart'; containers: string[]; composeServices: { project: string; service: string }[] }
+  /** Deletes the keys matching `pattern` by SCAN + UNLINK (never KEYS or FLUSHALL); without a pattern, FLUSHDB of the URL's database. */
+  | { kind: 'redis_flush'; url: string; pattern?: string }
+  /** `docker exec` of an argv in a running container; a non-zero exit code fails the step. */
+  | { kind: 'exec'; container: string; command: string[] }
+  /** An HTTP request; fails unless it answers `status` (default: any 2xx). */
+  | { kind: 'http'; method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'; url: string; status?: number }
+);
 
 /** A threshold: breached when the value is above `above` or below `below`. */
 export type Threshold = { above: number; below?: undefined } | { below: number; above?: undefined };
@@ -98,6 +128,23 @@ export interface ServicePolicy {
   onBadImage?: 'revert' | 'warn';
   /** Traffic floor: below it, Prometheus-based rules get no-data samples. */
   minRequests?: { signal: string; atLeast: number };
+  /** Steps run after a verified revert, in order (restart workers, flush the cache…). */
+  afterRollback?: FollowUpStep[];
+  /**
+   * The service's application database (runbook Option 3): before reverting a deployment that
+   * carries migrations, a `pg_dump -Fc` safety snapshot of it goes to the state directory; the
+   * newest `keep` per service are kept.
+   */
+  database?: { url: string; keep: number; timeoutMs: number };
+  /**
+   * Run in the known-good version (a one-off container of its image and settings) after the
+   * snapshot and before the bad version is touched, when the deployment carries migrations: e.g.
+   * `manage.py migrate accounting 0002`. If it fails, the bad version keeps running and the
+   * revert escalates with the snapshot's path.
+   */
+  downMigration?: { command: string[]; timeoutMs: number };
+  /** git services: the argv that restarts the application after its code was put back (no shell). */
+  restart?: { command: string[]; timeoutMs: number };
   signals: Record<string, Signal>;
   rules: Rule[];
   recovery: RecoveryCheck[];

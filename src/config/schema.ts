@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { channelSchema, digestSchema, escalationSchema, maintenanceSchema, routesSchema, serviceNotifySchema } from './notify-schema.js';
 import { checkTemplate, checkUrlTemplate, replicaVarsIn } from './template.js';
+import { match } from './match-schema.js';
+import { runbookProblems } from './runbook-checks.js';
+import { runbookServiceKeys } from './runbook-schema.js';
 
 const duration = z
   .string()
@@ -52,33 +55,6 @@ const timing = {
   max_rollbacks: maxRollbacks.optional().describe(`${timingHelp.max_rollbacks} Default {count: 3, per: 1h}.`),
   on_bad_image: z.enum(['revert', 'warn']).optional().describe(`${timingHelp.on_bad_image} Default revert.`),
 };
-
-const match = z
-  .strictObject({
-    container: name.optional().describe('Container name.'),
-    compose: z
-      .strictObject({
-        project: name.describe('Compose project name (the com.docker.compose.project label).'),
-        service: name.describe('Compose service name (the com.docker.compose.service label).'),
-      })
-      .optional()
-      .describe('Docker Compose project and service.'),
-    labels: z.record(z.string(), z.string()).optional().describe('Container labels that must all be present with these values.'),
-    swarm_service: name.optional().describe('A Docker Swarm service, by name: rollguard watches every task of it and reverts the service (a manager node\'s engine).'),
-    stack: z
-      .strictObject({
-        name: name.describe('The stack name given to `docker stack deploy`.'),
-        service: name.describe('The service as the stack file names it (the Swarm service is NAME_SERVICE).'),
-      })
-      .optional()
-      .describe('A service of a Swarm stack (`docker stack deploy`).'),
-  })
-  .superRefine((m, ctx) => {
-    const forms = [m.container, m.compose, m.labels, m.swarm_service, m.stack].filter((v) => v !== undefined).length;
-    if (forms !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of container, compose, labels, swarm_service or stack' });
-    if (m.labels && Object.keys(m.labels).length === 0) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'must name at least one label' });
-  })
-  .describe('How this service\'s replicas are recognised: exactly one of container, compose or labels (Docker containers), or swarm_service or stack (Swarm services).');
 
 const jsonExpectation = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -200,6 +176,7 @@ const service = z
       })
       .optional()
       .describe('Traffic floor: error rates over a handful of requests are noise, not evidence.'),
+    ...runbookServiceKeys,
   })
   .describe('A watched service; any of the defaults keys may be overridden here.');
 
@@ -333,7 +310,7 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
     if (!isMap(svc)) continue;
     const signals = isMap(svc.signals) ? svc.signals : {};
     const defined = Object.keys(signals).join(', ') || 'none';
-    problems.push(...replicaPlaceholderProblems(svcName, svc, signals));
+    problems.push(...replicaPlaceholderProblems(svcName, svc, signals), ...runbookProblems(svcName, svc));
     for (const list of ['rules', 'recovery'] as const) {
       const items = svc[list];
       if (!Array.isArray(items)) continue;

@@ -94,7 +94,7 @@ describe('loadPolicy: Swarm service matches', () => {
     await assert.rejects(loadPolicy(file, {}), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.deepEqual(err.problems.map((p) => formatProblem({ ...p, file: 'policy.yaml' })), [
-        'policy.yaml:6: services.web.match: set exactly one of container, compose, labels, swarm_service or stack',
+        'policy.yaml:6: services.web.match: set exactly one of container, compose, labels, swarm_service, stack or git',
       ]);
       return true;
     });

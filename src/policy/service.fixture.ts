@@ -18,6 +18,7 @@ export function servicePolicy(overrides: Partial<ServicePolicy> = {}): ServicePo
     warmupMs: 0,
     inconclusiveIsGood: false,
     onMigrations: 'hold',
+    afterRollback: [],
     notify: {},
     signals: {},
     rules: [],
