@@ -33,6 +33,7 @@ describe('the deploy target registry', () => {
       { kind: 'labels', labels: { app: 'web' } },
       { kind: 'swarm', service: 'web' },
       { kind: 'swarm', service: 'shop_web', stack: 'shop' },
+      { kind: 'git', path: '/srv/app', branch: 'main', pollMs: 1000, mode: 'revert' },
     ];
     for (const match of matches) {
       const serving = (Object.keys(TARGETS) as TargetKind[]).filter((k) => (TARGETS[k].matches as readonly string[]).includes(match.kind));
@@ -42,6 +43,6 @@ describe('the deploy target registry', () => {
   });
 
   it('a match kind no target serves is an error naming the kinds there are', () => {
-    assert.throws(() => targetKindFor({ kind: 'kubernetes' } as unknown as ServiceMatch), /no deploy target serves match kind "kubernetes"; known: docker-container \(container, compose, labels\); swarm-service \(swarm\)/);
+    assert.throws(() => targetKindFor({ kind: 'kubernetes' } as unknown as ServiceMatch), /no deploy target serves match kind "kubernetes"; known: docker-container \(container, compose, labels\); swarm-service \(swarm\); git \(git\)/);
   });
 });

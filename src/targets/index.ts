@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ServiceMatch } from '../config/policy.js';
 import { DockerContainerTarget } from './docker-container/target.js';
 import { SwarmServiceTarget } from './swarm-service/target.js';
+import { GitTarget } from './git/target.js';
 import type { DeployTarget } from './target.js';
 
 /** The clients a target is made with (injected, so tests can pass their own). */
@@ -26,6 +27,7 @@ interface TargetEntry {
 export const TARGETS = {
   'docker-container': { matches: ['container', 'compose', 'labels'], create: (c) => new DockerContainerTarget(c.docker, c.log) },
   'swarm-service': { matches: ['swarm'], create: (c) => new SwarmServiceTarget(c.docker, c.log, c.watched) },
+  git: { matches: ['git'], create: (c) => new GitTarget(c.log, c.watched) },
 } satisfies Record<string, TargetEntry>;
 
 export type TargetKind = keyof typeof TARGETS;
