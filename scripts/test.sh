@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # rollguard's whole test suite, on a fresh Debian machine or a developer's: installs and starts
-# what is missing (Docker engine, docker-compose, Prometheus, busybox-static, PostgreSQL), builds, type-checks,
+# what is missing (Docker engine, docker-compose, Prometheus, busybox-static, PostgreSQL, git), builds, type-checks,
 # checks the dependency rules (.dependency-cruiser.cjs),
 # then runs the unit tests and the integration tests against the real parts.
 set -euo pipefail
@@ -22,6 +22,9 @@ command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 dpkg -s debootstrap >/dev/null 2>&1 || missing+=(debootstrap)   # packaging.test.ts: the base image, made locally
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # packaging.test.ts: the unit verified
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v git >/dev/null 2>&1 || missing+=(git)   # the git deploy target's tests: real repositories
+command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)   # safety snapshots
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # after_rollback redis_flush
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -42,6 +45,14 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   for v in $(ls /etc/postgresql 2>/dev/null); do as_root pg_ctlcluster --skip-systemctl-redirect "$v" main start || true; done
   for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
   pg_isready -h 127.0.0.1 -p 5432
+fi
+
+# --- Redis on 127.0.0.1:6379 (the follow-up steps' cache flush) ---------------------------------
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  echo "starting Redis"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no --logfile "$log_dir/redis.log"
+  for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.5; done
+  (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || { echo "Redis did not start; see $log_dir/redis.log" >&2; exit 1; }
 fi
 
 # --- build ------------------------------------------------------------------------------------

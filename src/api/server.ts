@@ -16,6 +16,8 @@ export interface ApiSource {
   history(opts: { service?: string; limit?: number }): Promise<unknown>;
   hold(service: string, forMs: number, reason: string): Promise<unknown>;
   markMigrations(service: string, image: string): Promise<unknown>;
+  /** The deploy API's announcement of a deployment: the service's target looks for it at once (git services). */
+  announceDeployment?(service: string, commit?: string): Promise<unknown>;
   release(service: string): Promise<unknown>;
   /** One deployment with its samples, decisions, actions and rules, for the status page and `/api/v1/deployments/:id`. */
   deployment?(id: number): Promise<DeploymentDetail | undefined>;
@@ -43,6 +45,11 @@ const rollbackBody = z.strictObject({
 });
 
 /** The deploy pipeline's word that a deployment carries DB migrations (as the container label would). */
+const deploymentBody = z.strictObject({
+  service: z.string().min(1),
+  commit: z.string().regex(/^[0-9a-f]{4,64}$/, 'expected a commit id (hex)').optional().describe('The commit just deployed; the answer says whether HEAD is it.'),
+});
+
 const migrationsBody = z.strictObject({
   service: z.string().min(1),
   image: z.string().min(1).describe('The image reference (tag) or image ID being deployed.'),
@@ -92,7 +99,8 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
   const { host, port } = parseListen(listen);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const changes = url.pathname.startsWith('/api/v1/holds') || url.pathname === '/api/v1/migrations' || url.pathname === '/api/v1/rollbacks';
+    const announcing = url.pathname === '/api/v1/deployments' && req.method === 'POST';
+    const changes = url.pathname.startsWith('/api/v1/holds') || url.pathname === '/api/v1/migrations' || url.pathname === '/api/v1/rollbacks' || announcing;
     if (!changes && req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
     const route = async (): Promise<void> => {
       if (changes) {
@@ -105,6 +113,11 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
         if (req.method === 'POST' && url.pathname === '/api/v1/migrations') {
           const body = await readBody(req, migrationsBody);
           return send(res, 200, await source.markMigrations(body.service, body.image));
+        }
+        if (announcing) {
+          const body = await readBody(req, deploymentBody);
+          if (!source.announceDeployment) return send(res, 404, { error: 'not found' });
+          return send(res, 200, await source.announceDeployment(body.service, body.commit));
         }
         if (req.method === 'POST' && url.pathname === '/api/v1/rollbacks') {
           const body = await readBody(req, rollbackBody);

@@ -46,6 +46,15 @@ export const EXAMPLES: Record<string, string[]> = {
   history: [
     'rollguard history',
     'rollguard history --service web --limit 10 --json',
+    'rollguard history --deployment 42',
+  ],
+  snapshots: [
+    'rollguard snapshots',
+    'rollguard snapshots --service web --json | jq -r \'.[0].id\'',
+  ],
+  'restore-hint': [
+    'rollguard restore-hint web-d12-20261129T233000Z',
+    'rollguard restore-hint "$(rollguard snapshots --service web --json | jq -r \'.[0].id\')"',
   ],
   simulate: [
     'rollguard simulate --policy policy.yaml --service web --deploy-at 2026-11-26T14:05:00Z',

@@ -228,10 +228,31 @@ program
   .description('recorded deployments, newest first')
   .option('--service <name>', 'only this service')
   .option('--limit <n>', 'at most this many', positiveInt, 50)
+  .option('--deployment <id>', 'one deployment: its decisions and every revert step with its result and output (follow-up steps, snapshot, down-migration)', positiveInt)
   .option('--json', 'print JSON', false)
   .option(...stateDirOption)
-  .action(async (opts: { service?: string; limit: number; json: boolean; stateDir: string }) => {
-    process.exitCode = await (await import('./views.js')).printHistory(opts);
+  .action(async (opts: { service?: string; limit: number; deployment?: number; json: boolean; stateDir: string }) => {
+    process.exitCode = opts.deployment !== undefined
+      ? await (await import('./deployment-view.js')).printDeployment({ deployment: opts.deployment, json: opts.json, stateDir: opts.stateDir })
+      : await (await import('./views.js')).printHistory(opts);
+  });
+
+program
+  .command('snapshots')
+  .description('the database safety snapshots taken before reverting deployments with migrations (runbook Option 3), newest first; needs no daemon')
+  .option('--service <name>', 'only this service')
+  .option('--json', 'print JSON: [{id, service, deployment, path, size, created_at}]', false)
+  .option(...stateDirOption)
+  .action(async (opts: { service?: string; json: boolean; stateDir: string }) => {
+    process.exitCode = await (await import('./snapshots.js')).printSnapshots(opts);
+  });
+
+program
+  .command('restore-hint <id>')
+  .description('print the pg_restore command that puts a database snapshot back; rollguard never restores by itself (runbook Option 4 is a human decision)')
+  .option(...stateDirOption)
+  .action(async (id: string, opts: { stateDir: string }) => {
+    process.exitCode = await (await import('./snapshots.js')).printRestoreHint(id, opts);
   });
 
 program

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RunbookProcedures } from './procedures.js';
 import type { Metrics } from '../api/metrics.js';
 import type { Policy, ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
@@ -33,6 +34,8 @@ export interface DaemonDeps {
   failpoint?: Failpoint;
   /** Whether this instance leads a service (several instances share one database); without it, every service. */
   leads?: (service: string) => boolean;
+  /** Follow-up steps after a revert and database snapshots before a migration's revert. */
+  procedures?: RunbookProcedures;
 }
 
 export interface Watch {

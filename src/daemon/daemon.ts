@@ -3,6 +3,7 @@ import { WatchContext, type DaemonDeps } from './context.js';
 import { onReplicaStarted, reconcile } from './reconcile.js';
 import { activeHold, hold, markMigrations, release } from './holds.js';
 import { manualRollback, type ManualRollback } from './manual-rollback.js';
+import { announceDeployment } from './announce-deployment.js';
 import { revertView, ruleInfo, ruleStates } from './status-view.js';
 import { withServingRule } from '../policy/serving.js';
 import type { RuleInfo } from '../model/rule-view.js';
@@ -153,6 +154,11 @@ export class Daemon {
   /** The deploy API's migration flag (see holds.ts). */
   markMigrations(serviceName: string, image: string): ReturnType<typeof markMigrations> {
     return markMigrations(this.ctx, serviceName, image);
+  }
+
+  /** The deploy API's announcement of a deployment (see announce.ts). */
+  announceDeployment(serviceName: string, commit?: string): ReturnType<typeof announceDeployment> {
+    return announceDeployment(this.ctx, serviceName, commit);
   }
 
   /** `rollguard hold`: pauses automatic reverts of the service's current deployment until the deadline. */

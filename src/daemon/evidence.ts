@@ -52,6 +52,16 @@ function titleFor(i: EvidenceInput): string {
   }
 }
 
+/** The follow-up steps after a revert, in a sentence; loud when one failed or was skipped (they need a human, the revert stands). */
+function followUpSentence(actions: readonly EvidenceAction[]): string {
+  const steps = actions.filter((a) => a.kind.startsWith('follow-up'));
+  const failed = steps.filter((a) => !a.ok);
+  const n = `${steps.length} follow-up step${steps.length === 1 ? '' : 's'}`;
+  if (!failed.length) return steps.length ? ` The ${n} ran.` : '';
+  const which = failed.map((a) => a.detail ?? a.kind).join('; ');
+  return ` FOLLOW-UP NEEDED: ${failed.length} of ${n} did not run through (${which.length > 600 ? `${which.slice(0, 600)}…` : which}); the revert itself stands.`;
+}
+
 function summaryFor(i: EvidenceInput): string {
   const d = i.deployment;
   const rule = i.rule ? `"${i.rule.name}" (${i.rule.signal} ${describeThreshold(i.rule)} for ${i.rule.for} samples)` : '';
@@ -59,7 +69,7 @@ function summaryFor(i: EvidenceInput): string {
     case 'deployment_detected': return `rollguard detected ${d.to_ref} (${shortId(d.to_image)}) replacing ${ref(d.from_ref, d.from_image)} and watches it until ${d.window_ends_at.toISOString()}.`;
     case 'rule_breached': return `${rule} breached after deploying ${d.to_ref}. ${i.rule?.action === 'rollback' ? '' : 'This rule only notifies; nothing was changed.'} ${i.reason ?? ''}`.trim();
     case 'rollback_started': return `${i.reason ?? `${rule} breached after deploying ${d.to_ref}`}; rollguard is reverting ${d.container_name} to the last known-good version.`;
-    case 'rollback_succeeded': return i.reason ?? `rollguard reverted ${d.container_name} from ${d.to_ref} to the known-good version and the recovery criteria hold.`;
+    case 'rollback_succeeded': return `${i.reason ?? `rollguard reverted ${d.container_name} from ${d.to_ref} to the known-good version and the recovery criteria hold.`}${followUpSentence(i.actions ?? [])}`;
     case 'rollback_failed': return d.attempts === 0
       ? `rollguard did not revert ${d.container_name}: ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`
       : `rollguard could not revert ${d.container_name} after ${d.attempts} attempt(s): ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`;

@@ -1,7 +1,7 @@
 import type { ServicePolicy } from '../config/policy.js';
 import { type Hold } from '../store/holds.js';
 import { MIGRATIONS_LABEL, WatchContext, type Watch } from './context.js';
-import { announce } from './record.js';
+import { announce, recordMigrations } from './record.js';
 
 /** A hold or release that cannot be done; `status` is the HTTP status the API answers with. */
 export class HoldError extends Error {
@@ -68,6 +68,7 @@ export async function markMigrations(ctx: WatchContext, serviceName: string, ima
     const watch = ctx.state.get(serviceName)?.watch;
     if (watch && !watch.done && (watch.deployment.to_ref === image || watch.deployment.to_image === image)) {
       watch.migrations = true;
+      await recordMigrations(ctx, watch, 'announced through the deploy API');
       ctx.log.warn({ service: serviceName, deployment: watch.deployment.id, image }, 'deployment marked as carrying DB migrations');
       return { service: serviceName, image, applied: 'current' as const };
     }

@@ -147,6 +147,7 @@ async function revertTo(ctx: WatchContext, watch: Watch, rule: ServicePolicy['ru
       rule,
       to ?? s.knownGood,
       resume,
+      { migrations: watch.migrations },
     );
   } catch (err) {
     ctx.log.error({ err, escalate: true, service: service.name, deployment: deployment.id }, 'ROLLBACK FAILED — the revert stopped on an unexpected error; escalate to a human');

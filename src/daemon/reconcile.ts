@@ -6,9 +6,9 @@ import { shortId } from '../model/image-ref.js';
 import { emptyTally } from '../policy/assess.js';
 import type { Deployment } from '../store/store.js';
 import { withServingRule } from '../policy/serving.js';
-import { nowRunning, WatchContext, type Watch } from './context.js';
+import { MIGRATIONS_LABEL, nowRunning, WatchContext, type Watch } from './context.js';
 import { onBadImage, revert, rolledBackByOrchestrator } from './outcomes.js';
-import { announce } from './record.js';
+import { announce, recordMigrations } from './record.js';
 import { beginWatch, watchFor } from './watch.js';
 
 /** Level-triggered catch-up for one service: adopt, resume or detect from what runs now. */
@@ -39,6 +39,8 @@ export async function reconcile(ctx: WatchContext, service: ServicePolicy): Prom
       const replicas = running.filter((r) => r.image === deployed.image);
       nowRunning(s, replicas);
       await beginWatch(ctx, service, d, 'replay', deployed, replicas);
+      const resumed = s.watch;
+      if (resumed && !resumed.migrations) resumed.migrations = (await store.listDecisions(d.id).catch(() => [])).some((x) => x.kind === 'migrations');
       continue;
     }
     const reason = 'the deployed container was no longer running when rollguard started';
@@ -77,7 +79,8 @@ export async function parkedByRevert(ctx: WatchContext, service: ServicePolicy, 
  */
 export async function resumeRevert(ctx: WatchContext, policyService: ServicePolicy, d: Deployment): Promise<void> {
   const service = withServingRule(policyService);
-  const decided = (await ctx.deps.store.listDecisions(d.id).catch(() => [])).filter((x) => x.kind === 'rollback').pop();
+  const decisions = await ctx.deps.store.listDecisions(d.id).catch(() => []);
+  const decided = decisions.filter((x) => x.kind === 'rollback').pop();
   const rule = decided?.rule === BY_HAND.name ? BY_HAND : service.rules.find((r) => r.name === decided?.rule) ?? service.rules.find((r) => r.action === 'rollback') ?? service.rules[0];
   const log = ctx.log.child({ service: service.name, deployment: d.id });
   if (!rule) {
@@ -91,6 +94,8 @@ export async function resumeRevert(ctx: WatchContext, policyService: ServicePoli
   if (d.phase === null || d.phase === undefined) await ctx.deps.writes.updateDeployment(d.id, { state: 'rolling_back', phase: 'decided' });
   const watch = watchFor(ctx, service, d, emptyTally(service), undefined, []);
   watch.done = true;
+  // The revert of a deployment carrying migrations goes on with its snapshot and down-migration.
+  watch.migrations = decisions.some((x) => x.kind === 'migrations');
   ctx.serviceState(service.name).watch = watch;
   await announce(ctx, watch, 'rollback_started', rule.severity, { rule },
     { kind: 'resume', rule: rule.name, severity: rule.severity, detail: `rollguard restarted during the revert (phase ${d.phase ?? 'decided'}); finishing it from what Docker shows` });
@@ -238,6 +243,7 @@ export async function detect(ctx: WatchContext, service: ServicePolicy, c: Repli
     watch.migrations = true;
     ctx.pendingMigrations.delete(service.name);
   }
+  if (watch.migrations) await recordMigrations(ctx, watch, announced === c.ref || announced === c.image ? 'announced through the deploy API' : `labelled ${MIGRATIONS_LABEL}=true`);
   await announce(ctx, watch, 'deployment_detected', 'P2', {});
   await onBadImage(ctx, watch);
 }

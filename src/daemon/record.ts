@@ -49,3 +49,8 @@ export async function announce(ctx: WatchContext,
   });
   await announcer.announce(event, { deploymentId: d.id, decision: record, dedupSuffix });
 }
+
+/** Records that a deployment carries DB migrations, so a revert resumed after a restart still knows it. */
+export async function recordMigrations(ctx: WatchContext, watch: Watch, how: string): Promise<void> {
+  await ctx.deps.writes.insertDecision({ deployment_id: watch.deployment.id, decided_at: ctx.now(), kind: 'migrations', detail: `the deployment carries DB migrations (${how})` });
+}

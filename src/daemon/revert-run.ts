@@ -8,6 +8,7 @@ import type { ActionRecord, Deployment, RevertPhase } from '../store/store.js';
 import type { Writes } from '../store/write-behind.js';
 import type { DeployTarget, Replica } from '../targets/target.js';
 import { noFailpoints, type Failpoint } from './failpoints.js';
+import type { RunbookProcedures } from './procedures.js';
 
 export interface RevertDeps {
   writes: Writes;
@@ -28,6 +29,8 @@ export interface RevertDeps {
    * revert, as recorded, to the instance that leads now. Without it, always.
    */
   leads?: () => boolean;
+  /** Follow-up steps and database snapshots (runtime.ts); without them those steps are reported as not run. */
+  procedures?: RunbookProcedures;
 }
 
 /** Thrown inside a revert when this instance no longer leads the service; nothing more is changed or recorded. */

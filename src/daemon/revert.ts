@@ -5,6 +5,7 @@ import { RevertError } from '../targets/target.js';
 import { LeadershipLapsed, RevertRun, type FailedAt, type RevertDeps, type RevertOutcome } from './revert-run.js';
 import { revertReplicas } from './revert-replicas.js';
 import { revertService } from './revert-service.js';
+import { followUp, migrateDown } from './revert-procedures.js';
 
 export { LeadershipLapsed, type RevertDeps, type RevertOutcome } from './revert-run.js';
 
@@ -17,10 +18,10 @@ export { LeadershipLapsed, type RevertDeps, type RevertOutcome } from './revert-
  * Each step is recorded (phase) before the next begins and each is safe to repeat, so with
  * `resume` a revert cut short by a crash is finished from what the target shows.
  */
-export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined, resume = false): Promise<RevertOutcome> {
+export async function revertDeployment(deps: RevertDeps, service: ServicePolicy, deployment: Deployment, rule: Rule, known: KnownGood | undefined, resume = false, opts: { migrations?: boolean } = {}): Promise<RevertOutcome> {
   const run = new RevertRun(deps, service, deployment, resume);
   try {
-    return await revertWith(run, rule, known, resume);
+    return await revertWith(run, rule, known, resume, opts.migrations ?? false);
   } catch (err) {
     if (!(err instanceof LeadershipLapsed)) throw err;
     run.log.warn({ phase: deployment.phase }, 'revert stopped: this instance no longer leads the service; the leader finishes it from the recorded phase');
@@ -28,7 +29,7 @@ export async function revertDeployment(deps: RevertDeps, service: ServicePolicy,
   }
 }
 
-async function revertWith(run: RevertRun, rule: Rule, known: KnownGood | undefined, resume: boolean): Promise<RevertOutcome> {
+async function revertWith(run: RevertRun, rule: Rule, known: KnownGood | undefined, resume: boolean, migrations: boolean): Promise<RevertOutcome> {
   const { deps: { target }, service, deployment } = run;
   const unchanged: FailedAt = { state: 'rollback_failed', containerIds: [deployment.container_id], image: deployment.to_image, ref: deployment.to_ref };
   run.guard();
@@ -43,7 +44,17 @@ async function revertWith(run: RevertRun, rule: Rule, known: KnownGood | undefin
   } catch (err) {
     return run.fail(err instanceof RevertError ? err.message : String(err), unchanged);
   }
-  return target.revertBy === 'replica'
-    ? revertReplicas(run, target, known, image, resume)
-    : revertService(run, target, known, resume);
+  // Runbook Option 3: snapshot, then the down-migration, while the deployed version still runs. A
+  // revert resumed past that point (the bad version already touched) does not run them again.
+  const touched = resume && deployment.phase !== undefined && deployment.phase !== null && deployment.phase !== 'decided';
+  if (migrations && !touched) {
+    const stop = await migrateDown(run, target, known, image);
+    if (stop) return run.fail(stop, unchanged);
+  }
+  const outcome = target.revertBy === 'replica'
+    ? await revertReplicas(run, target, known, image, resume)
+    : await revertService(run, target, known, resume);
+  // Recovered once verified: the follow-up steps come after, are told with the revert's steps and never undo it.
+  if (outcome.state === 'rolled_back') await followUp(run);
+  return outcome;
 }

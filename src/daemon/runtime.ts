@@ -21,6 +21,7 @@ import { WriteBehind } from '../store/write-behind.js';
 import { OPEN_STATES } from '../store/store.js';
 import { failpoints, parseFailpoints } from './failpoints.js';
 import { Announcer } from './announcer.js';
+import { hostProcedures } from './procedures.js';
 import { Daemon } from './daemon.js';
 import { DigestScheduler } from './digest.js';
 import { instanceId, LeaseLeadership, previousInstance, recordInstance, soleLeadership, type Leadership } from './leadership.js';
@@ -130,6 +131,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
   const targets = createTargets({ docker, log, watched: () => Object.values(current.services).map((s) => s.match) });
   const daemon = new Daemon(policy, {
     targets, store, writes, providers, metrics, log, dryRun: opts.dryRun, announcer, failpoint, leads: (service) => leadership.leads(service),
+    procedures: hostProcedures(docker, opts.stateDir, log),
   });
   const leaderStatus = (services: Record<string, unknown>): Record<string, unknown> => {
     const lead = leadership.status(Object.keys(services));
@@ -150,6 +152,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
       history: (q) => store.listDeployments(q),
       hold: (service, forMs, reason) => daemon.hold(service, forMs, reason),
       markMigrations: (service, image) => daemon.markMigrations(service, image),
+      announceDeployment: (service, commit) => daemon.announceDeployment(service, commit),
       release: (service) => daemon.release(service),
       deployment: async (id) => {
         const deployment = await store.getDeployment(id);

@@ -14,6 +14,8 @@ export const SERVING_RULE: Rule = { name: 'replicas not serving', signal: SERVIN
  */
 export function withServingRule(service: ServicePolicy): ServicePolicy {
   if (service.rules.some((r) => r.signal === SERVING_SIGNAL)) return service;
+  // A git work tree has no container whose state could be read: its policy's own checks judge it.
+  if (service.match.kind === 'git') return service;
   // Tallies are kept by rule name: a policy rule of the same name keeps its own.
   const rule = service.rules.some((r) => r.name === SERVING_RULE.name) ? { ...SERVING_RULE, name: `${SERVING_RULE.name} (built-in)` } : SERVING_RULE;
   return {

@@ -34,7 +34,8 @@ export interface Deployment {
 }
 
 /** Steps of a revert: decided (nothing changed yet), parked (bad container stopped and renamed), started (known-good container started), done. */
-export type RevertPhase = 'decided' | 'parked' | 'started' | 'done';
+/** decided: nothing touched yet; migrated: the down-migration ran (the bad version still runs); parked, started: see revert-replicas.ts. */
+export type RevertPhase = 'decided' | 'migrated' | 'parked' | 'started' | 'done';
 
 export type NewDeployment = Omit<Deployment, 'id' | 'reason' | 'attempts' | 'decided_at' | 'recovered_at' | 'state' | 'phase'> & { state?: DeploymentState; reason?: string | null };
 

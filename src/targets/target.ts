@@ -75,6 +75,11 @@ interface TargetBase {
   drained(): Promise<void>;
   /** Whether the change feed is connected now. */
   readonly connected: boolean;
+  /**
+   * Looks for a change of the service at once — a deployment announced through the deploy API —
+   * and resolves once it was handed over. Absent where changes are pushed (Docker's events).
+   */
+  announce?(service: ServicePolicy): Promise<void>;
 
   /** The replica with this ID or name; undefined when it is gone. */
   replica(idOrName: string): Promise<Replica | undefined>;
@@ -103,6 +108,13 @@ interface TargetBase {
    * image. Throws RevertError naming what is missing or not supported; nothing is changed.
    */
   withImage(known: KnownGood, image: string): Promise<KnownGood>;
+  /**
+   * Runs a command once in the known-good version — a one-off replica of `image` with the
+   * known-good settings, removed afterwards — for a down-migration. Resolves with its output when
+   * it succeeded; throws RevertError with the exit code and output when not. Absent on targets
+   * that cannot (the policy refuses down_migration there).
+   */
+  runOnce?(known: KnownGood, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string }>;
 }
 
 /**

@@ -12,7 +12,8 @@ export function matches(match: ServiceMatch, name: string, labels: Record<string
     case 'labels':
       return Object.entries(match.labels).every(([k, v]) => labels[k] === v);
     case 'swarm':
-      // A Swarm service's tasks are the Swarm target's; their containers are never matched as plain ones.
+    case 'git':
+      // A Swarm service's tasks are the Swarm target's, a work tree the git target's: never matched as plain containers.
       return false;
   }
 }

@@ -1,7 +1,8 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServicePolicy } from '../../config/policy.js';
-import type { KnownReplica, Parked, Replica, ReplicaRole, ReplicaTarget, Started } from '../target.js';
+import { RevertError, type KnownReplica, type Parked, type Replica, type ReplicaRole, type ReplicaTarget, type Started } from '../target.js';
+import { runOneOff } from './one-off.js';
 import type { KnownGood } from '../../model/known-good.js';
 import type { ReplicaView } from '../../model/replica-view.js';
 import { deployedName, parkedBy } from '../parked-names.js';
@@ -139,6 +140,12 @@ export class DockerContainerTarget implements ReplicaTarget {
     return { ...known, image_id: found.Id, image_ref: ref, spec, deployment_id: null };
   }
 
+
+  runOnce(known: KnownGood, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string }> {
+    const spec = snapshotContainers(known.spec)[0];
+    if (!spec) throw new RevertError(`the known-good snapshot of ${known.service} holds no container to run ${command.join(' ')} like`);
+    return runOneOff(this.docker, spec, image, command, timeoutMs, name);
+  }
 
   async parkedReplicas(service: ServicePolicy, deploymentId: number): Promise<Replica[]> {
     const list = await this.docker.listContainers({ all: true, filters: JSON.stringify({ name: [`\\.rollguard-bad\\.${deploymentId}$`] }) as never });

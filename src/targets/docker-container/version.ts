@@ -1,3 +1,4 @@
+import { ONE_OFF_LABEL } from './one-off.js';
 import { createHash } from 'node:crypto';
 import type { ContainerInspect } from './inspect.js';
 
@@ -97,6 +98,6 @@ export function containerRole(labels: Record<string, string>): ContainerRole {
   if (swarmService !== undefined || labels['com.docker.swarm.task.id'] !== undefined) {
     return { kind: 'swarm-task', service: swarmService ?? labels['com.docker.swarm.task.name'] ?? 'unknown' };
   }
-  if ((labels['com.docker.compose.oneoff'] ?? '').toLowerCase() === 'true') return { kind: 'one-off' };
+  if ((labels['com.docker.compose.oneoff'] ?? '').toLowerCase() === 'true' || labels[ONE_OFF_LABEL] === 'true') return { kind: 'one-off' };
   return { kind: 'service' };
 }

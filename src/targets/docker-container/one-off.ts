@@ -1,0 +1,73 @@
+import type Docker from 'dockerode';
+import { RevertError } from '../target.js';
+import { demuxLog } from './demux.js';
+import type { ContainerInspect } from './inspect.js';
+
+/** Marks a container rollguard runs once (a down-migration): never a replica of a service. */
+export const ONE_OFF_LABEL = 'io.rollguard.one-off';
+
+/** What a one-off run printed, the tail kept when it is long. */
+const OUTPUT_LIMIT = 4_000;
+
+function dockerMessage(err: unknown): string {
+  const e = err as { json?: { message?: string }; message?: string };
+  return e?.json?.message ?? e?.message ?? String(err);
+}
+
+/**
+ * Runs `command` once in a new container of `image` with the settings of `spec` (a known-good
+ * replica): its entrypoint, environment, user, working directory, network mode and mounts — as
+ * `docker compose run` would — but none of its labels, ports or restart policy, so it is never
+ * taken for a replica and cannot clash with the running one. No shell: `command` is the argv
+ * given to the entrypoint. Waits at most `timeoutMs`; the container is removed afterwards in
+ * every case. Resolves with its output when it exits 0; throws RevertError with the exit code
+ * (or the timeout) and the output otherwise.
+ */
+export async function runOneOff(docker: Docker, spec: ContainerInspect, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string }> {
+  const config = spec.Config as Record<string, unknown>;
+  const host = (spec.HostConfig ?? {}) as Record<string, unknown>;
+  const mounts = (host.Mounts as { Type?: string; Source?: string }[] | undefined)?.filter((m) => m.Type !== 'volume' || m.Source);
+  let container: Docker.Container;
+  try {
+    await docker.getContainer(name).remove({ force: true }).catch(() => {});
+    container = await docker.createContainer({
+      name,
+      Image: image,
+      Cmd: [...command],
+      Entrypoint: config.Entrypoint as string[] | undefined,
+      Env: config.Env as string[] | undefined,
+      User: config.User as string | undefined,
+      WorkingDir: config.WorkingDir as string | undefined,
+      Labels: { [ONE_OFF_LABEL]: 'true' },
+      HostConfig: {
+        NetworkMode: host.NetworkMode as string | undefined,
+        Binds: host.Binds as string[] | undefined,
+        Mounts: mounts as Docker.HostConfig['Mounts'],
+        ExtraHosts: host.ExtraHosts as string[] | undefined,
+        Dns: host.Dns as string[] | undefined,
+      },
+    });
+  } catch (err) {
+    throw new RevertError(`cannot create the one-off container ${name} from ${image}: ${dockerMessage(err)}`, { cause: err });
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await container.start();
+    const waited = container.wait() as Promise<{ StatusCode: number }>;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    const result = await Promise.race([waited, timedOut]);
+    if (result === 'timeout') await container.kill().catch(() => {});
+    const raw = await container.logs({ stdout: true, stderr: true, follow: false }).catch(() => Buffer.alloc(0));
+    const text = demuxLog(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw))).trimEnd();
+    const output = text.length > OUTPUT_LIMIT ? `…${text.slice(-OUTPUT_LIMIT)}` : text;
+    if (result === 'timeout') throw new RevertError(`${command.join(' ')} did not finish within ${timeoutMs} ms and was killed${output ? `; its output:\n${output}` : ''}`);
+    if (result.StatusCode !== 0) throw new RevertError(`${command.join(' ')} exited with code ${result.StatusCode}${output ? `; its output:\n${output}` : ' and printed nothing'}`);
+    return { output };
+  } catch (err) {
+    if (err instanceof RevertError) throw err;
+    throw new RevertError(`running ${command.join(' ')} in ${image} failed: ${dockerMessage(err)}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+    await container.remove({ force: true }).catch(() => {});
+  }
+}
