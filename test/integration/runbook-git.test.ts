@@ -54,6 +54,7 @@ describe('code-only deployments on a real git work tree', { timeout: 240_000 }, 
   let repo: string;
   let restart: string[];
   let rg: Rollguard;
+  let policyText: string;
 
   const git = async (...args: string[]): Promise<string> => (await run('git', ['-C', repo, ...args])).stdout.trim();
   const version = async (): Promise<string> => (await (await fetch(`http://127.0.0.1:${PORT}/version`)).text()).trim();
@@ -101,6 +102,7 @@ services:
     recovery:
       - {signal: ready, above: 0}
 `;
+    policyText = policy;
     rg = await startRollguard(policy, { env: { ROLLGUARD_API_TOKEN: TOKEN } });
     const v1 = await git('rev-parse', 'HEAD');
     await waitFor('adoption of v1', async () => (await rg.status()).services[SERVICE]?.image === v1);
@@ -172,5 +174,23 @@ services:
     assert.equal(await git('rev-parse', 'HEAD'), v4, 'nothing was committed');
     assert.equal(await git('status', '--porcelain'), statusBefore);
     assert.equal(await readFile(path.join(repo, 'README'), 'utf8'), 'hot-patched on the server\n');
+  });
+
+  it('rollback --to a commit by hand puts back that commit\'s code the same way, and it becomes known-good', async () => {
+    await git('checkout', '--', 'README');
+    const v1 = await git('rev-list', '--max-parents=0', 'HEAD');
+    const r = await rg.cli('rollback', SERVICE, '--to', v1, '--yes', '--json', '--reason', 'back to the first release');
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.equal(await git('rev-parse', 'HEAD^{tree}'), await git('rev-parse', `${v1}^{tree}`));
+    assert.match(await version(), /^v1 \d+$/);
+    assert.deepEqual(JSON.parse(await readFile(path.join(repo, 'app.json'), 'utf8')), { version: 'v1', ready: true });
+  });
+
+  it('a commit made while rollguard was stopped is a deployment when it starts again', async () => {
+    await rg.stop();
+    const v5 = await deployVersion('v5', true);
+    rg = await startRollguard(policyText, { stateDir: rg.stateDir, env: { ROLLGUARD_API_TOKEN: TOKEN } });
+    const d = await deployment(v5, 'passed');
+    assert.ok(d.from_image, 'compared with the version known before');
   });
 });
