@@ -14,11 +14,12 @@ import type { Logger } from 'pino';
 export type FailpointName =
   | 'watch.revert-due'
   | 'revert.decided'
+  | 'revert.after-migrate'
   | 'revert.after-park'
   | 'revert.after-start'
   | 'notify.after-send';
 
-export const FAILPOINT_NAMES: readonly FailpointName[] = ['watch.revert-due', 'revert.decided', 'revert.after-park', 'revert.after-start', 'notify.after-send'];
+export const FAILPOINT_NAMES: readonly FailpointName[] = ['watch.revert-due', 'revert.decided', 'revert.after-migrate', 'revert.after-park', 'revert.after-start', 'notify.after-send'];
 
 export type FailpointAction = 'hang' | 'sigstop';
 

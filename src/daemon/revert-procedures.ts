@@ -41,6 +41,7 @@ export async function migrateDown(run: RevertRun, target: DeployTarget, known: K
     }
   }
   await run.phase('migrated');
+  await run.failpoint('revert.after-migrate', { deployment: deployment.id });
   return undefined;
 }
 

@@ -81,12 +81,13 @@ async function receiver(): Promise<{ port: number; got: { method: string; path: 
   return { port, got, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }) };
 }
 
-function policy(appDb: string, warmPort: number, hookPort: number): string {
+function policy(appDb: string, warmPort: number, hookPort: number, databaseUrl = '"${APP_DB_URL}"'): string {
   const dbName = new URL(appDb).pathname.slice(1);
   return `version: 1
 defaults:
   window: 60s
   interval: 1s
+  max_rollbacks: {count: 20, per: 1h}
   stop_timeout: 1s
   recovery_timeout: 20s
 notifications:
@@ -108,7 +109,7 @@ services:
       - {name: readiness failing, signal: ready, below: 1, for: 3, severity: P0, action: rollback}
     recovery:
       - {signal: ready, above: 0}
-    database: {url: "\${APP_DB_URL}", keep: 2}
+    database: {url: ${databaseUrl}, keep: 2}
     down_migration:
       command: [psql, -h, 127.0.0.1, -U, postgres, -d, ${dbName}, -v, ON_ERROR_STOP=1, -c, DROP TABLE audit_log]
       timeout: 30s
@@ -129,6 +130,19 @@ describe('the runbook around a container revert: snapshot, down-migration, follo
   let hook: Awaited<ReturnType<typeof receiver>>;
   let rg: Rollguard;
   const hooks = (): Hook[] => hook.got.filter((g) => g.path === '/hook').map((g) => g.body as Hook);
+  const start = (opts: { failpoint?: string; stateDir?: string } = {}): Promise<Rollguard> => startRollguard(policy(app.url, warm.port, hook.port), {
+    databaseUrl: store.url,
+    stateDir: opts.stateDir,
+    env: { APP_DB_URL: app.url, REDIS_URL: REDIS, HOOK_SECRET, ...(opts.failpoint ? { ROLLGUARD_FAILPOINTS: opts.failpoint } : {}) },
+  });
+
+  /** Back to the known-good version, then the bad one carrying a migration that made audit_log. */
+  async function deployMigration(): Promise<void> {
+    await deploy(WEB, 'rgrb-app:v1', [], PORT);
+    await waitFor('v1 running', async () => (await rg.status()).services[SERVICE]?.image === images.good);
+    await dbQuery(app.url, 'CREATE TABLE IF NOT EXISTS audit_log (id serial PRIMARY KEY, entry text)');
+    await deploy(WEB, 'rgrb-app:v2', ['--label', 'rollguard.migrations=true'], PORT);
+  }
 
   before(async () => {
     images = await buildImages();
@@ -136,10 +150,7 @@ describe('the runbook around a container revert: snapshot, down-migration, follo
     [store, app, warm, hook] = await Promise.all([freshDatabase(), freshDatabase(), receiver(), receiver()]);
     await deploy(WEB, 'rgrb-app:v1', [], PORT);
     await deploy(WORKER, 'rollguard-fixture:v1', [], WORKER_PORT);
-    rg = await startRollguard(policy(app.url, warm.port, hook.port), {
-      databaseUrl: store.url,
-      env: { APP_DB_URL: app.url, REDIS_URL: REDIS, HOOK_SECRET },
-    });
+    rg = await start();
     await waitFor('adoption', async () => (await rg.status()).services[SERVICE]?.image === images.good);
   });
 
@@ -150,9 +161,11 @@ describe('the runbook around a container revert: snapshot, down-migration, follo
     await redis('FLUSHDB').catch(() => '');
   });
 
-  async function deployment(state: string): Promise<HistoryRow> {
-    return waitFor(`a deployment ${state}`, async () => (await rg.history(SERVICE)).find((d) => d.state === state), 120_000, 500);
+  async function deployment(state: string, after = 0): Promise<HistoryRow> {
+    return waitFor(`a deployment ${state}`, async () => (await rg.history(SERVICE)).find((d) => d.state === state && d.id > after), 120_000, 500);
   }
+
+  const newestId = async (): Promise<number> => (await rg.history(SERVICE))[0]?.id ?? 0;
 
   async function steps(id: number): Promise<{ step: string; ok: boolean; detail: string | null }[]> {
     const r = await rg.cli('history', '--deployment', String(id), '--json');
@@ -237,5 +250,39 @@ describe('the runbook around a container revert: snapshot, down-migration, follo
     assert.ok(JSON.stringify(told).includes(snap.path));
     // keep: 2 — the first revert's snapshot and this one.
     assert.ok((await readdir(path.join(rg.stateDir, 'snapshots'))).filter((f) => f.endsWith('.dump')).length <= 2);
+  });
+
+  it('fault: kill -9 after the down-migration → the revert is finished at restart without a second snapshot or down-migration', async () => {
+    await rg.stop();
+    rg = await start({ failpoint: 'revert.after-migrate', stateDir: rg.stateDir });
+    const before = await newestId();
+    await deployMigration();
+    await waitFor('the daemon to stop after the down-migration', async () => (await rg.logs()).includes('"failpoint":"revert.after-migrate"'), 120_000);
+    assert.deepEqual(await dbQuery(app.url, "SELECT to_regclass('audit_log')::text AS t"), [{ t: null }], 'the down-migration ran');
+    rg.process.kill('SIGKILL');
+    await rg.stop();
+    rg = await start({ stateDir: rg.stateDir });
+    // A second `DROP TABLE audit_log` would fail now: rolled_back shows it was not run again.
+    const d = await deployment('rolled_back', before);
+    const recorded = await steps(d.id);
+    assert.equal(recorded.filter((s) => s.step === 'snapshot').length, 1, JSON.stringify(recorded));
+    assert.equal(recorded.filter((s) => s.step === 'down-migration').length, 1);
+    assert.equal((await inspect(WEB))?.Image, images.good);
+  });
+
+  it('fault: the application database unreachable → the safety snapshot fails and nothing is changed', async () => {
+    const closed = await freePort();
+    await writeFile(path.join(rg.stateDir, 'policy.yaml'), policy(app.url, warm.port, hook.port, `"postgresql://postgres@127.0.0.1:${closed}/app"`));
+    await waitFor('the policy reload', async () => (await rg.logs()).includes('applying policy changes'), 30_000);
+    const before = await newestId();
+    await deployMigration();
+    const d = await deployment('rollback_failed', before);
+    assert.match(d.reason ?? '', /safety snapshot of the database failed/);
+    assert.match(d.reason ?? '', /nothing was changed/);
+    const recorded = await steps(d.id);
+    assert.deepEqual(recorded.filter((s) => s.step === 'snapshot').map((s) => s.ok), [false]);
+    assert.ok(!recorded.some((s) => s.step === 'down-migration' || s.step === 'stop-bad'), JSON.stringify(recorded));
+    assert.equal((await inspect(WEB))?.Image, images.bad, 'the deployed version keeps running');
+    assert.deepEqual(await dbQuery(app.url, "SELECT to_regclass('audit_log')::text AS t"), [{ t: 'audit_log' }], 'its schema untouched');
   });
 });
