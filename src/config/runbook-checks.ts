@@ -26,6 +26,9 @@ export function runbookProblems(svcName: string, svc: Record<string, unknown>): 
       }
     }
     if (svc.down_migration !== undefined) problems.push({ keys: at('down_migration'), message: 'down_migration runs in the known-good image, and a git service has none; a code-only deployment carries no migrations (runbook Option 1)' });
+    if (!Array.isArray(svc.recovery) || !svc.recovery.length) {
+      problems.push({ keys: at('match', 'git'), message: 'a git service needs recovery criteria (e.g. - {signal: ready, above: 0}): a work tree has no process rollguard could see restart, so only they tell that the revert worked (runbook: "verify")' });
+    }
   }
   if (svc.down_migration !== undefined && svc.database === undefined) {
     problems.push({ keys: at('down_migration'), message: 'down_migration needs database: no schema is changed without a safety snapshot first (runbook Option 3 step 3)' });
@@ -49,4 +52,19 @@ export function runbookUrlPlaces(svcName: string, steps: number): (string | numb
   const places: (string | number)[][] = [['services', svcName, 'database', 'url']];
   for (let i = 0; i < steps; i++) places.push(['services', svcName, 'after_rollback', i, 'redis_flush', 'url'], ['services', svcName, 'after_rollback', i, 'http', 'url']);
   return places;
+}
+
+/** Two git services on one work tree would each claim its commits, and neither would be watched. */
+export function gitPathProblems(services: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Map<string, string>();
+  for (const [name, svc] of Object.entries(services)) {
+    const git = isMap(svc) && isMap(svc.match) && isMap(svc.match.git) ? svc.match.git : undefined;
+    if (!git || typeof git.path !== 'string') continue;
+    const at = git.path.replace(/\/+$/, '').replace(/\/{2,}/g, '/') || '/';
+    const first = seen.get(at);
+    if (first) problems.push({ keys: ['services', name, 'match', 'git', 'path'], message: `${at} is already the work tree of service ${first}; one service per work tree` });
+    else seen.set(at, name);
+  }
+  return problems;
 }

@@ -3,7 +3,7 @@ import { parseDuration } from './duration.js';
 import { channelSchema, digestSchema, escalationSchema, maintenanceSchema, routesSchema, serviceNotifySchema } from './notify-schema.js';
 import { checkTemplate, checkUrlTemplate, replicaVarsIn } from './template.js';
 import { match } from './match-schema.js';
-import { runbookProblems } from './runbook-checks.js';
+import { gitPathProblems, runbookProblems } from './runbook-checks.js';
 import { runbookServiceKeys } from './runbook-schema.js';
 
 const duration = z
@@ -306,6 +306,7 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
     });
   }
   if (!isMap(raw.services)) return problems;
+  problems.push(...gitPathProblems(raw.services));
   for (const [svcName, svc] of Object.entries(raw.services)) {
     if (!isMap(svc)) continue;
     const signals = isMap(svc.signals) ? svc.signals : {};
