@@ -2,6 +2,7 @@ import type { ServicePolicy } from '../config/policy.js';
 import { type Hold } from '../store/holds.js';
 import { MIGRATIONS_LABEL, WatchContext, type Watch } from './context.js';
 import { announce, recordMigrations } from './record.js';
+import { namesVersion } from '../model/image-ref.js';
 
 /** A hold or release that cannot be done; `status` is the HTTP status the API answers with. */
 export class HoldError extends Error {
@@ -66,7 +67,7 @@ export async function markMigrations(ctx: WatchContext, serviceName: string, ima
   if (!ctx.policy.services[serviceName]) throw new HoldError(`unknown service "${serviceName}"`, 404);
   return ctx.queue.run(serviceName, async () => {
     const watch = ctx.state.get(serviceName)?.watch;
-    if (watch && !watch.done && (watch.deployment.to_ref === image || watch.deployment.to_image === image)) {
+    if (watch && !watch.done && namesVersion(image, watch.deployment.to_ref, watch.deployment.to_image)) {
       watch.migrations = true;
       await recordMigrations(ctx, watch, 'announced through the deploy API');
       ctx.log.warn({ service: serviceName, deployment: watch.deployment.id, image }, 'deployment marked as carrying DB migrations');

@@ -121,7 +121,11 @@ async function lastDeployment(ctx: WatchContext, serviceName: string, runningIma
     throw new RollbackRefused(`${serviceName} runs ${shortId(runningImage)}, not the last recorded deployment ${latest.id} (${latest.to_ref}); nothing was changed`, 409);
   }
   const replicas = await ctx.runningReplicas(service).catch(() => []);
-  return watchFor(ctx, service, latest, emptyTally(service), undefined, replicas);
+  const deployed = replicas.find((r) => r.image === latest.to_image);
+  const watch = watchFor(ctx, service, latest, emptyTally(service), deployed, replicas);
+  // A deployment carrying migrations (its label, or announced and recorded) keeps its snapshot and down-migration when reverted by hand.
+  if (!watch.migrations) watch.migrations = (await ctx.deps.store.listDecisions(latest.id).catch(() => [])).some((x) => x.kind === 'migrations');
+  return watch;
 }
 
 /** The known-good snapshot with `to` (tag or image ID) as its image; the image must be on the host. */

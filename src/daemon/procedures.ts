@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { takeSnapshot } from '../actions/db-snapshot/index.js';
+import { listSnapshots, takeSnapshot } from '../actions/db-snapshot/index.js';
 import { runFollowUps } from '../actions/follow-up/run.js';
 import type { FollowUpStep, ServicePolicy } from '../config/policy.js';
 
@@ -37,6 +37,8 @@ export interface RunbookProcedures {
   followUps(steps: readonly FollowUpStep[], onStep: (outcome: StepOutcome) => Promise<void>): Promise<StepOutcome[]>;
   /** Takes the snapshot (and applies the retention); throws with pg_dump's reason when it fails. */
   snapshot(service: ServicePolicy, deploymentId: number): Promise<SafetySnapshot>;
+  /** The newest snapshot taken for a deployment's revert, if any (a revert resumed after a crash). */
+  snapshotOf?(service: ServicePolicy, deploymentId: number): Promise<SafetySnapshot | undefined>;
 }
 
 /** The procedures on this host: follow-up steps through its Docker engine, snapshots into its state directory. */
@@ -48,5 +50,6 @@ export function hostProcedures(docker: Docker, stateDir: string, log: Logger): R
       if (!database) return Promise.reject(new Error(`${service.name} names no database`));
       return takeSnapshot({ url: database.url, stateDir, service: service.name, deploymentId, now: new Date(), timeoutMs: database.timeoutMs, keep: database.keep, log });
     },
+    snapshotOf: async (service, deploymentId) => (await listSnapshots(stateDir, service.name)).find((s) => s.deployment === deploymentId),
   };
 }

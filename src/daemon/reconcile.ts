@@ -2,7 +2,7 @@ import { BY_HAND } from './by-hand.js';
 import type { ServicePolicy } from '../config/policy.js';
 import type { DeployTarget, Replica } from '../targets/target.js';
 import { isChange, ofKnownVersion } from '../targets/versions.js';
-import { shortId } from '../model/image-ref.js';
+import { namesVersion, shortId } from '../model/image-ref.js';
 import { emptyTally } from '../policy/assess.js';
 import type { Deployment } from '../store/store.js';
 import { withServingRule } from '../policy/serving.js';
@@ -239,11 +239,12 @@ export async function detect(ctx: WatchContext, service: ServicePolicy, c: Repli
   await beginWatch(ctx, service, deployment, emptyTally(service), c, replicas);
   const watch = ctx.serviceState(service.name).watch as Watch;
   const announced = ctx.pendingMigrations.get(service.name);
-  if (announced === c.ref || announced === c.image) {
+  const wasAnnounced = namesVersion(announced, c.ref, c.image);
+  if (wasAnnounced) {
     watch.migrations = true;
     ctx.pendingMigrations.delete(service.name);
   }
-  if (watch.migrations) await recordMigrations(ctx, watch, announced === c.ref || announced === c.image ? 'announced through the deploy API' : `labelled ${MIGRATIONS_LABEL}=true`);
+  if (watch.migrations) await recordMigrations(ctx, watch, wasAnnounced ? 'announced through the deploy API' : `labelled ${MIGRATIONS_LABEL}=true`);
   await announce(ctx, watch, 'deployment_detected', 'P2', {});
   await onBadImage(ctx, watch);
 }

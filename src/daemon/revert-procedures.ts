@@ -1,9 +1,14 @@
+import { redactUrlsIn } from '../model/redact-url.js';
 import type { KnownGood } from '../store/store.js';
 import type { DeployTarget } from '../targets/target.js';
 import type { SafetySnapshot } from './procedures.js';
 import { rethrowLapse, type RevertRun } from './revert-run.js';
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** Output of commands the policy runs may print URLs with credentials: never recorded or told with them. */
+const message = (err: unknown): string => redactUrlsIn(err instanceof Error ? err.message : String(err));
+
+/** The one-off container of a deployment's down-migration: one name per deployment, so a restart finds it. */
+export const downMigrationName = (service: string, deploymentId: number): string => `${service}.rollguard-down-migration.${deploymentId}`;
 
 /**
  * Runbook Option 3 before a revert of a deployment that carries DB migrations touches anything:
@@ -28,20 +33,25 @@ export async function migrateDown(run: RevertRun, target: DeployTarget, known: K
     return `the safety snapshot of the database failed (${message(err)}), so the migrations were not reverted and nothing was changed: ${deployment.to_ref} keeps running on its schema`;
   }
   const down = service.downMigration;
+  const name = downMigrationName(service.name, deployment.id);
   if (down) {
     const argv = down.command.join(' ');
     try {
       if (!target.runOnce) throw new Error(`the ${target.kind} target cannot run a one-off command`);
       const runOnce = target.runOnce.bind(target);
-      await step('down-migration', (o: { output: string }) => `${argv} in ${known.image_ref}: exit 0${o.output ? `; ${tail(o.output)}` : ''}`,
-        () => (run.guard(), runOnce(known, image, down.command, down.timeoutMs, `${service.name}.rollguard-down-migration.${deployment.id}`)));
+      await step('down-migration', (o: { output: string; adopted?: boolean }) => `${argv} in ${known.image_ref}: exit 0${o.adopted ? ' (the run started before rollguard restarted)' : ''}${o.output ? `; ${tail(o.output)}` : ''}`,
+        () => (run.guard(), runOnce(known, image, down.command, down.timeoutMs, name)));
     } catch (err) {
       rethrowLapse(err);
+      await target.removeOnce?.(name).catch(() => {});
       return `the down-migration failed, so the revert stopped before touching ${deployment.to_ref}, which keeps running; the schema may be HALF MIGRATED. ${message(err)}. The safety snapshot taken before it: ${snapshot.path} (\`rollguard restore-hint ${snapshot.id}\` prints the pg_restore command)`;
     }
+    run.migratedDown = { path: snapshot.path, id: snapshot.id };
   }
   await run.phase('migrated');
   await run.failpoint('revert.after-migrate', { deployment: deployment.id });
+  // Removed only now: until the phase is recorded, a restart takes the container's run rather than running it again.
+  await target.removeOnce?.(name).catch(() => {});
   return undefined;
 }
 
@@ -66,6 +76,6 @@ export async function followUp(run: RevertRun): Promise<void> {
 }
 
 function tail(text: string, max = 500): string {
-  const t = text.trim();
+  const t = redactUrlsIn(text.trim());
   return t.length > max ? `…${t.slice(-max)}` : t;
 }

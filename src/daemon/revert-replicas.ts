@@ -165,6 +165,10 @@ export async function revertReplicas(run: RevertRun, target: ReplicaTarget, know
   for (const id of lastStarted) await step('remove-failed', `remove the failed attempt ${id.slice(0, 12)}`, () => (guard(), target.remove(id))).catch(rethrowLapse);
   const why = startError ? ` (${startError})` : '';
   if (!bad.length) return fail(`the known-good container could not be started in ${run.attempt} attempt(s)${why}, and the deployed container is gone`, unchanged());
+  if (run.migratedDown) {
+    // The deployed version would run on a schema migrated down under it: worse than not running.
+    return fail(`the known-good container could not be started in ${run.attempt} attempt(s)${why}; the deployed version was NOT put back, since the schema was migrated down under it: neither version runs, ${names(asDeployed)} ${asDeployed.length > 1 ? 'are' : 'is'} kept stopped as ${bad.filter((r) => !removed.has(r.id)).map((r) => parkedName(r.name, deployment.id)).join(', ') || 'nothing (removed by Docker)'}`, unchanged());
+  }
   const back = await putBack('no known-good replica could be started');
   return fail(`the known-good container could not be started in ${run.attempt} attempt(s)${why}; ${back ? 'the deployed version was put back' : `putting the deployed version back failed too, so ${names(asDeployed)} may not be running`}`, unchanged());
 

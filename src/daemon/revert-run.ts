@@ -124,8 +124,10 @@ export class RevertRun {
   };
 
   /** Ends the revert as failed: recorded, counted and logged for escalation. */
-  readonly fail = async (reason: string, where: FailedAt): Promise<RevertOutcome> => {
+  readonly fail = async (because: string, where: FailedAt): Promise<RevertOutcome> => {
     this.guard();
+    const m = this.migratedDown;
+    const reason = m ? `${because}. The schema WAS MIGRATED DOWN for the known-good version before this; the safety snapshot taken before it: ${m.path} (\`rollguard restore-hint ${m.id}\`)` : because;
     this.log.error({ escalate: true, severity: 'P0', reason, attempts: this.attempt }, 'ROLLBACK FAILED — escalate to a human');
     await this.deps.writes.updateDeployment(this.deployment.id, { state: 'rollback_failed', reason, attempts: this.attempt, phase: 'done' });
     this.deps.metrics.rollbacks.inc({ service: this.service.name, outcome: 'failed' });
@@ -133,8 +135,19 @@ export class RevertRun {
   };
 
   /** Ends the revert as recovered. */
+  /** The down-migration ran (with the snapshot taken before it): the schema is the known-good version's now. */
+  migratedDown?: { path: string; id: string };
+
+  /**
+   * Run once the recovery is verified, before the revert is recorded as done: the follow-up
+   * steps. A crash during them leaves the revert open, so the restart verifies and runs them again.
+   */
+  onVerified?: () => Promise<void>;
+
   readonly succeed = async (where: { containerIds: string[]; image: string; ref: string; replicas: number }): Promise<RevertOutcome> => {
+    // Recovered at verification: the follow-up steps after it do not count against the time to recovery.
     const recoveredAt = this.deps.now();
+    await this.onVerified?.();
     await this.deps.writes.updateDeployment(this.deployment.id, { state: 'rolled_back', recovered_at: recoveredAt, attempts: this.attempt, phase: 'done' });
     this.deps.metrics.rollbacks.inc({ service: this.service.name, outcome: 'succeeded' });
     const recoveryMs = recoveredAt.getTime() - this.deployment.started_at.getTime();

@@ -42,7 +42,7 @@ export async function revertService(run: RevertRun, target: ServiceTarget, known
     const force = run.attempt > firstAttempt;
     let put: PutBack;
     try {
-      put = await step('put-back', (p: PutBack) => p.detail, () => (guard(), target.putBack(service, known.spec, { force })));
+      put = await step('put-back', (p: PutBack) => p.detail, () => (guard(), target.putBack(service, known.spec, { force, resume: resume && run.attempt === firstAttempt })));
     } catch (err) {
       rethrowLapse(err);
       lastDetail = err instanceof Error ? err.message : String(err);

@@ -5,7 +5,7 @@ import { RevertError } from '../targets/target.js';
 import { LeadershipLapsed, RevertRun, type FailedAt, type RevertDeps, type RevertOutcome } from './revert-run.js';
 import { revertReplicas } from './revert-replicas.js';
 import { revertService } from './revert-service.js';
-import { followUp, migrateDown } from './revert-procedures.js';
+import { downMigrationName, followUp, migrateDown } from './revert-procedures.js';
 
 export { LeadershipLapsed, type RevertDeps, type RevertOutcome } from './revert-run.js';
 
@@ -50,11 +50,14 @@ async function revertWith(run: RevertRun, rule: Rule, known: KnownGood | undefin
   if (migrations && !touched) {
     const stop = await migrateDown(run, target, known, image);
     if (stop) return run.fail(stop, unchanged);
+  } else if (migrations && service.downMigration) {
+    // Resumed past the down-migration: its container may be left (removed after the phase), and the schema is migrated down.
+    await target.removeOnce?.(downMigrationName(service.name, deployment.id)).catch(() => {});
+    run.migratedDown = await run.deps.procedures?.snapshotOf?.(service, deployment.id).catch(() => undefined);
   }
-  const outcome = target.revertBy === 'replica'
-    ? await revertReplicas(run, target, known, image, resume)
-    : await revertService(run, target, known, resume);
   // Recovered once verified: the follow-up steps come after, are told with the revert's steps and never undo it.
-  if (outcome.state === 'rolled_back') await followUp(run);
-  return outcome;
+  run.onVerified = () => followUp(run);
+  return target.revertBy === 'replica'
+    ? revertReplicas(run, target, known, image, resume)
+    : revertService(run, target, known, resume);
 }

@@ -110,11 +110,16 @@ interface TargetBase {
   withImage(known: KnownGood, image: string): Promise<KnownGood>;
   /**
    * Runs a command once in the known-good version — a one-off replica of `image` with the
-   * known-good settings, removed afterwards — for a down-migration. Resolves with its output when
+   * known-good settings — for a down-migration. Resolves with its output when
    * it succeeded; throws RevertError with the exit code and output when not. Absent on targets
    * that cannot (the policy refuses down_migration there).
    */
-  runOnce?(known: KnownGood, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string }>;
+  runOnce?(known: KnownGood, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string; adopted?: boolean }>;
+  /**
+   * Removes the one-off replica `name` once its result is recorded. Until then it stays, so a
+   * restart finds its run (`adopted`) instead of running the command twice.
+   */
+  removeOnce?(name: string): Promise<void>;
 }
 
 /**
@@ -175,8 +180,12 @@ export interface ServiceTarget extends TargetBase {
   specVersion(service: ServicePolicy): Promise<string | undefined>;
   /** The service's update as the orchestrator reports it; undefined when it has none. */
   updateState(service: ServicePolicy): Promise<UpdateState | undefined>;
-  /** Puts the known-good spec back (`force`: recreates the replicas even if it runs already). Throws RevertError. */
-  putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean }): Promise<PutBack>;
+  /**
+   * Puts the known-good spec back (`force`: recreates the replicas even if it runs already).
+   * `resume`: the first attempt after a restart cut the revert short — what the crash may have
+   * left half-done (a git restart command not run) is done again. Throws RevertError.
+   */
+  putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean; resume?: boolean }): Promise<PutBack>;
   /** Whether every replica the service wants runs the known-good version. */
   converged(service: ServicePolicy, snapshot: unknown): Promise<Convergence>;
 }

@@ -111,7 +111,7 @@ services:
       - {signal: ready, above: 0}
     database: {url: ${databaseUrl}, keep: 2}
     down_migration:
-      command: [psql, -h, 127.0.0.1, -U, postgres, -d, ${dbName}, -v, ON_ERROR_STOP=1, -c, DROP TABLE audit_log]
+      command: [psql, -h, 127.0.0.1, -U, postgres, -d, ${dbName}, -v, ON_ERROR_STOP=1, -c, SELECT pg_sleep(2), -c, DROP TABLE audit_log]
       timeout: 30s
     after_rollback:
       - restart: {containers: [${WORKER}], timeout: 30s}
@@ -284,5 +284,28 @@ describe('the runbook around a container revert: snapshot, down-migration, follo
     assert.ok(!recorded.some((s) => s.step === 'down-migration' || s.step === 'stop-bad'), JSON.stringify(recorded));
     assert.equal((await inspect(WEB))?.Image, images.bad, 'the deployed version keeps running');
     assert.deepEqual(await dbQuery(app.url, "SELECT to_regclass('audit_log')::text AS t"), [{ t: 'audit_log' }], 'its schema untouched');
+  });
+
+  it('fault: kill -9 while the down-migration runs → its run is taken at restart, never started a second time', async () => {
+    await writeFile(path.join(rg.stateDir, 'policy.yaml'), policy(app.url, warm.port, hook.port));
+    await waitFor('the policy reload', async () => ((await rg.logs()).match(/applying policy changes/g) ?? []).length >= 2, 30_000);
+    const before = await newestId();
+    await deployMigration();
+    const oneOff = await waitFor('the down-migration running', async () => {
+      const names = (await docker('ps', '--filter', 'label=io.rollguard.one-off=true', '--format', '{{.Names}}')).split('\n').filter(Boolean);
+      return names.find((n) => n.startsWith(`${SERVICE}.rollguard-down-migration.`));
+    }, 120_000, 100);
+    rg.process.kill('SIGKILL');
+    await rg.stop();
+    rg = await start({ stateDir: rg.stateDir });
+    // A second `DROP TABLE audit_log` would fail: rolled_back shows the first run was taken.
+    const d = await deployment('rolled_back', before);
+    assert.ok(oneOff.endsWith(`.${d.id}`), `${oneOff} is the down-migration of deployment ${d.id}`);
+    const recorded = await steps(d.id);
+    const down = recorded.filter((s) => s.step === 'down-migration');
+    assert.deepEqual(down.map((s) => s.ok), [true], JSON.stringify(recorded));
+    assert.match(down[0]?.detail ?? '', /started before rollguard restarted/);
+    assert.equal((await docker('ps', '-a', '--filter', `name=^/${oneOff}$`, '--format', '{{.Names}}')), '', 'the one-off container is removed once recorded');
+    assert.equal((await inspect(WEB))?.Image, images.good);
   });
 });

@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { Policy, ServicePolicy } from '../../config/policy.js';
 import { RevertError, type KnownReplica, type Parked, type Replica, type ReplicaRole, type ReplicaTarget, type Started } from '../target.js';
-import { runOneOff } from './one-off.js';
+import { removeOneOff, runOneOff } from './one-off.js';
 import type { KnownGood } from '../../model/known-good.js';
 import type { ReplicaView } from '../../model/replica-view.js';
 import { deployedName, parkedBy } from '../parked-names.js';
@@ -141,10 +141,14 @@ export class DockerContainerTarget implements ReplicaTarget {
   }
 
 
-  runOnce(known: KnownGood, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string }> {
+  runOnce(known: KnownGood, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string; adopted: boolean }> {
     const spec = snapshotContainers(known.spec)[0];
     if (!spec) throw new RevertError(`the known-good snapshot of ${known.service} holds no container to run ${command.join(' ')} like`);
     return runOneOff(this.docker, spec, image, command, timeoutMs, name);
+  }
+
+  removeOnce(name: string): Promise<void> {
+    return removeOneOff(this.docker, name);
   }
 
   async parkedReplicas(service: ServicePolicy, deploymentId: number): Promise<Replica[]> {
