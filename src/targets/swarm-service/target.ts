@@ -235,7 +235,7 @@ export class SwarmServiceTarget implements ServiceTarget {
     return { state, message, rolledBack: rolledBackByItself(state, message), paused: state === 'paused' || state === 'rollback_paused' };
   }
 
-  async putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean }): Promise<PutBack> {
+  async putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean; resume?: boolean }): Promise<PutBack> {
     const known = parseSnapshot(snapshot);
     const knownVersion = templateVersion(known.template);
     const ref = imageRef(known.template.ContainerSpec.Image);
