@@ -37,7 +37,7 @@ class FakeSwarmService implements ServiceTarget {
   /** When set, putBack refuses with this message, as Swarm refuses an update. */
   refuse?: string;
   /** The putBack calls, and how many of them changed the service. */
-  readonly putBacks: { force: boolean }[] = [];
+  readonly putBacks: { force: boolean; resume?: boolean }[] = [];
   changes = 0;
   private checks = 0;
 
@@ -50,7 +50,7 @@ class FakeSwarmService implements ServiceTarget {
     return this.spec === 'good' && this.starts && this.checks >= this.startsAfter;
   }
 
-  async putBack(_service: ServicePolicy, _snapshot: unknown, opts: { force: boolean }): Promise<PutBack> {
+  async putBack(_service: ServicePolicy, _snapshot: unknown, opts: { force: boolean; resume?: boolean }): Promise<PutBack> {
     this.putBacks.push(opts);
     if (this.refuse) throw new RevertError(this.refuse);
     if (this.spec === 'good' && !opts.force) return { how: 'already', detail: 'web already runs the known-good spec (shop/web:1); nothing was changed' };
@@ -225,7 +225,7 @@ describe('revertDeployment of a service its orchestrator puts back (revertServic
     assert.equal(writes.actions[2]?.detail, 'all 2 task(s) of web run the known-good version (web.1, web.2)');
     assert.match(writes.actions[3]?.detail ?? '', /^recovered: errors below 0\.05 \(0\.01\)$/);
     assert.deepEqual(outcome.criteria, [{ signal: 'errors', threshold: 'below 0.05', measured: 0.01, holds: true }]);
-    assert.deepEqual(target.putBacks, [{ force: false }]);
+    assert.deepEqual(target.putBacks, [{ force: false, resume: false }]);
     assert.deepEqual(writes.patches, [
       { attempts: 1 },
       { phase: 'started' },
@@ -256,7 +256,7 @@ describe('revertDeployment of a service its orchestrator puts back (revertServic
     assert.deepEqual(outcome.containerIds, ['t-bad-1'], 'the bad version still runs');
     assert.equal(outcome.image, BAD_IMAGE);
     assert.deepEqual(steps(writes), ['0 check-image ok', '1 put-back failed']);
-    assert.deepEqual(target.putBacks, [{ force: false }]);
+    assert.deepEqual(target.putBacks, [{ force: false, resume: false }]);
     assert.ok(!writes.patches.some((p) => p.phase === 'started'));
     assert.deepEqual(writes.patches.at(-1), { state: 'rollback_failed', reason: outcome.reason, attempts: 1, phase: 'done' });
   });
@@ -291,7 +291,7 @@ describe('revertDeployment of a service its orchestrator puts back (revertServic
     const started = performance.now();
     const outcome = await revertDeployment(deps, SERVICE, deployment(), RULE, KNOWN);
 
-    assert.deepEqual(target.putBacks, [{ force: false }, { force: true }]);
+    assert.deepEqual(target.putBacks, [{ force: false, resume: false }, { force: true, resume: false }]);
     assert.deepEqual(steps(writes), ['0 check-image ok', '1 put-back ok', '1 converge failed', '2 put-back ok', '2 converge failed']);
     assert.equal(writes.actions[3]?.detail, 'web updated again to the known-good spec (shop/web:1), recreating its tasks');
     assert.equal(outcome.state, 'rollback_failed');
@@ -313,7 +313,7 @@ describe('revertDeployment of a service its orchestrator puts back (revertServic
 
     assert.equal(outcome.state, 'rolled_back');
     assert.equal(outcome.attempts, 2);
-    assert.deepEqual(target.putBacks, [{ force: false }, { force: true }]);
+    assert.deepEqual(target.putBacks, [{ force: false, resume: false }, { force: true, resume: false }]);
     assert.deepEqual(steps(writes), ['0 check-image ok', '1 put-back ok', '1 converge ok', '1 verify failed', '2 put-back ok', '2 converge ok', '2 verify ok']);
     assert.match(writes.actions[3]?.detail ?? '', /^attempt 1: not met: errors below 0\.05 \(got 0\.2\)$/);
   });
@@ -327,7 +327,7 @@ describe('revertDeployment of a service its orchestrator puts back (revertServic
     assert.equal(outcome.state, 'rolled_back');
     assert.equal(outcome.attempts, 1);
     assert.equal(target.changes, 0);
-    assert.deepEqual(target.putBacks, [{ force: false }]);
+    assert.deepEqual(target.putBacks, [{ force: false, resume: true }]);
     assert.deepEqual(steps(writes), ['1 check-image ok', '1 put-back ok', '1 converge ok', '1 verify ok']);
     assert.equal(writes.actions[1]?.detail, 'web already runs the known-good spec (shop/web:1); nothing was changed');
     assert.ok(!writes.patches.some((p) => p.phase === 'started'), 'the phase is not moved back');
@@ -339,7 +339,7 @@ describe('revertDeployment of a service its orchestrator puts back (revertServic
     const { deps, writes } = setup(target);
     const outcome = await revertDeployment(deps, SERVICE, deployment({ attempts: 1, phase: 'started' }), RULE, KNOWN, true);
 
-    assert.deepEqual(target.putBacks, [{ force: false }, { force: true }]);
+    assert.deepEqual(target.putBacks, [{ force: false, resume: true }, { force: true, resume: false }]);
     assert.equal(outcome.state, 'rollback_failed');
     assert.doesNotMatch(outcome.reason ?? '', /nothing was changed/);
     assert.match(outcome.reason ?? '', /^the service was not recovered after 2 attempt\(s\): cannot inspect the Swarm service web: connect ECONNREFUSED/);

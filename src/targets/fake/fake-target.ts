@@ -38,8 +38,9 @@ function versionOf(spec: FakeSpec): string {
  * handed to the follower like a Docker start event, one at a time, in order.
  *
  * Test helpers: `deploy` replaces a replica the way `docker compose up` does, `removeImage` makes
- * the known-good image missing, `failStart` makes starting a known-good replica fail, and
- * `counts` / `history` tell what the revert steps did.
+ * the known-good image missing, `failStart` makes starting a known-good replica fail, `failRunOnce`
+ * makes a down-migration fail, `announceOnly` makes starts wait for an announcement (as a git
+ * target's), and `counts` / `history` tell what the revert steps did.
  */
 export class FakeTarget implements ReplicaTarget {
   readonly kind = 'fake';
@@ -51,6 +52,15 @@ export class FakeTarget implements ReplicaTarget {
   readonly history: string[] = [];
   /** When set, `start` fails with this message (a RevertError, as Docker's refusals are reported). */
   failStart?: string;
+  /** When set, `runOnce` fails with this output (a RevertError, as a non-zero exit is reported). */
+  failRunOnce?: string;
+  /** What `runOnce` answers as the command's output. */
+  runOnceOutput = '';
+  /**
+   * Present after `announceOnly()`: hands over the service's held-back starts and resolves once
+   * they were handled. Absent otherwise, as on targets whose changes are pushed (Docker's events).
+   */
+  announce?: (service: ServicePolicy) => Promise<void>;
 
   private readonly replicas = new Map<string, FakeReplica>();
   private readonly images = new Set<string>();
@@ -58,6 +68,8 @@ export class FakeTarget implements ReplicaTarget {
   private events: Promise<void> = Promise.resolve();
   private nextId = 1;
   private lastStart = 0;
+  /** Starts not yet handed to the follower (after `announceOnly()`), oldest first. */
+  private held?: string[];
 
   // ---- test helpers ---------------------------------------------------------------------------
 
@@ -79,6 +91,24 @@ export class FakeTarget implements ReplicaTarget {
   /** Every replica, running or not. */
   all(): Replica[] {
     return [...this.replicas.values()].map((r) => this.toReplica(r));
+  }
+
+  /**
+   * From now on starts are held back, as a git target sees a new HEAD only when it reads it, and
+   * handed to the follower when the service's deployment is announced (`announce`).
+   */
+  announceOnly(): void {
+    const held: string[] = (this.held = []);
+    this.announce = async (service) => {
+      const mine = held.filter((id) => {
+        const r = this.replicas.get(id);
+        return r !== undefined && matches(service.match, deployedName(r.spec.name), r.spec.labels);
+      });
+      // The rest wait for their own service's announcement; a replica gone meanwhile is forgotten.
+      held.splice(0, held.length, ...held.filter((id) => this.replicas.has(id) && !mine.includes(id)));
+      for (const id of mine) this.tell(id);
+      await this.events;
+    };
   }
 
   resetCounts(): void {
@@ -167,6 +197,13 @@ export class FakeTarget implements ReplicaTarget {
     return { ...known, image_id: image, image_ref: image, deployment_id: null, spec: { replicas: snap.replicas.map((r) => ({ ...r, image })) } };
   }
 
+  /** Runs nothing: records the one-off (no replica is created or handed over) and answers `runOnceOutput`. */
+  async runOnce(known: KnownGood, image: string, command: readonly string[], timeoutMs: number, name: string): Promise<{ output: string }> {
+    this.history.push(`run-once ${name} from ${image} (limit ${timeoutMs} ms): ${command.join(' ')}`);
+    if (this.failRunOnce) throw new RevertError(`${command.join(' ')} in ${known.image_ref} exited with code 1: ${this.failRunOnce}`);
+    return { output: this.runOnceOutput };
+  }
+
   async parkedReplicas(service: ServicePolicy, deploymentId: number): Promise<Replica[]> {
     return this.all().filter((r) => parkedBy(r.name) === deploymentId && matches(service.match, deployedName(r.name), r.labels));
   }
@@ -237,8 +274,14 @@ export class FakeTarget implements ReplicaTarget {
     this.lastStart = Math.max(Date.now(), this.lastStart + 1);
     r.running = true;
     r.startedAt = new Date(this.lastStart);
+    if (this.held) this.held.push(r.id);
+    else this.tell(r.id);
+  }
+
+  /** Hands a start to the follower, after the ones before it. */
+  private tell(id: string): void {
     const onStarted = this.onStarted;
-    if (onStarted) this.events = this.events.then(() => onStarted(r.id)).catch(() => {});
+    if (onStarted) this.events = this.events.then(() => onStarted(id)).catch(() => {});
   }
 
   private toReplica(r: FakeReplica): Replica {
