@@ -71,6 +71,17 @@ export class GitHeadFollower {
     await this.polling;
   }
 
+  /**
+   * Takes `sha` as the HEAD of the work tree already seen, so it is not handed over: rollguard
+   * made it itself. Called while the work tree is busy, so no poll is reading it.
+   */
+  seen(repoPath: string, sha: string): void {
+    const p = path.resolve(repoPath);
+    const state = this.repos.get(p);
+    if (state) state.head = sha;
+    else this.repos.set(p, { head: sha, nextAt: Date.now(), failing: false });
+  }
+
   /** Polls at once (one work tree, or all) and resolves once what it found is handed over. */
   async poke(repoPath?: string): Promise<void> {
     const only = repoPath === undefined ? undefined : path.resolve(repoPath);

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 
-/** How long one git command may take: reads are instant; a revert of a long range writes many commits. */
+/** How long one git command may take: reads are instant; a revert of a long range rewrites many files. */
 export const GIT_TIMEOUT_MS = 30_000;
 
 /** A git command that failed: its exit code (undefined when it could not run or timed out) and what it said. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
@@ -54,9 +55,12 @@ describe('GitTarget.putBack() in revert mode', () => {
 
     const put = await t.putBack(service, known, { force: false });
     const head = await r.head();
-    assert.deepEqual(put, { how: 'update', detail: `git revert --no-edit ${short(good)}..${short(bad2)}: 2 revert commits, HEAD ${short(head)}` });
+    assert.deepEqual(put, {
+      how: 'update',
+      detail: `git revert --no-edit --no-commit ${short(good)}..${short(bad2)}, then git commit: HEAD ${short(head)} reverts 2 commits in one commit: Revert 2 commits back to ${short(good)}`,
+    });
     assert.equal(await r.tree('HEAD'), await r.tree(good));
-    assert.deepEqual((await r.log()).slice(2), [bad2, bad1, good], 'the bad commits stay in the history');
+    assert.deepEqual(await r.log(), [head, bad2, bad1, good], 'one revert commit; the bad commits stay in the history');
     assert.equal(await r.git('symbolic-ref', '--short', 'HEAD'), 'main');
     assert.equal(await r.git('log', '-1', '--format=%an <%ae> / %cn <%ce>'), 'rollguard <rollguard@localhost> / rollguard <rollguard@localhost>');
     assert.equal(await r.read('app.txt'), 'v1\n');
@@ -84,7 +88,7 @@ describe('GitTarget.putBack() in revert mode', () => {
     const earlier = await r.head();
     const bad2 = await r.commit({ 'app.txt': 'v3\n' }, 'bad 2');
     const put = await t.putBack(service, known, { force: false });
-    assert.equal(put.detail, `git revert --no-edit ${short(earlier)}..${short(bad2)}: 1 revert commit, HEAD ${short(await r.head())}`);
+    assert.equal(put.detail, `git revert --no-edit --no-commit ${short(earlier)}..${short(bad2)}, then git commit: HEAD ${short(await r.head())} reverts 1 commit: Revert "bad 2"`);
     assert.equal(await r.read('app.txt'), 'v1\n');
   });
 });
@@ -121,6 +125,7 @@ describe('GitTarget.putBack() refusals leave the work tree as found', () => {
       return true;
     });
     assert.deepEqual(await r.state(), before);
+    assert.equal(existsSync(path.join(r.dir, '.git', 'rollguard-revert')), false, 'no revert marker is left behind');
   }
 
   it('refuses a work tree with uncommitted changes to tracked files', () => refused(async (r) => {
@@ -146,7 +151,7 @@ describe('GitTarget.putBack() refusals leave the work tree as found', () => {
     await r.commit({ 'app.txt': 'v2\n' }, 'bad 1');
     await r.git('merge', '--quiet', '--no-ff', '--no-edit', 'feature');
     await r.commit({ 'app.txt': 'v3\n' }, 'bad 2');
-  }, /git revert --no-edit \w{12}\.\.\w{12} in .* failed: .*is a merge but no -m option was given/));
+  }, /git revert --no-edit --no-commit \w{12}\.\.\w{12} in .* failed: .*is a merge but no -m option was given/));
 
   it('refuses a known-good commit that is not in the branch\'s history, pointing to checkout mode', () => refused(async (r) => {
     await r.git('checkout', '--quiet', '--orphan', 'rewritten');
@@ -168,61 +173,6 @@ describe('GitTarget.putBack() refusals leave the work tree as found', () => {
     const gone = { ...(known as object), commit: 'deadbeef'.repeat(5), tree: 'f'.repeat(40) };
     await assert.rejects(t.putBack(service, gone, { force: false }), /the known-good commit deadbeefdead \("good"\) is not in/);
     assert.deepEqual(await r.state(), before);
-  });
-});
-
-describe('GitTarget.putBack() restart command', () => {
-  /** A restart command (node, no shell) that appends what app.txt holds and the directory it ran in to `out`, then exits with `code`. */
-  function restartCommand(out: string, code = 0): string[] {
-    const script = [
-      `const fs = require('fs');`,
-      `fs.appendFileSync(${JSON.stringify(out)}, fs.readFileSync('app.txt', 'utf8').trim() + ' in ' + process.cwd() + '\\n');`,
-      `console.log('restarting web'); console.error('${code ? 'boom: port 8080 in use' : 'ok'}'); process.exit(${code});`,
-    ].join(' ');
-    return [process.execPath, '-e', script];
-  }
-
-  it('runs after the code was put back, in the work tree', async () => {
-    const r = await repo();
-    const out = path.join(await scratch(), 'restarts');
-    const command = restartCommand(out);
-    const service = gitService(r.dir, {}, { restart: { command, timeoutMs: 10_000 } });
-    const { t, known } = await setUp(service);
-    await r.commit({ 'app.txt': 'v2\n' }, 'bad');
-    const put = await t.putBack(service, known, { force: false });
-    assert.ok(put.detail.endsWith(`; ran ${command.join(' ')}: exit 0`), put.detail);
-    assert.equal(await readFile(out, 'utf8'), `v1 in ${r.dir}\n`);
-
-    assert.equal((await t.putBack(service, known, { force: false })).how, 'already');
-    assert.equal(await readFile(out, 'utf8'), `v1 in ${r.dir}\n`, 'nothing to put back and not forced: no restart');
-    assert.match((await t.putBack(service, known, { force: true })).detail, /already has the known-good code.*; ran .*: exit 0$/);
-    assert.equal(await readFile(out, 'utf8'), `v1 in ${r.dir}\nv1 in ${r.dir}\n`, 'a forced attempt restarts again');
-  });
-
-  it('reports a failed restart with its output, keeping the code put back', async () => {
-    const r = await repo();
-    const good = await r.head();
-    const out = path.join(await scratch(), 'restarts');
-    const service = gitService(r.dir, {}, { restart: { command: restartCommand(out, 3), timeoutMs: 10_000 } });
-    const { t, known } = await setUp(service);
-    await r.commit({ 'app.txt': 'v2\n' }, 'bad');
-    await assert.rejects(t.putBack(service, known, { force: false }), (err: unknown) => {
-      assert.ok(!(err instanceof RevertError), 'not a refusal: the code was changed');
-      assert.match((err as Error).message, /^git revert --no-edit .*; the known-good code was put back, but the restart command .* exited with 3; its output ends with: restarting web\nboom: port 8080 in use$/);
-      return true;
-    });
-    assert.equal(await r.tree('HEAD'), await r.tree(good));
-    assert.equal(await readFile(out, 'utf8'), `v1 in ${r.dir}\n`);
-    await assert.rejects(t.putBack(service, known, { force: true }), /already has the known-good code.*the restart command .* exited with 3/);
-    assert.equal(await readFile(out, 'utf8'), `v1 in ${r.dir}\nv1 in ${r.dir}\n`);
-  });
-
-  it('stops a restart command that outlives its time limit', async () => {
-    const r = await repo();
-    const service = gitService(r.dir, { mode: 'checkout' }, { restart: { command: [process.execPath, '-e', 'setTimeout(() => {}, 30000)'], timeoutMs: 200 } });
-    const { t, known } = await setUp(service);
-    await r.commit({ 'app.txt': 'v2\n' }, 'bad');
-    await assert.rejects(t.putBack(service, known, { force: false }), /took longer than 200 ms and was stopped without output/);
   });
 });
 

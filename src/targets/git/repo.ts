@@ -32,6 +32,9 @@ const IN_PROGRESS: readonly [string, string][] = [
   ['MERGE_HEAD', 'a merge'],
   ['REVERT_HEAD', 'a revert'],
   ['CHERRY_PICK_HEAD', 'a cherry-pick'],
+  // A revert or cherry-pick of several commits stopped part-way (a conflict resolved with a plain
+  // `git commit`, say): HEAD has moved, the tree may be clean, and there is no REVERT_HEAD.
+  ['sequencer', 'an unfinished revert or cherry-pick of several commits'],
   ['rebase-merge', 'a rebase'],
   ['rebase-apply', 'a rebase (or git am)'],
 ];
@@ -107,15 +110,39 @@ export class Repo {
     return gitTest(this.path, ['merge-base', '--is-ancestor', ancestor, descendant], this.opts);
   }
 
+  /** The git directory (`.git`, or a linked work tree's own), absolute. */
+  async gitDir(): Promise<string> {
+    return (await this.read(['rev-parse', '--absolute-git-dir'])).trim();
+  }
+
+  /** The files of the git directory that say an operation is under way (MERGE_HEAD, sequencer…). */
+  async operationFiles(): Promise<Set<string>> {
+    const dir = await this.gitDir();
+    return new Set(IN_PROGRESS.map(([file]) => file).filter((file) => existsSync(path.join(dir, file))));
+  }
+
   /** The operations under way in the work tree (a merge, a rebase…) as words; empty when none. */
   async inProgress(): Promise<string[]> {
-    const dir = (await this.read(['rev-parse', '--absolute-git-dir'])).trim();
-    return IN_PROGRESS.filter(([file]) => existsSync(path.join(dir, file))).map(([, what]) => what);
+    const files = await this.operationFiles();
+    // The sequence's current step says it better.
+    if (files.has('REVERT_HEAD') || files.has('CHERRY_PICK_HEAD')) files.delete('sequencer');
+    return IN_PROGRESS.filter(([file]) => files.has(file)).map(([, what]) => what);
   }
 
   /** Tracked files with changes, staged or not (`git status --porcelain` lines); untracked files do not count. */
   async changedFiles(): Promise<string[]> {
     return (await this.read(['status', '--porcelain', '--untracked-files=no'])).split('\n').filter((l) => l.trim());
+  }
+
+  /** Whether the index differs from HEAD (changes staged for a commit). */
+  async hasStagedChanges(): Promise<boolean> {
+    try {
+      await this.read(['diff', '--cached', '--quiet']);
+      return false;
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 1) return true;
+      throw err;
+    }
   }
 
   /** A commit of this work tree as a replica: the code that runs when HEAD is at it. */

@@ -190,6 +190,32 @@ describe('GitTarget following', () => {
     assert.equal(t.connected, true);
     assert.deepEqual(handed, [bad, bad], 'the same HEAD after the outage is no change');
   });
+
+  it('never hands over a HEAD its own put-back made, even when the restart failed; a later commit it does', async () => {
+    const r = await repo();
+    const service = gitService(r.dir, { pollMs: 60_000 }, { restart: { command: [process.execPath, '-e', 'process.exit(7)'], timeoutMs: 10_000 } });
+    const t = target(service.match);
+    const handed = await following(t);
+    const [good] = await t.running(policyOf(service), service);
+    assert.ok(good);
+    const bad = await r.commit({ 'app.txt': 'v2\n' }, 'bad');
+    await t.poke();
+    assert.deepEqual(handed, [bad]);
+
+    await assert.rejects(t.putBack(service, t.snapshot([good]), { force: false }), /the restart command .* exited with 7/);
+    const revert = await r.head();
+    assert.notEqual(revert, bad, 'the revert commit was made');
+    await t.poke();
+    assert.deepEqual(handed, [bad], 'rollguard\'s own revert commit is no deployment');
+    const own = await t.replica(revert);
+    assert.equal(own?.name, r.dir);
+    assert.equal(own?.running, true);
+    assert.equal(own?.version, good.version);
+
+    const next = await r.commit({ 'app.txt': 'v3\n' }, 'next release');
+    await t.poke();
+    assert.deepEqual(handed, [bad, next]);
+  });
 });
 
 describe('GitTarget known-good commits', () => {

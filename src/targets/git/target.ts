@@ -7,9 +7,10 @@ import type { TemplateValues } from '../../config/template.js';
 import { RevertError, type Convergence, type KnownReplica, type PutBack, type Replica, type ReplicaRole, type ServiceTarget, type UpdateState } from '../target.js';
 import { GitHeadFollower } from './follower.js';
 import { gitMessage, gitWorkTreeProblem } from './git.js';
-import { checkoutTo, preflight, revertTo } from './put-back.js';
+import { checkoutTo, preflight } from './put-back.js';
 import { Repo, short, type GitSpec } from './repo.js';
-import { describeFailure, runCommand } from './restart.js';
+import { restart } from './restart.js';
+import { revertTo } from './revert.js';
 
 export { gitWorkTreeProblem } from './git.js';
 export type { GitSpec } from './repo.js';
@@ -31,10 +32,10 @@ function parseSnapshot(snapshot: unknown): GitSpec {
 /**
  * A git work tree deployed by checking out commits (runbook Option 1): what runs is the code of
  * HEAD, so a replica is HEAD's commit and its version the commit's tree — a revert commit that
- * puts the known-good tree back is the known-good version, not a new one. A revert commits `git
- * revert` of the bad range onto the branch (mode revert) or detaches HEAD at the known-good
- * commit (mode checkout), never in a work tree someone is working in, then runs the service's
- * restart command.
+ * puts the known-good tree back is the known-good version, not a new one. A revert commits the
+ * `git revert` of the bad range onto the branch as one commit (mode revert) or detaches HEAD at
+ * the known-good commit (mode checkout), never in a work tree someone is working in, then runs
+ * the service's restart command.
  */
 export class GitTarget implements ServiceTarget {
   readonly kind = 'git';
@@ -190,32 +191,52 @@ export class GitTarget implements ServiceTarget {
   }
 
   /**
-   * Puts the known-good code back as the service's mode says, then runs its restart command.
-   * Refusals (RevertError) change nothing. A failed restart throws a plain Error: the code was
-   * put back, and the next attempt (forced) finds it so and runs the restart again.
+   * Puts the known-good code back as the service's mode says, then runs its restart command —
+   * also when the code is there already and the attempt is forced, or resumes a revert a crash
+   * cut short (the crash may have come between the revert commit and the restart). Refusals
+   * (RevertError) change nothing. A failed restart throws a plain Error: the code was put back,
+   * and the next attempt (forced) finds it so and runs the restart again. A HEAD rollguard made
+   * here is never handed over as a deployment, however the put-back ends.
    */
-  async putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean }): Promise<PutBack> {
+  async putBack(service: ServicePolicy, snapshot: unknown, opts: { force: boolean; resume?: boolean }): Promise<PutBack> {
     const m = gitMatch(service);
     const known = parseSnapshot(snapshot);
     const repo = this.repo(m.path);
     const problem = await gitWorkTreeProblem(repo.path, { env: this.env });
     if (problem) throw new RevertError(`${problem}; nothing was changed`);
     this.busy.set(repo.path, (this.busy.get(repo.path) ?? 0) + 1);
+    let before: string | undefined;
     try {
       await this.follower?.idle();
-      await preflight(repo, m);
+      before = await repo.head();
+      const undone = await preflight(repo, m);
       const head = await repo.head();
       const now = await repo.commit(head);
-      const put: PutBack = now.tree === known.tree
+      const done: PutBack = now.tree === known.tree
         ? { how: 'already', detail: `HEAD of ${repo.path} (${short(head)} "${now.subject}") already has the known-good code (the tree of ${short(known.commit)}); git was not changed` }
         : m.mode === 'revert' ? await revertTo(repo, m, known) : await checkoutTo(repo, m, known);
-      if (!service.restart || (put.how === 'already' && !opts.force)) return put;
-      return { ...put, detail: `${put.detail}; ${await this.restart(service, service.restart, repo, known, put)}` };
+      const put = undone ? { ...done, detail: `${undone}; ${done.detail}` } : done;
+      if (!service.restart || (put.how === 'already' && !opts.force && !opts.resume)) return put;
+      return { ...put, detail: `${put.detail}; ${await restart(service, service.restart, repo.path, known, put, this.env ?? process.env)}` };
     } finally {
+      if (before !== undefined) await this.ownHead(repo, before);
       const n = (this.busy.get(repo.path) ?? 1) - 1;
       if (n > 0) this.busy.set(repo.path, n);
       else this.busy.delete(repo.path);
     }
+  }
+
+  /**
+   * While the follower still stays away: a HEAD other than `before` is the revert's own commit
+   * (or checkout), not a deployment — even when the restart or a check after it failed. The
+   * follower takes it as seen, and the commit stays known as this work tree's.
+   */
+  private async ownHead(repo: Repo, before: string): Promise<void> {
+    const after = await repo.head().catch(() => undefined);
+    if (after === undefined || after === before) return;
+    this.follower?.seen(repo.path, after);
+    if (this.handedFrom.size > 10_000) this.handedFrom.clear();
+    this.handedFrom.set(after, repo.path);
   }
 
   async converged(service: ServicePolicy, snapshot: unknown): Promise<Convergence> {
@@ -230,21 +251,6 @@ export class GitTarget implements ServiceTarget {
     return r.version === known.tree
       ? { done: true, replicas: [r], detail: `HEAD of ${repo.path} is ${r.ref} ("${subject}"), with the known-good code (the tree of ${short(known.commit)})` }
       : { done: false, replicas: [], detail: `HEAD of ${repo.path} is ${r.ref} ("${subject}"), not the known-good code of ${short(known.commit)} ("${known.subject}")` };
-  }
-
-  /** Runs the restart command in the work tree (no shell); throws with its output when it fails. */
-  private async restart(service: ServicePolicy, restart: NonNullable<ServicePolicy['restart']>, repo: Repo, known: GitSpec, put: PutBack): Promise<string> {
-    const argv = restart.command;
-    const env = { ...(this.env ?? process.env), ROLLGUARD_SERVICE: service.name, ROLLGUARD_COMMIT: known.commit };
-    const code = put.how === 'already' ? 'the known-good code is checked out' : 'the known-good code was put back';
-    let result;
-    try {
-      result = await runCommand(argv, { cwd: repo.path, timeoutMs: restart.timeoutMs, env });
-    } catch (err) {
-      throw new Error(`${put.detail}; ${code}, but the restart command ${argv.join(' ')} could not be started: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    if (result.code !== 0) throw new Error(`${put.detail}; ${code}, but the restart command ${describeFailure(argv, result, restart.timeoutMs)}`);
-    return `ran ${argv.join(' ')}: exit 0`;
   }
 
   private repo(p: string): Repo {
