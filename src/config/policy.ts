@@ -14,7 +14,7 @@ export type ServiceMatch =
   /**
    * A git work tree deployed by checking out commits (runbook Option 1): a deployment is a new
    * HEAD commit while `branch` is checked out (or HEAD detached); `mode` is how a bad one is put
-   * back: `revert` commits `git revert --no-edit <known-good>..<bad>` onto the branch (history
+   * back: `revert` commits the revert of `<known-good>..<bad>` onto the branch in one commit (history
    * kept, as the runbook does), `checkout` detaches HEAD at the known-good commit.
    */
   | { kind: 'git'; path: string; branch: string; pollMs: number; mode: 'revert' | 'checkout' };
