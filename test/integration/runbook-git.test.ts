@@ -156,8 +156,12 @@ services:
     assert.match(putBack.detail ?? '', /git revert --no-edit/);
     assert.match(putBack.detail ?? '', /restarted as pid|exit 0/);
     assert.ok(steps.some((s) => s.step === 'verify' && s.ok));
-    // A few polls later the revert commit has not become a deployment of its own.
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Looked at again at once (the deploy API's announcement answers once HEAD is handled): the revert commit is no deployment of its own.
+    const again = await fetch(`${rg.apiUrl}/api/v1/deployments`, {
+      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ service: SERVICE, commit: head }),
+    });
+    assert.equal(again.status, 200, await again.clone().text());
+    assert.equal(((await again.json()) as { deployment: number | null }).deployment, null, 'no watch of the revert commit');
     const rows = await rg.history(SERVICE);
     assert.ok(!rows.some((x) => x.to_image === head), JSON.stringify(rows.map((x) => [x.id, x.to_ref, x.state])));
     assert.equal((await rg.status()).services[SERVICE]?.image, head);
