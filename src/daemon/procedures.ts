@@ -1,21 +1,11 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { listSnapshots, takeSnapshot } from '../actions/db-snapshot/index.js';
-import { runFollowUps } from '../actions/follow-up/run.js';
+import { runFollowUps, type FollowUpResult } from '../actions/follow-up/run.js';
 import type { FollowUpStep, ServicePolicy } from '../config/policy.js';
 
-/** One follow-up step as it ran (or was skipped after an earlier failure). */
-export interface StepOutcome {
-  kind: FollowUpStep['kind'];
-  /** What the step does, for people: `restart himalytix-celery, himalytix-celery-beat`. */
-  label: string;
-  ok: boolean;
-  skipped: boolean;
-  startedAt: Date;
-  finishedAt: Date;
-  /** Its result, or on failure its output (secrets removed). */
-  detail: string;
-}
+/** One follow-up step as it ran (or was skipped after an earlier failure): its kind, label, result and output. */
+export type StepOutcome = Omit<FollowUpResult, 'index'>;
 
 /** A pg_dump safety snapshot of a service's application database. */
 export interface SafetySnapshot {
