@@ -2,6 +2,7 @@ import { BY_HAND } from './by-hand.js';
 import type { ServicePolicy } from '../config/policy.js';
 import type { DeployTarget, Replica } from '../targets/target.js';
 import { isChange, ofKnownVersion } from '../targets/versions.js';
+import { parkedBy } from '../targets/parked-names.js';
 import { namesVersion, shortId } from '../model/image-ref.js';
 import { emptyTally } from '../policy/assess.js';
 import type { Deployment } from '../store/store.js';
@@ -150,11 +151,20 @@ export async function onReplicaStarted(ctx: WatchContext, target: DeployTarget, 
   );
 }
 
-export async function onServiceStart(ctx: WatchContext, service: ServicePolicy, r: Replica): Promise<void> {
-  if (ctx.stopping || ctx.ownContainers.has(r.id) || !ctx.leads(service.name)) return;
+export async function onServiceStart(ctx: WatchContext, service: ServicePolicy, started: Replica): Promise<void> {
+  if (ctx.stopping || ctx.ownContainers.has(started.id) || !ctx.leads(service.name)) return;
+  const target = ctx.targetFor(service);
+  // The start waited in the service's queue, perhaps behind a revert: judged as the replica is now.
+  // One a revert removed or set aside meanwhile (a crash loop restarting the bad container while
+  // it was being reverted) is not a deployment.
+  const now = await target.replica(started.id).catch(() => started);
+  if (!now || parkedBy(now.name) !== undefined) {
+    ctx.log.debug({ service: service.name, replica: started.name }, 'a replica that started while queued is gone or set aside now; not a deployment');
+    return;
+  }
+  const r = now;
   const s = ctx.serviceState(service.name);
   const w = s.watch;
-  const target = ctx.targetFor(service);
   if (target.revertBy === 'service' && r.version !== (await target.specVersion(service).catch(() => r.version))) {
     // The service's spec has moved on (a revert, Swarm's own rollback, a newer update): the
     // orchestrator is replacing this task already, so it is no deployment.
