@@ -10,11 +10,11 @@ export type JsonSchema = { [key: string]: unknown };
  */
 const POLICY_SCHEMA_ID = 'urn:rollguard:policy:v1';
 
-/** `${VAR}` as a whole value, the form that takes the variable's type (see load-policy.ts). */
+/** `${VAR}` or `${VAR:-default}` as a whole value, the form that takes the value's type (see env-reference.ts). */
 const ENV_REFERENCE: JsonSchema = {
   type: 'string',
-  pattern: '^\\s*\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}\\s*$',
-  description: '${VAR}: replaced from the environment when the policy is loaded.',
+  pattern: '^\\s*\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}\\s*$',
+  description: '${VAR} or ${VAR:-default}: replaced from the environment when the policy is loaded (the default when VAR is unset or empty).',
 };
 
 /** Keys that say what a value may be; they move into the first branch when a `${VAR}` branch is added. */
