@@ -42,8 +42,10 @@ const slack = z
 const webhook = z
   .strictObject({
     url: url.describe('Receives a JSON POST per event.'),
-    secret: secretText.optional().describe('HMAC-SHA256 key for the X-Rollguard-Signature header; ${ENV} or secret_file.'),
+    secret: secretText.optional().describe('HMAC-SHA256 key of the signature; ${ENV} or secret_file. For `signature: standard`, a `whsec_…` secret is the key in base64; any other is used as it is.'),
     secret_file: filePath.optional(),
+    signature: z.enum(['rollguard', 'standard']).default('rollguard')
+      .describe('How requests are signed: `rollguard` (X-Rollguard-Signature, the default) or `standard` (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).'),
   })
   .describe('Generic JSON webhook, signed.');
 

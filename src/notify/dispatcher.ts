@@ -3,6 +3,9 @@ import type { Metrics } from '../api/metrics.js';
 import type { Channel, Policy } from '../config/policy.js';
 import type { ClaimedItem, Outbox } from '../store/outbox.js';
 import { DeliveryError, type Notifier } from './notifier.js';
+import { backoffMs, retryWait } from './retry-timing.js';
+
+export { backoffMs } from './retry-timing.js';
 
 export interface DispatcherOptions {
   outbox: Outbox;
@@ -11,8 +14,12 @@ export interface DispatcherOptions {
   log: Logger;
   metrics: Metrics;
   now?: () => Date;
-  /** Longest wait between two attempts of one message. */
+  /** Longest nominal wait between two attempts of one message (each wait is spread ±20 % around its nominal value). */
   maxBackoffMs?: number;
+  /** Longest Retry-After honoured (default 1 h): a receiver asking for more is tried again after this long. */
+  maxRetryAfterMs?: number;
+  /** Source of the backoff's jitter, [0, 1) (default Math.random). */
+  random?: () => number;
   /** A message not delivered within this age is given up (status failed) and counted. */
   giveUpAfterMs?: number;
   pollMs?: number;
@@ -43,11 +50,6 @@ export function incidentKey(item: Pick<ClaimedItem, 'deployment_id' | 'deploymen
 
 /** Attempts after which a message failing with an error that is not a delivery failure is given up. */
 export const UNEXPECTED_ATTEMPTS = 3;
-
-/** 1 s, 2 s, 4 s … capped. */
-export function backoffMs(attempts: number, maxMs: number): number {
-  return Math.min(maxMs, 1_000 * 2 ** Math.max(0, attempts - 1));
-}
 
 /**
  * One channel's sender: claims that channel's due messages one at a time and sends them in
@@ -91,8 +93,9 @@ class Lane {
  * another channel; at most one send per channel is in flight. A claim lasts longer than a send
  * may take and is renewed while it runs, so no two instances send one message at once, and a
  * crashed instance's claim ends soon after it died. Failed messages are retried with
- * exponential backoff; nothing is dropped before `giveUpAfterMs`, and a restart picks up where
- * the last run stopped.
+ * exponential backoff, jittered; nothing is dropped before `giveUpAfterMs`, and a restart picks up
+ * where the last run stopped. A receiver that answers with a Retry-After (a 429 or 503) is left
+ * alone until then: neither the failed message nor any other of that channel is sent before.
  */
 export class Dispatcher {
   private timer?: NodeJS.Timeout;
@@ -100,6 +103,8 @@ export class Dispatcher {
   private started = false;
   private stopping = false;
   private readonly lanes = new Map<string, Lane>();
+  /** Per channel whose receiver asked to wait (Retry-After), until when (epoch ms): messages queued meanwhile wait too. */
+  private readonly heldUntil = new Map<string, number>();
   /** When the outbox became unreachable, while it is. */
   private unavailableSince?: number;
   private readonly now: () => Date;
@@ -194,6 +199,7 @@ export class Dispatcher {
   private async drainChannel(channel: string): Promise<void> {
     try {
       while (!this.stopping) {
+        if ((this.heldUntil.get(channel) ?? 0) > this.now().getTime()) return;
         const item = await this.o.outbox.claimNext(channel, this.claimMs);
         if (!item) return;
         await this.deliver(item);
@@ -235,10 +241,18 @@ export class Dispatcher {
     // deployment to this channel (they wait for earlier ones) for the whole give-up period.
     const broken = !(failure instanceof DeliveryError) && item.attempts + 1 >= UNEXPECTED_ATTEMPTS;
     const giveUp = (failure instanceof DeliveryError && failure.permanent) || broken || age > (this.o.giveUpAfterMs ?? 24 * 3_600_000);
-    const retryInMs = giveUp ? null : backoffMs(item.attempts + 1, this.o.maxBackoffMs ?? 300_000);
-    await this.o.outbox.markFailed(item, message, retryInMs);
+    const asked = failure instanceof DeliveryError ? failure.retryAfterMs : undefined;
+    const wait = retryWait(backoffMs(item.attempts + 1, this.o.maxBackoffMs ?? 300_000), asked, { maxRetryAfterMs: this.o.maxRetryAfterMs, random: this.o.random });
+    const retryInMs = giveUp ? null : wait.waitMs;
+    await this.o.outbox.markFailed(item, message + wait.note, retryInMs);
+    if (!giveUp && wait.retryAfterMs) {
+      // The receiver (not this message) asked for the pause: the channel's other messages, here
+      // and on other instances, and those queued meanwhile wait for it too.
+      this.heldUntil.set(item.channel, this.now().getTime() + wait.retryAfterMs);
+      await this.o.outbox.holdChannel(item.channel, wait.retryAfterMs);
+    }
     metrics.notifications.inc({ ...labels, result: giveUp ? 'failed' : 'retry' });
-    log.warn({ ...fields, error: message, retryInMs }, giveUp ? 'notification failed; giving up' : 'notification failed; will retry');
+    log.warn({ ...fields, error: message + wait.note, retryInMs, retryAfterMs: wait.retryAfterMs }, giveUp ? 'notification failed; giving up' : 'notification failed; will retry');
   }
 
   /** One attempt, holding the claim while it runs; throws why it failed. */

@@ -1,9 +1,13 @@
 import type { Channel } from '../config/policy.js';
 import type { NotificationEvent } from './event.js';
+import { parseRetryAfter, seconds } from './retry-timing.js';
 
-/** A delivery that did not happen. `permanent` failures (a 400 from the receiver) are not retried. */
+/**
+ * A delivery that did not happen. `permanent` failures (a 400 from the receiver) are not retried;
+ * `retryAfterMs` is how long the receiver asked to be left alone (its Retry-After), when it did.
+ */
 export class DeliveryError extends Error {
-  constructor(message: string, readonly permanent = false) {
+  constructor(message: string, readonly permanent = false, readonly retryAfterMs?: number) {
     super(message);
     this.name = 'DeliveryError';
   }
@@ -51,8 +55,19 @@ export function scrub(text: string, channel: Channel): string {
   return out;
 }
 
-/** Turns an HTTP answer into a delivery error: 429 and 5xx are retried, other 4xx are permanent. */
-export function httpFailure(status: number, body: unknown): DeliveryError {
+/**
+ * Turns an HTTP answer into a delivery error: 429 and 5xx are retried, other 4xx are permanent.
+ * A 429 or 503 with a Retry-After header carries it, so the message is not tried again before.
+ */
+export function httpFailure(status: number, body: unknown, headers: object = {}, now: Date = new Date()): DeliveryError {
   const text = typeof body === 'string' ? body : JSON.stringify(body ?? '');
-  return new DeliveryError(`HTTP ${status}: ${text.slice(0, 300)}`, status >= 400 && status < 500 && status !== 429 && status !== 408);
+  const retryAfter = Object.entries(headers).find(([name]) => name.toLowerCase() === 'retry-after')?.[1];
+  const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(retryAfter, now) : undefined;
+  const asked = retryAfterMs === undefined ? '' : ` (Retry-After ${seconds(retryAfterMs)})`;
+  return new DeliveryError(`HTTP ${status}${asked}: ${text.slice(0, 300)}`, status >= 400 && status < 500 && status !== 429 && status !== 408, retryAfterMs);
+}
+
+/** `failure` with the channel's secrets removed from its message (see `scrub`), otherwise the same. */
+export function scrubbed(failure: DeliveryError, channel: Channel): DeliveryError {
+  return new DeliveryError(scrub(failure.message, channel), failure.permanent, failure.retryAfterMs);
 }

@@ -2,7 +2,7 @@ import type { AxiosInstance } from 'axios';
 import type { Channel } from '../config/policy.js';
 import type { EventKind } from './event.js';
 import { requestError } from './http-client.js';
-import { DeliveryError, httpFailure, scrub, type Delivery, type Notifier } from './notifier.js';
+import { DeliveryError, httpFailure, scrub, scrubbed, type Delivery, type Notifier } from './notifier.js';
 import { renderPagerDuty } from './render.js';
 
 type PagerDutyChannel = Extract<Channel, { kind: 'pagerduty' }>;
@@ -25,6 +25,6 @@ export class PagerDutyNotifier implements Notifier<PagerDutyChannel> {
     } catch (err) {
       throw new DeliveryError(scrub(requestError(err), channel));
     }
-    if (res.status !== 202 && res.status !== 200) throw new DeliveryError(scrub(httpFailure(res.status, res.data).message, channel), httpFailure(res.status, res.data).permanent);
+    if (res.status !== 202 && res.status !== 200) throw scrubbed(httpFailure(res.status, res.data, res.headers), channel);
   }
 }

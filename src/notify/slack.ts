@@ -1,7 +1,7 @@
 import type { AxiosInstance } from 'axios';
 import type { Channel } from '../config/policy.js';
 import { requestError } from './http-client.js';
-import { DeliveryError, httpFailure, scrub, type Delivery, type Notifier } from './notifier.js';
+import { DeliveryError, httpFailure, scrub, scrubbed, type Delivery, type Notifier } from './notifier.js';
 import { renderSlack } from './render.js';
 
 type SlackChannel = Extract<Channel, { kind: 'slack' }>;
@@ -19,8 +19,7 @@ export class SlackNotifier implements Notifier<SlackChannel> {
       throw new DeliveryError(scrub(requestError(err), channel));
     }
     if (res.status !== 200) {
-      const failure = httpFailure(res.status, res.data);
-      throw new DeliveryError(scrub(failure.message, channel), failure.permanent);
+      throw scrubbed(httpFailure(res.status, res.data, res.headers), channel);
     }
   }
 }

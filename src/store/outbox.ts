@@ -129,6 +129,17 @@ export class Outbox {
     );
   }
 
+  /**
+   * Holds every pending message of `channel` for at least `ms` from now (its receiver asked to be
+   * left alone that long); a message due later keeps its time.
+   */
+  async holdChannel(channel: string, ms: number): Promise<void> {
+    await this.sql.query(
+      `UPDATE outbox SET next_attempt_at = greatest(next_attempt_at, now() + $2::double precision * interval '1 millisecond') WHERE channel = $1 AND status = 'pending'`,
+      [channel, ms],
+    );
+  }
+
   /** Whether one of `events` was queued for this deployment and channel (a PagerDuty resolve needs a trigger). */
   async hasEvent(deploymentId: number, channel: string, events: readonly string[], tx: Sql = this.sql): Promise<boolean> {
     const rows = await tx.query('SELECT 1 FROM outbox WHERE deployment_id = $1 AND channel = $2 AND event = ANY($3::text[]) LIMIT 1', [deploymentId, channel, events]);
