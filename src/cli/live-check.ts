@@ -4,6 +4,7 @@ import { renderTemplate, renderUrl, replicaVarsIn, usesRange } from '../config/t
 import { redactUrl } from '../model/redact-url.js';
 import { HttpHealthProvider } from '../signals/http-health.js';
 import { PrometheusProvider } from '../signals/prometheus.js';
+import { prometheusProvider } from '../signals/prometheus-client.js';
 import type { Measurement } from '../signals/provider.js';
 import { formatValue, renderTable } from './format.js';
 import { describeTemplate, probeTemplate, type ProbeTemplate } from './placeholders.js';
@@ -33,7 +34,7 @@ export interface LiveDeps { prometheus?: PrometheusProvider; http?: HttpHealthPr
  * failed probe: that is a result.
  */
 export async function liveCheck(policy: Policy, given: { image?: string; container?: string } = {}, deps: LiveDeps = {}): Promise<LiveReport> {
-  const prometheus = deps.prometheus ?? (policy.prometheus ? new PrometheusProvider(policy.prometheus.url, policy.prometheus.timeoutMs) : undefined);
+  const prometheus = deps.prometheus ?? (policy.prometheus ? prometheusProvider(policy.prometheus) : undefined);
   const http = deps.http ?? new HttpHealthProvider();
   const services = await Promise.all(Object.values(policy.services).map(async (service) => {
     const template = probeTemplate(service, given);
@@ -57,6 +58,8 @@ async function probe(service: ServicePolicy, signal: Signal, template: ProbeTemp
   switch (signal.kind) {
     case 'container':
       return [{ ...base, target: signal.field, outcome: 'skipped', value: null, detail: 'read from the deployed container while watching; nothing to probe now', latencyMs: 0 }];
+    case 'alertmanager':
+      return [{ ...base, target: signal.alertname, outcome: 'skipped', value: null, detail: 'told by Alertmanager\'s notifications to the running daemon; nothing to probe now', latencyMs: 0 }];
     case 'http': {
       const url = renderUrl(signal.url, template.values);
       const m = await http.measure({ ...signal, url });

@@ -9,6 +9,7 @@ import { hasHistory, replay, replayTimes, type ReplayInputTick, type ReplayResul
 import { measureBurnRate } from '../signals/burn-rate.js';
 import { PrometheusHistory } from '../signals/prometheus-history.js';
 import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
+import { prometheusProvider } from '../signals/prometheus-client.js';
 import type { Deployment } from '../store/store.js';
 import { probeTemplate, type ProbeTemplate } from './placeholders.js';
 import { formatSince, formatSimulation, recordedVerdict, sinceJson, simulationJson, type BaselineNote, type SinceRow, type Simulation } from './simulate-report.js';
@@ -115,7 +116,7 @@ export async function runSimulate(opts: SimulateOptions, write: (text: string) =
   if (windowMs !== undefined && windowMs <= 0) throw new UsageError('--window must be positive');
   const policy = await loadPolicy(opts.policy);
   if (!policy.prometheus) throw new UsageError(`${opts.policy} has no prometheus: url; there is no history to replay`);
-  const prometheus = new PrometheusProvider(policy.prometheus.url, policy.prometheus.timeoutMs);
+  const prometheus = prometheusProvider(policy.prometheus);
   const now = Date.now();
 
   if (opts.deployAt !== undefined) {

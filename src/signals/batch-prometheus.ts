@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { PrometheusSignal } from '../config/policy.js';
 import { RANGE_VAR } from '../config/template.js';
 import { planBatch, type BatchPlan, type NoBatch } from './batch-promql.js';
-import { PrometheusProvider, queryResponse, vectorMeasurement } from './prometheus.js';
+import { httpStatusDetail, isRefused, PrometheusProvider, queryResponse, vectorMeasurement } from './prometheus.js';
 import type { Measurement, ProbeContext } from './provider.js';
 import type { ProviderRegistry } from './registry.js';
 
@@ -235,7 +235,7 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     const res = await this.call('POST', '/api/v1/query', { query, time: time / 1000 }, started);
     // Answers split per service are smaller: a batch past the size limit is asked for per service.
     if (!res.ok) return res.kind === 'too-large' ? fallBack('answer too large') : all(null, res.detail);
-    if (res.status >= 500 || res.status === 429) return all(null, `Prometheus answered HTTP ${res.status}`);
+    if (res.status >= 500 || res.status === 429 || isRefused(res.status)) return all(null, httpStatusDetail(res.status));
     const body = res.body;
     const parsed = queryResponse.safeParse(body);
     if (!parsed.success) return fallBack('unexpected body');

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { PrometheusSignal } from '../config/policy.js';
 import { renderTemplate } from '../config/template.js';
-import { sampleNumber, type PrometheusProvider } from './prometheus.js';
+import { httpStatusDetail, isRefused, sampleNumber, type PrometheusProvider } from './prometheus.js';
 import type { Measurement, ProbeContext, SignalProvider } from './provider.js';
 
 /** The evaluation times a replay samples at: `startMs`, `startMs + stepMs`, … up to `endMs`. */
@@ -42,7 +42,7 @@ export async function queryRange(prometheus: PrometheusProvider, query: string, 
     const res = await prometheus.call('GET', '/api/v1/query_range', { query, start: (chunk + offset) / 1000, end: (end + offset) / 1000, step: grid.stepMs / 1000 }, started);
     started = performance.now();
     if (!res.ok) return { ok: false, detail: res.detail };
-    if (res.status >= 500 || res.status === 429) return { ok: false, detail: `Prometheus answered HTTP ${res.status}` };
+    if (res.status >= 500 || res.status === 429 || isRefused(res.status)) return { ok: false, detail: httpStatusDetail(res.status) };
     const parsed = rangeResponse.safeParse(res.body);
     if (!parsed.success) return { ok: false, detail: 'Prometheus answered with an unexpected body' };
     const answer = parsed.data;

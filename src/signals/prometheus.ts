@@ -125,7 +125,7 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
     const answer = await this.instantQuery(renderTemplate(signal.query, ctx.template, ctx.range), ctx.at);
     if (!answer.ok) return done(null, answer.detail);
-    if (answer.status !== 200) return done(null, `Prometheus answered HTTP ${answer.status}`);
+    if (answer.status !== 200) return done(null, httpStatusDetail(answer.status));
     const parsed = queryResponse.safeParse(answer.body);
     if (!parsed.success || parsed.data.status !== 'success' || parsed.data.data.resultType !== 'vector') {
       return done(null, 'expected an instant vector with one series per tenant or route');
@@ -142,7 +142,7 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
     const done = (value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - started });
     const answer = await this.instantQuery(renderTemplate(signal.query, ctx.template, ctx.range), ctx.at);
     if (!answer.ok) return done(null, answer.detail);
-    if (answer.status >= 500 || answer.status === 429) return done(null, `Prometheus answered HTTP ${answer.status}`);
+    if (answer.status >= 500 || answer.status === 429 || isRefused(answer.status)) return done(null, httpStatusDetail(answer.status));
     const parsed = queryResponse.safeParse(answer.body);
     if (!parsed.success) return done(null, 'Prometheus answered with an unexpected body');
     const body = parsed.data;
@@ -157,7 +157,7 @@ export class PrometheusProvider implements SignalProvider<PrometheusSignal> {
   private async readClock(): Promise<ClockReading> {
     const answer = await this.call('GET', '/api/v1/query', { query: 'time()' });
     if (!answer.ok) return { ok: false, detail: answer.detail };
-    if (answer.status !== 200) return { ok: false, detail: `Prometheus answered HTTP ${answer.status}` };
+    if (answer.status !== 200) return { ok: false, detail: httpStatusDetail(answer.status) };
     const parsed = queryResponse.safeParse(answer.body);
     if (!parsed.success || parsed.data.status !== 'success' || parsed.data.data.resultType !== 'scalar') {
       return { ok: false, detail: 'Prometheus answered time() with an unexpected body' };
@@ -170,8 +170,36 @@ function failureDetail(failure: ExchangeFailure): string {
   switch (failure.kind) {
     case 'timeout': return `Prometheus: ${failure.detail}`;
     case 'too-large': return `Prometheus: ${failure.detail}; aggregate the query to fewer series`;
-    default: return `Prometheus unreachable: ${failure.detail}`;
+    default: return `Prometheus unreachable: ${opensslReason(failure.detail)}${tlsHint(failure.detail)}`;
   }
+}
+
+/**
+ * OpenSSL's own error lines (`807C…:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert
+ * certificate required:…/rec_layer_s3.c:1601:SSL alert number 116`) shortened to their reason.
+ */
+function opensslReason(detail: string): string {
+  return detail.replace(/[0-9A-F]{8,}:error:[0-9A-F]+:[^:\n]*:[^:\n]*:([^:\n]+):[^\n]*\n?/g, '$1').trim();
+}
+
+/** 401 and 403: Prometheus (or the proxy before it) refused the request for who sent it, not for the query. */
+export function isRefused(status: number): boolean {
+  return status === 401 || status === 403;
+}
+
+/** What an HTTP status that is not an answer means, with the setting to look at when the request was refused. */
+export function httpStatusDetail(status: number): string {
+  if (status === 401) return 'Prometheus answered HTTP 401 Unauthorized: credentials missing or wrong (prometheus.basic_auth or prometheus.authorization)';
+  if (status === 403) return 'Prometheus answered HTTP 403 Forbidden: the credentials or tenant (prometheus.headers) are not allowed';
+  return `Prometheus answered HTTP ${status}`;
+}
+
+/** The setting to look at when a TLS handshake failed, by the error Node gave. */
+function tlsHint(detail: string): string {
+  if (/ERR_TLS_CERT_ALTNAME_INVALID/.test(detail)) return ' (its certificate does not name this host: set prometheus.tls_config.server_name to a name it carries)';
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/.test(detail)) return ' (its certificate is not signed by a trusted CA: set prometheus.tls_config.ca_file)';
+  if (/CERTIFICATE_REQUIRED|alert (bad|unknown) certificate|ALERT_BAD_CERTIFICATE/i.test(detail)) return ' (it asks for a client certificate: set prometheus.tls_config.cert_file and key_file)';
+  return '';
 }
 
 const rangeResponse = z.object({
@@ -197,7 +225,7 @@ export async function rangeAverage(
   const endMs = await provider.prometheusTime(end.getTime());
   const answer = await provider.call('GET', '/api/v1/query_range', { query, start: (endMs - rangeMs) / 1000, end: endMs / 1000, step }, started);
   if (!answer.ok) return { value: null, points: 0, detail: answer.detail };
-  if (answer.status !== 200) return { value: null, points: 0, detail: `Prometheus answered HTTP ${answer.status}` };
+  if (answer.status !== 200) return { value: null, points: 0, detail: httpStatusDetail(answer.status) };
   const parsed = rangeResponse.safeParse(answer.body);
   if (!parsed.success) return { value: null, points: 0, detail: 'Prometheus answered with an unexpected body' };
   const series = parsed.data.data.result;
