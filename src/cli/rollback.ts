@@ -32,7 +32,7 @@ export interface RollbackOptions {
   followMs?: number;
 }
 
-const ENDED = new Set(['rolled_back', 'rollback_failed', 'superseded', 'passed', 'inconclusive']);
+const ENDED = new Set(['rolled_back', 'rollback_failed', 'superseded', 'passed', 'passed_early', 'inconclusive']);
 /** Polls in a row that may fail before the command says it lost the daemon. */
 const UNREACHABLE_POLLS = 20;
 

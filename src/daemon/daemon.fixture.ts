@@ -16,7 +16,11 @@ import { Daemon } from './daemon.js';
 export const log = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
 export const ERROR_RULE = 'error rate above 5%';
 
-export interface RigOptions { window?: string; labels?: boolean; recovery?: { query: string; below: number }; leads?: () => boolean }
+export interface RigOptions {
+  window?: string; labels?: boolean; recovery?: { query: string; below: number }; leads?: () => boolean;
+  /** `pass_after` in the defaults, as YAML: `{ok: 6, min: 500ms}`. */
+  passAfter?: string;
+}
 
 /** Error rates by service, as the test sets them (0 until set). */
 export class FakePrometheus implements SignalProvider<PrometheusSignal> {
@@ -68,6 +72,7 @@ export function policyFor(name: string, opts: RigOptions = {}): Policy {
     `  window: ${opts.window ?? '1s'}`,
     '  stop_timeout: 0s',
     '  recovery_timeout: 1s',
+    ...(opts.passAfter ? [`  pass_after: ${opts.passAfter}`] : []),
     'services:',
     `  ${name}:`,
     '    match:',

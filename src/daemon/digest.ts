@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Policy } from '../config/policy.js';
 import type { NotificationEvent } from '../notify/event.js';
 import { Holds } from '../store/holds.js';
-import type { Store } from '../store/store.js';
+import { PASSED_STATES, type Store } from '../store/store.js';
 import type { Announcer } from './announcer.js';
 
 const DAY_MS = 24 * 3_600_000;
@@ -18,7 +18,7 @@ export async function digestEvent(store: Store, since: Date, until: Date): Promi
   const watched = rows.reduce((n, r) => n + Number(r.n), 0);
   const digest = {
     since: since.toISOString(), until: until.toISOString(), watched,
-    passed: count('passed'), rolledBack: count('rolled_back'), rollbackFailed: count('rollback_failed'), inconclusive: count('inconclusive'),
+    passed: PASSED_STATES.reduce((n, state) => n + count(state), 0), rolledBack: count('rolled_back'), rollbackFailed: count('rollback_failed'), inconclusive: count('inconclusive'),
     pendingHolds: await new Holds(store.sql).countActive(until),
   };
   return {

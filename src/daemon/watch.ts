@@ -2,7 +2,7 @@ import type { ServicePolicy } from '../config/policy.js';
 import type { TemplateValues } from '../config/template.js';
 import type { Replica } from '../targets/target.js';
 import { shortId, versionOf } from '../model/image-ref.js';
-import { concludeWindow, describeThreshold, emptyTally, withBaseline, type WatchTally } from '../policy/assess.js';
+import { describeThreshold, emptyTally, withBaseline, type WatchTally } from '../policy/assess.js';
 import type { Deployment } from '../store/store.js';
 import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
 import { renderTemplate } from '../config/template.js';
@@ -12,7 +12,8 @@ import { replicaReaders, ruleSignals, sampleBurnRates, sampleSignals, valuesOf }
 import { MIGRATIONS_LABEL, WatchContext, type Watch } from './context.js';
 import { activeHold, paused } from './holds.js';
 import { noFailpoints } from './failpoints.js';
-import { inconclusive, onNoData, rollback, rolledBackByOrchestrator } from './outcomes.js';
+import { onNoData, rollback, rolledBackByOrchestrator } from './outcomes.js';
+import { conclude, passEarly } from './conclude.js';
 import { announce, recordSamples } from './record.js';
 
 export async function replayTally(ctx: WatchContext, service: ServicePolicy, d: Deployment): Promise<WatchTally> {
@@ -111,7 +112,12 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
     // lease): nothing is recorded or decided; the lapse ends the watch for the leader to resume.
     if (watch.done || ctx.stopping || !ctx.leads(service.name)) return;
     if (await followUpdate(ctx, watch)) return;
-    const plan = planTick({ service, tally: watch.tally, values: valuesOf(measurements), warmingUp, windowEnded: at.getTime() >= deployment.window_ends_at.getTime() });
+    // pass_after: nothing passes early while a hold or migration freeze is in force or a revert runs.
+    const held = service.passAfter ? !!activeHold(ctx, watch) || ctx.reverting.has(service.name) : undefined;
+    const plan = planTick({
+      service, tally: watch.tally, values: valuesOf(measurements), warmingUp, windowEnded: at.getTime() >= deployment.window_ends_at.getTime(),
+      elapsedMs: at.getTime() - deployment.started_at.getTime(), held,
+    });
     watch.tally = plan.tally;
     for (const step of plan.steps) {
       switch (step.kind) {
@@ -137,6 +143,9 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
           ctx.endWatch(watch);
           await conclude(ctx, watch);
           return;
+        case 'pass-early':
+          if (await passEarly(ctx, watch, step)) return;
+          break;
       }
     }
   });
@@ -159,39 +168,4 @@ async function followUpdate(ctx: WatchContext, watch: Watch): Promise<boolean> {
   }
   if (!update.rolledBack) return false;
   return rolledBackByOrchestrator(ctx, watch, update);
-}
-
-export async function conclude(ctx: WatchContext, watch: Watch): Promise<void> {
-  const { service, deployment } = watch;
-  const outcome = concludeWindow(service, watch.tally);
-  if (outcome.kind === 'unproven' || (outcome.kind === 'inconclusive' && !service.inconclusiveIsGood)) return inconclusive(ctx, watch, outcome.reason);
-  const decidedAt = ctx.now();
-  let replicas: Replica[];
-  try {
-    replicas = (await ctx.runningReplicas(service)).filter((r) => r.image === deployment.to_image);
-  } catch (err) {
-    // Without their specs the version cannot become a revert target.
-    return inconclusive(ctx, watch, `the window passed but the replicas could not be inspected (${String(err)})`);
-  }
-  // Leadership may have lapsed while Docker answered: the instance that leads now concludes.
-  if (!ctx.leads(service.name)) return;
-  const c = replicas[0];
-  if (!c) return inconclusive(ctx, watch, 'the window passed but no replica of the version runs any more; not known-good');
-  const target = ctx.targetFor(service);
-  const update = target.revertBy === 'service' ? await target.updateState(service).catch(() => undefined) : undefined;
-  if (update?.paused) {
-    // Half the service may still run the previous version: the update is not done, so not proven.
-    return inconclusive(ctx, watch, `the window passed but Swarm paused the update part-way (${update.state}${update.message ? `: ${update.message}` : ''}); not known-good`);
-  }
-  await ctx.setKnownGood({
-    service: service.name, target: ctx.targetFor(service).kind, image_id: c.image, image_ref: c.ref, container_name: c.name, spec: ctx.targetFor(service).snapshot(replicas), deployment_id: deployment.id, since: decidedAt,
-  });
-  if (outcome.kind === 'inconclusive') {
-    // inconclusive_is_good: recorded as inconclusive, but the version becomes the revert target.
-    return inconclusive(ctx, watch, `${outcome.reason}; now known-good (inconclusive_is_good)`);
-  }
-  await ctx.deps.writes.updateDeployment(deployment.id, { state: 'passed', reason: 'window survived; now known-good', decided_at: decidedAt });
-  deployment.state = 'passed';
-  await announce(ctx, watch, 'deployment_passed', 'P2', {}, { kind: 'pass', detail: `survived ${watch.tally.ticks} samples with no rollback rule breached` });
-  ctx.log.info({ service: service.name, deployment: deployment.id, image: shortId(c.image), ref: c.ref, replicas: replicas.map((r) => r.name) }, 'deployment passed; now known-good');
 }

@@ -176,6 +176,7 @@ describe('assess', () => {
     assert.deepEqual(tally, {
       ticks: 5,
       rules: { 'error rate above 5%': { streak: 2, breaches: 3, withData: 4, samples: 5, notified: false, noDataStreak: 0 } },
+      okStreak: 0,
     });
   });
 
@@ -189,7 +190,7 @@ describe('assess', () => {
 
   it('starts a rule missing from the tally from zero', () => {
     const policy = service([{ ...errorRate, for: 1 }]);
-    const { tally, verdict } = assess(policy, { ticks: 0, rules: {} }, { error_rate: 0.2 });
+    const { tally, verdict } = assess(policy, { ticks: 0, rules: {}, okStreak: 0 }, { error_rate: 0.2 });
     assert.equal(summary(verdict), 'rollback:error rate above 5%');
     assert.deepEqual(tally.rules['error rate above 5%'], { streak: 1, breaches: 1, withData: 1, samples: 1, notified: false, noDataStreak: 0 });
   });
@@ -260,7 +261,7 @@ describe('concludeWindow', () => {
 
   it('concludeWindow is inconclusive when a rollback rule has no tally at all', () => {
     const policy = service([errorRate]);
-    assert.deepEqual(concludeWindow(policy, { ticks: 3, rules: {} }), {
+    assert.deepEqual(concludeWindow(policy, { ticks: 3, rules: {}, okStreak: 0 }), {
       kind: 'inconclusive',
       reason: 'too little data (need 80%): "error rate above 5%" had data in 0 of 0 samples',
     });

@@ -24,6 +24,8 @@ export interface RuleTally {
 export interface WatchTally {
   ticks: number;
   rules: Record<string, RuleTally>;
+  /** Consecutive ticks, ending with the latest, in which every rule was ok (no breach, no sample without data). */
+  okStreak: number;
 }
 
 /** What one tick decided. */
@@ -120,7 +122,7 @@ export function withBaseline<R extends { baseline?: BaselineSettings }>(rule: R,
 export function emptyTally(service: ServicePolicy): WatchTally {
   const rules: Record<string, RuleTally> = {};
   for (const rule of service.rules) rules[rule.name] = { streak: 0, breaches: 0, withData: 0, samples: 0, notified: false, noDataStreak: 0 };
-  return { ticks: 0, rules };
+  return { ticks: 0, rules, okStreak: 0 };
 }
 
 /**
@@ -161,7 +163,9 @@ export function assess(
     if (fires && rule.action === 'rollback' && !rollback) rollback = rule;
     rules[rule.name] = after;
   }
-  const next = { ticks: tally.ticks + 1, rules };
+  // Every rule, notify rules included: a rule breaching or without data is not evidence of a good version.
+  const allOk = service.rules.every((rule) => results[rule.name] === 'ok');
+  const next = { ticks: tally.ticks + 1, rules, okStreak: allOk ? tally.okStreak + 1 : 0 };
   return { tally: next, results, verdict: rollback ? { kind: 'rollback', rule: rollback, notify, noData } : { kind: 'continue', notify, noData } };
 }
 
@@ -196,6 +200,30 @@ export function concludeWindow(service: ServicePolicy, tally: WatchTally): Windo
     return { kind: 'inconclusive', reason: `too little data (need ${Math.round(service.minDataRatio * 100)}%): ${short.join('; ')}` };
   }
   return { kind: 'passed' };
+}
+
+/** Why a watch may end as passed before its window ends (`pass_after`). */
+export interface EarlyPass {
+  /** Consecutive ticks in which every rule was ok. */
+  oks: number;
+  /** Since the deployment started. */
+  afterMs: number;
+}
+
+/**
+ * `pass_after`: whether the watch may pass now, before its window ends. Every rule — notify rules
+ * too — must have been ok for `ok` ticks in a row (a rule in its `for` streak, or without data,
+ * resets the count), at least `min` must have passed since the deployment started, and the window
+ * so far must pass as `concludeWindow` judges a finished one: no rollback rule breaching too often,
+ * enough data (`min_data_ratio`). An inconclusive window never passes early, inconclusive_is_good
+ * or not. `elapsedMs` unknown: no early pass.
+ */
+export function earlyPass(service: ServicePolicy, tally: WatchTally, elapsedMs: number | undefined): EarlyPass | undefined {
+  const rule = service.passAfter;
+  if (!rule || elapsedMs === undefined) return undefined;
+  if (tally.okStreak < rule.ok || elapsedMs < rule.minMs) return undefined;
+  if (concludeWindow(service, tally).kind !== 'passed') return undefined;
+  return { oks: tally.okStreak, afterMs: elapsedMs };
 }
 
 /** Runbook success criteria after a revert: all must hold; a check without data does not hold. */

@@ -1,5 +1,5 @@
 import type { Rule, ServicePolicy } from '../config/policy.js';
-import { assess, concludeWindow, describeThreshold, emptyTally, valueKey, type SampleResult, type Value, type WatchTally } from './assess.js';
+import { assess, concludeWindow, describeThreshold, earlyPass, emptyTally, valueKey, type EarlyPass, type SampleResult, type Value, type WatchTally } from './assess.js';
 
 /** One tick's measured values, keyed like `assess` reads them (signal names, `burn:<rule>`). */
 export interface ReplayInputTick {
@@ -46,7 +46,8 @@ export interface ReplayEvent {
 
 export type ReplayVerdict =
   | { kind: 'rollback'; at: number; rule: string; reason: string }
-  | { kind: 'passed'; at: number }
+  /** `early`: passed before the window's end (`pass_after`), judged on the replayed rules. */
+  | { kind: 'passed'; at: number; early?: EarlyPass }
   | { kind: 'inconclusive'; at: number | null; reason: string };
 
 export interface ReplayResult {
@@ -83,7 +84,8 @@ export function replayableService(service: ServicePolicy): { judged: ServicePoli
  * Replays a watch over recorded values the way the daemon's ticks decide: warm-up samples do not
  * count, below the traffic floor Prometheus rules read no data, the first rollback rule to fire
  * ends the watch, `on_no_data: inconclusive` ends it early, and the tick at or after the end of
- * the window concludes it with `concludeWindow`. Holds and migration freezes are not replayed.
+ * the window concludes it with `concludeWindow` — or `pass_after` passes it before, once the replayed
+ * rules were all ok long enough. Holds and migration freezes are not replayed.
  * Pure: values in, verdict out.
  */
 export function replay(input: ReplayInput): ReplayResult {
@@ -123,6 +125,8 @@ export function replay(input: ReplayInput): ReplayResult {
         for (const rule of verdict.noData) events.push({ at: tick.at, rule: rule.name, kind: 'no-data', severity: rule.severity, detail: reason });
         if (service.onNoData.then === 'inconclusive') return finish({ kind: 'inconclusive', at: tick.at, reason: `${reason}; the watch ended (on_no_data: inconclusive)` });
       }
+      const early = tick.at < windowEndsAt && judged.rules.some((r) => r.action === 'rollback') ? earlyPass(judged, tally, tick.at - startedAt) : undefined;
+      if (early) return finish({ kind: 'passed', at: tick.at, early });
     }
     if (tick.at >= windowEndsAt) return finish(conclude(judged, tally, tick.at));
   }

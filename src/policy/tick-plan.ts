@@ -1,5 +1,5 @@
 import type { Rule, ServicePolicy } from '../config/policy.js';
-import { assess, valueKey, type SampleResult, type Value, type WatchTally } from './assess.js';
+import { assess, earlyPass, valueKey, type EarlyPass, type SampleResult, type Value, type WatchTally } from './assess.js';
 
 /** What one tick of a watch measured, and where the watch stands. */
 export interface TickInput {
@@ -11,19 +11,28 @@ export interface TickInput {
   warmingUp: boolean;
   /** The watch window has ended by this tick. */
   windowEnded: boolean;
+  /** Since the deployment started, for `pass_after`; absent: no early pass. */
+  elapsedMs?: number;
+  /**
+   * A hold or migration freeze is in force, or a revert of the service runs: the watch may still
+   * revert or conclude at the window's end as before, but never passes early.
+   */
+  held?: boolean;
 }
 
 /**
  * One step of a tick's plan, carried out in order by the watch loop. A `revert` or a `no-data`
  * that ends the watch stops the plan; `conclude` happens only when nothing stopped it first
- * (and no hold is in force, which the loop checks).
+ * (and no hold is in force, which the loop checks). `pass-early` (`pass_after`) ends the watch as
+ * passed before the window's end, by the same path as `conclude`.
  */
 export type TickStep =
   | { kind: 'record'; results: Record<string, SampleResult>; note?: string }
   | { kind: 'notify'; rule: Rule }
   | { kind: 'revert'; rule: Rule; value: Value }
   | { kind: 'no-data'; rules: Rule[] }
-  | { kind: 'conclude' };
+  | { kind: 'conclude' }
+  | ({ kind: 'pass-early' } & EarlyPass);
 
 /** Below the traffic floor (`min_requests`, or its signal without data): Prometheus rules get no data. */
 export function belowTrafficFloor(service: Pick<ServicePolicy, 'minRequests'>, values: Record<string, Value>): { low: boolean; traffic: Value } {
@@ -51,6 +60,8 @@ export function planTick(input: TickInput): { tally: WatchTally; steps: TickStep
       return { tally, steps };
     }
     if (judged.verdict.noData.length) steps.push({ kind: 'no-data', rules: judged.verdict.noData });
+    const early = input.windowEnded || input.held ? undefined : earlyPass(service, tally, input.elapsedMs);
+    if (early) steps.push({ kind: 'pass-early', ...early });
   }
   if (input.windowEnded) steps.push({ kind: 'conclude' });
   return { tally, steps };

@@ -177,6 +177,16 @@ ALTER TABLE deployments ALTER COLUMN uid SET DEFAULT left(replace(gen_random_uui
 ALTER TABLE deployments ALTER COLUMN uid SET NOT NULL;
 `,
   },
+  {
+    // pass_after: a deployment that passed before its window ended is recorded as passed_early.
+    // The state's CHECK of migration 1 (named by PostgreSQL after its table and column) is replaced.
+    version: 9,
+    name: 'deployments may pass early',
+    sql: `
+ALTER TABLE deployments DROP CONSTRAINT IF EXISTS deployments_state_check;
+ALTER TABLE deployments ADD CONSTRAINT deployments_state_check CHECK (state IN ('watching','rolling_back','passed','passed_early','rolled_back','rollback_failed','superseded','inconclusive','would_roll_back'));
+`,
+  },
 ];
 
 const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database

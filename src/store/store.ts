@@ -3,8 +3,12 @@ import type { Sql } from './sql.js';
 
 export type { KnownGood } from '../model/known-good.js';
 
+/** `passed_early`: passed before its window ended (`pass_after`); it counts as `passed` everywhere. */
 export type DeploymentState =
-  | 'watching' | 'rolling_back' | 'passed' | 'rolled_back' | 'rollback_failed' | 'superseded' | 'inconclusive' | 'would_roll_back';
+  | 'watching' | 'rolling_back' | 'passed' | 'passed_early' | 'rolled_back' | 'rollback_failed' | 'superseded' | 'inconclusive' | 'would_roll_back';
+
+/** The states of a deployment that passed and became known-good: at the end of its window, or early. */
+export const PASSED_STATES: readonly DeploymentState[] = ['passed', 'passed_early'];
 
 export const OPEN_STATES: readonly DeploymentState[] = ['watching', 'rolling_back'];
 

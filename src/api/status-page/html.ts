@@ -70,7 +70,7 @@ export function badge(state: string): Html {
 }
 
 function badgeClass(state: string): string {
-  if (['ok', 'passed', 'leader'].includes(state)) return 'good';
+  if (['ok', 'passed', 'passed_early', 'leader'].includes(state)) return 'good';
   if (['breach', 'rolled_back', 'rollback_failed', 'would_roll_back', 'rolling_back', 'failed'].includes(state)) return 'bad';
   if (['watching'].includes(state)) return 'live';
   return 'muted';

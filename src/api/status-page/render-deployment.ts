@@ -5,6 +5,8 @@ import type { DeploymentDetail, RuleInfo } from './view.js';
 /** The decisions that mean a revert was decided: the chart marks the first one. */
 const REVERT_DECISIONS = new Set(['rollback', 'orchestrator_rollback', 'resume']);
 const REVERTED_STATES = new Set(['rolling_back', 'rolled_back', 'rollback_failed', 'would_roll_back']);
+/** Passed at the end of the window, or early (`pass_after`). */
+const PASSED = new Set(['passed', 'passed_early']);
 /** The samples table shows this many, newest first. */
 export const SAMPLE_ROWS = 200;
 
@@ -76,7 +78,7 @@ export function timeline(detail: DeploymentDetail): TimelineEntry[] {
   // The outcome closes the timeline: a revert's is decided when it starts but holds once it is done.
   if (d.decided_at && !['watching', 'rolling_back'].includes(d.state)) {
     const at = Math.max(ms(d.decided_at), ...entries.map((e) => e.at));
-    entries.push({ at, kind: `outcome: ${d.state.replace(/_/g, ' ')}`, detail: d.reason ?? '', tone: d.state === 'passed' ? 'good' : REVERTED_STATES.has(d.state) ? 'bad' : 'plain' });
+    entries.push({ at, kind: `outcome: ${d.state.replace(/_/g, ' ')}`, detail: d.reason ?? '', tone: PASSED.has(d.state) ? 'good' : REVERTED_STATES.has(d.state) ? 'bad' : 'plain' });
   }
   return entries;
 }
