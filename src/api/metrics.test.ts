@@ -108,7 +108,7 @@ describe('metrics', () => {
     const m = createMetrics();
     m.forPolicy(policy);
     const fixed: Record<string, readonly string[]> = {
-      outcome: ROLLBACK_OUTCOMES, result: [...SAMPLE_RESULTS, ...NOTIFICATION_RESULTS], kind: ['prometheus', 'http', 'container'],
+      outcome: ROLLBACK_OUTCOMES, result: [...SAMPLE_RESULTS, ...NOTIFICATION_RESULTS], kind: ['prometheus', 'http', 'container', 'alertmanager'],
       event: ['deployment_detected', 'rule_breached', 'rollback_started', 'rollback_succeeded', 'rollback_failed', 'watch_inconclusive', 'deployment_passed', 'digest', 'test'],
     };
     const named = new Set(['service', 'channel']);

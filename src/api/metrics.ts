@@ -20,7 +20,7 @@ const EVENT_KINDS = Object.keys({
   watch_inconclusive: 1, deployment_passed: 1, digest: 1, test: 1,
 } satisfies Record<EventKind, 1>) as EventKind[];
 /** Every signal kind: rollguard_probe_duration_seconds{kind}. */
-const SIGNAL_KINDS = Object.keys({ prometheus: 1, http: 1, container: 1 } satisfies Record<Signal['kind'], 1>) as Signal['kind'][];
+const SIGNAL_KINDS = Object.keys({ prometheus: 1, http: 1, container: 1, alertmanager: 1 } satisfies Record<Signal['kind'], 1>) as Signal['kind'][];
 
 /** Time to recovery, from the deploy to the revert's recovery: 5 s to 30 min. */
 const RECOVERY_BUCKETS = [5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800];

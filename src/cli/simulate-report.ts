@@ -17,7 +17,7 @@ export interface Simulation {
   template: ProbeTemplate;
   baselines: BaselineNote[];
   /** Columns of the sample table: what the rules and the traffic floor read. */
-  keys: { key: string; kind: 'prometheus' | 'http' | 'container' | 'burn-rate' }[];
+  keys: { key: string; kind: 'prometheus' | 'http' | 'container' | 'alertmanager' | 'burn-rate' }[];
   /** Range queries that failed as a whole: the replay saw no data for them. */
   queryErrors: { query: string; detail: string }[];
   result: ReplayResult;
@@ -35,7 +35,9 @@ export function verdictText(sim: Simulation): string {
   }
   if (v.kind === 'passed') {
     const skipped = sim.result.notReplayed.map((r) => `"${r.name}"`).join(', ');
-    return `would pass: no rollback rule fired by the end of the window at ${when(v.at)}${skipped ? ` (judged on the Prometheus rules; not replayed: ${skipped})` : ''}`;
+    const judged = skipped ? ` (judged on the Prometheus rules; not replayed: ${skipped})` : '';
+    if (v.early) return `would pass early at ${when(v.at)}: every rule ok for ${v.early.oks} samples in a row (pass_after)${judged}`;
+    return `would pass: no rollback rule fired by the end of the window at ${when(v.at)}${judged}`;
   }
   return `inconclusive${v.at === null ? '' : ` at ${when(v.at)}`}: ${v.reason}`;
 }
@@ -48,6 +50,7 @@ function verdictJson(sim: Simulation): Record<string, unknown> {
     after_ms: v.at === null ? null : v.at - sim.startedAt,
     rule: v.kind === 'rollback' ? v.rule : null,
     reason: v.kind === 'passed' ? null : v.reason,
+    early: v.kind === 'passed' && v.early ? { ok_samples: v.early.oks, after_ms: v.early.afterMs } : null,
     text: verdictText(sim),
   };
 }
@@ -98,7 +101,7 @@ export function formatSimulation(sim: Simulation, policy: Policy): string {
   if (service.minRequests) lines.push(`traffic floor: ${service.minRequests.signal} at least ${service.minRequests.atLeast} (below it Prometheus rules read no data)`);
   if (result.notReplayed.length) {
     const which = result.notReplayed.map((r) => `"${r.name}" (${r.signal}, ${service.signals[r.signal]?.kind ?? '?'})`).join(', ');
-    lines.push(`not replayed: ${which} — HTTP and container signals have no history; they read no data and are left out of the verdict`);
+    lines.push(`not replayed: ${which} — HTTP, container and Alertmanager signals have no history; they read no data and are left out of the verdict`);
   }
   for (const b of sim.baselines) {
     lines.push(`baseline of "${b.rule}": ${formatValue(b.value)} (${b.points} points before the deploy${b.detail ? `; ${b.detail}` : ''}); threshold ${b.threshold}`);
@@ -110,7 +113,7 @@ export function formatSimulation(sim: Simulation, policy: Policy): string {
   const failed = new Set(sim.queryErrors.map((e) => e.detail));
   const rows = result.steps.map((s) => {
     const fired = result.events.filter((e) => e.at === s.at).map((e) => (e.kind === 'no-data' ? `no data: "${e.rule}"` : `fires: "${e.rule}" (${e.kind})`));
-    const why = [...new Set(sim.keys.filter((k) => k.kind !== 'http' && k.kind !== 'container').map((k) => { const d = s.details[k.key]; return d && s.values[k.key] == null && !failed.has(d) ? `${k.key}: ${d}` : undefined; }).filter((d): d is string => !!d))];
+    const why = [...new Set(sim.keys.filter((k) => k.kind !== 'http' && k.kind !== 'container' && k.kind !== 'alertmanager').map((k) => { const d = s.details[k.key]; return d && s.values[k.key] == null && !failed.has(d) ? `${k.key}: ${d}` : undefined; }).filter((d): d is string => !!d))];
     const floor = service.minRequests;
     const note = [
       s.warmup ? 'warm-up (not counted)' : '',
@@ -144,7 +147,7 @@ function cell(result: string | undefined, warmup: boolean): string {
 
 /** How a recorded deployment ended, in the replay's terms; null when the watch reached no verdict. */
 const RECORDED: Partial<Record<Deployment['state'], ReplayVerdict['kind']>> = {
-  rolled_back: 'rollback', rollback_failed: 'rollback', rolling_back: 'rollback', would_roll_back: 'rollback', passed: 'passed', inconclusive: 'inconclusive',
+  rolled_back: 'rollback', rollback_failed: 'rollback', rolling_back: 'rollback', would_roll_back: 'rollback', passed: 'passed', passed_early: 'passed', inconclusive: 'inconclusive',
 };
 
 /** One recorded deployment and its replay under the new policy. */
@@ -174,7 +177,7 @@ export function recordedVerdict(d: Deployment, sim: Simulation): Pick<SinceRow, 
 const shortVerdict = (sim: Simulation): string => {
   const v = sim.result.verdict;
   if (v.kind === 'rollback') return `would roll back at ${formatOffset(v.at - sim.startedAt)} ("${v.rule}")`;
-  if (v.kind === 'passed') return 'would pass';
+  if (v.kind === 'passed') return v.early ? 'would pass early' : 'would pass';
   return 'inconclusive';
 };
 
