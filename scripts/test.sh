@@ -25,10 +25,13 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v git >/dev/null 2>&1 || missing+=(git)   # the git deploy target's tests: real repositories
 command -v pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)   # safety snapshots
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # after_rollback redis_flush
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)   # alertmanager.test.ts: the webhook and silences
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log_dir/apt.log"
+  # The tests start their own Alertmanager on a free port; the package's service is not wanted on :9093.
+  case " ${missing[*]} " in *" prometheus-alertmanager "*) as_root systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true ;; esac
 fi
 
 # --- Docker engine: no bridge, no iptables; test containers use host networking on 127.0.0.1 ---

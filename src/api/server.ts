@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
+import { ALERTMANAGER_MAX_BODY, alertmanagerPayload, type AlertmanagerPayload } from './alertmanager.js';
 import { bearerMatches } from './auth.js';
 import type { Metrics } from './metrics.js';
 import { serveStatusPage } from './status-page/serve.js';
@@ -23,6 +24,8 @@ export interface ApiSource {
   deployment?(id: number): Promise<DeploymentDetail | undefined>;
   /** `rollguard rollback`: resolves once the revert is decided and recorded. */
   rollback(service: string, opts: { to?: string; reason: string; deployment?: number }): Promise<unknown>;
+  /** Alertmanager's webhook notification, already validated: its alerts go into the book the alertmanager signals read. */
+  alertmanager?(payload: AlertmanagerPayload): unknown;
 }
 
 /** An error whose message and HTTP status the API passes to the caller. */
@@ -56,8 +59,8 @@ const migrationsBody = z.strictObject({
 });
 
 /** Reads a JSON body and validates it at the edge; a body that does not fit is a 400 naming each problem. */
-async function readBody<S extends z.ZodType>(req: http.IncomingMessage, schema: S): Promise<z.output<S>> {
-  const parsed = schema.safeParse(await readJson(req));
+async function readBody<S extends z.ZodType>(req: http.IncomingMessage, schema: S, maxBytes = MAX_BODY): Promise<z.output<S>> {
+  const parsed = schema.safeParse(await readJson(req, maxBytes));
   if (!parsed.success) {
     const error = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
     throw Object.assign(new Error(error), { status: 400 });
@@ -65,12 +68,12 @@ async function readBody<S extends z.ZodType>(req: http.IncomingMessage, schema: 
   return parsed.data;
 }
 
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
+async function readJson(req: http.IncomingMessage, maxBytes = MAX_BODY): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw Object.assign(new Error('body too large'), { status: 413 });
+    if (size > maxBytes) throw Object.assign(new Error('body too large'), { status: 413 });
     chunks.push(chunk as Buffer);
   }
   try {
@@ -100,7 +103,7 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const announcing = url.pathname === '/api/v1/deployments' && req.method === 'POST';
-    const changes = url.pathname.startsWith('/api/v1/holds') || url.pathname === '/api/v1/migrations' || url.pathname === '/api/v1/rollbacks' || announcing;
+    const changes = url.pathname.startsWith('/api/v1/holds') || url.pathname === '/api/v1/migrations' || url.pathname === '/api/v1/rollbacks' || url.pathname === '/api/v1/alertmanager' || announcing;
     if (!changes && req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
     const route = async (): Promise<void> => {
       if (changes) {
@@ -122,6 +125,10 @@ export async function startApi(listen: string, source: ApiSource, metrics: Metri
         if (req.method === 'POST' && url.pathname === '/api/v1/rollbacks') {
           const body = await readBody(req, rollbackBody);
           return send(res, 202, await source.rollback(body.service, { to: body.to, reason: body.reason, deployment: body.deployment }));
+        }
+        if (req.method === 'POST' && url.pathname === '/api/v1/alertmanager' && source.alertmanager) {
+          const body = await readBody(req, alertmanagerPayload, ALERTMANAGER_MAX_BODY);
+          return send(res, 200, source.alertmanager(body));
         }
         const m = /^\/api\/v1\/holds\/([^/]+)$/.exec(url.pathname);
         if (req.method === 'DELETE' && m) return send(res, 200, await source.release(decodeURIComponent(m[1] as string)));

@@ -426,7 +426,7 @@ describe('parsePolicy: problems', () => {
       '    rules:',
       '      - {name: down, signal: up, below: 1}',
     ];
-    assert.deepEqual(problems(policyWith(lines)), ['p.yaml:6: services.web.signals.up: set exactly one of prometheus, http or container']);
+    assert.deepEqual(problems(policyWith(lines)), ['p.yaml:6: services.web.signals.up: set exactly one of prometheus, http, container or alertmanager']);
   });
 
   it('rejects bad max_rollbacks and on_bad_image values with their lines', () => {
@@ -579,7 +579,7 @@ describe('parsePolicy: credentials in URLs', () => {
 
   it('refuses a query string in the Prometheus URL: /api/v1/… is appended to it', () => {
     assert.deepEqual(problems(policyWith(MINIMAL_WEB, ['prometheus:', '  url: ${PROM_URL}']), { PROM_URL: 'http://prom:9090?token=abc' }), [
-      'p.yaml:3: prometheus.url: a query string or fragment cannot be used: rollguard appends /api/v1/… to this URL; give basic-auth credentials as http://user:${PASSWORD}@host:9090',
+      'p.yaml:3: prometheus.url: a query string or fragment cannot be used: rollguard appends /api/v1/… to this URL; give credentials in basic_auth or authorization (or as http://user:${PASSWORD}@host:9090)',
     ]);
   });
 });

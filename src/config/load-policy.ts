@@ -1,19 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parse as parseYaml, parseDocument, Scalar, visit, type Document, type Node } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
+import { defaultWritesSecret, expandEnv, isWholeEnvReference, yamlTyped } from './env-reference.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { SECRET_FIELDS } from './notify-schema.js';
 import type { Channel, FollowUpStep, Policy, ServiceMatch, ServicePolicy, Signal } from './policy.js';
 import { runbookUrlPlaces } from './runbook-checks.js';
+import { prometheusSecretProblems, toPrometheusSettings } from './prometheus-policy.js';
+import { DEFAULT_SERVICE_LABEL } from './alertmanager-schema.js';
 import { crossReferenceProblems, policyFileSchema, type PolicyFile } from './schema.js';
 
 type Env = Record<string, string | undefined>;
 type PathKey = string | number;
-
-const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-const WHOLE_ENV_REF = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
 /** The line of the first alias in the document, for errors the YAML library raises without a position. */
 function aliasLine(doc: Document, lines: LineCounter): number | undefined {
@@ -76,32 +76,25 @@ function article(expected: string): string {
 }
 
 /**
- * Replaces `${VAR}` in every string scalar; a reference to an unset variable is a problem,
- * reported on the line of the reference. A plain scalar that is only a reference takes the
- * variable's YAML type, so `above: ${THRESHOLD}` can be a number.
+ * Replaces `${VAR}` and `${VAR:-default}` in every string scalar; a reference to an unset variable
+ * without a default is a problem, reported on the line of the reference. A plain scalar that is only
+ * a reference takes the YAML type of its value, so `above: ${THRESHOLD:-0.05}` can be a number.
+ * Returns each substituted scalar with its text as written, for the checks on secrets.
  */
-function substituteEnv(doc: Document, env: Env, lines: LineCounter, report: (line: number | undefined, message: string) => void): Set<Node> {
-  const substituted = new Set<Node>();
+function substituteEnv(doc: Document, env: Env, lines: LineCounter, report: (line: number | undefined, message: string) => void): Map<Node, string> {
+  const substituted = new Map<Node, string>();
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
-      substituted.add(node);
       const original = node.value;
+      substituted.set(node, original);
       const startLine = node.range ? lines.linePos(node.range[0]).line : undefined;
       const block = node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED ? 1 : 0;
-      const replaced = original.replace(ENV_REF, (whole, name: string, offset: number) => {
-        const value = env[name];
-        if (value !== undefined) return value;
+      const replaced = expandEnv(original, env, (name, offset) => {
         const newlines = original.slice(0, offset).split('\n').length - 1;
         report(startLine === undefined ? undefined : startLine + block + newlines, `environment variable ${name} is not set`);
-        return whole;
       });
-      if (node.type === Scalar.PLAIN && WHOLE_ENV_REF.test(original.trim())) {
-        const typed: unknown = parseYaml(replaced);
-        node.value = typeof typed === 'number' || typeof typed === 'boolean' ? typed : replaced;
-      } else {
-        node.value = replaced;
-      }
+      node.value = node.type === Scalar.PLAIN && isWholeEnvReference(original) ? yamlTyped(replaced) : replaced;
     },
   });
   return substituted;
@@ -119,6 +112,7 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
 
   const fromEnv = substituteEnv(doc, env, lines, (line, message) => problems.push({ file, line, path: '', message }));
   problems.push(...literalSecretProblems(doc, lines, fromEnv, file), ...literalUrlPasswordProblems(doc, lines, fromEnv, file));
+  for (const { keys, message } of prometheusSecretProblems(doc, fromEnv)) problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message });
 
   let raw: unknown;
   try {
@@ -145,12 +139,13 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
     throw new ConfigError(problems);
   }
   const secrets = readSecretFiles(parsed.data, file, (keys, message) => problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message }));
+  const prometheus = parsed.data.prometheus && toPrometheusSettings(parsed.data.prometheus, file, (keys, message) => problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message }));
   if (problems.length) throw new ConfigError(problems);
-  return toPolicy(parsed.data, file, secrets);
+  return toPolicy(parsed.data, file, secrets, prometheus);
 }
 
 /** Secrets written literally in the policy are refused: they would end up in version control and backups. */
-function literalSecretProblems(doc: Document, lines: LineCounter, fromEnv: Set<Node>, file: string): ConfigProblem[] {
+function literalSecretProblems(doc: Document, lines: LineCounter, fromEnv: ReadonlyMap<Node, string>, file: string): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const channels = doc.get('notifications', true);
   if (!isMap(channels)) return problems;
@@ -160,7 +155,12 @@ function literalSecretProblems(doc: Document, lines: LineCounter, fromEnv: Set<N
       for (const field of fields) {
         const keys = ['notifications', channelName, kind, field];
         const node = doc.getIn(keys, true) as Node | undefined;
-        if (!isScalar(node) || fromEnv.has(node)) continue;
+        if (!isScalar(node)) continue;
+        const written = fromEnv.get(node);
+        if (written !== undefined) {
+          if (defaultWritesSecret(written, field === 'smtp_url')) problems.push(secretDefaultProblem(doc, lines, keys, file, `"\${ENV_VAR}" (or "\${ENV_VAR:-}") or ${field}_file`));
+          continue;
+        }
         const literal = String(node.value);
         // An SMTP URL without credentials is not a secret.
         if (field === 'smtp_url' && !/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(literal)) continue;
@@ -183,8 +183,8 @@ const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*:[^/?#]*@/i;
  * secrets. From the environment, whole or in part (`http://rollguard:${PROM_PASSWORD}@prom:9090`),
  * they are accepted; rollguard never shows them with their credentials.
  */
-function literalUrlPasswordProblems(doc: Document, lines: LineCounter, fromEnv: Set<Node>, file: string): ConfigProblem[] {
-  const places: PathKey[][] = [['prometheus', 'url']];
+function literalUrlPasswordProblems(doc: Document, lines: LineCounter, fromEnv: ReadonlyMap<Node, string>, file: string): ConfigProblem[] {
+  const places: PathKey[][] = [['prometheus', 'url'], ['alertmanager', 'silence', 'url']];
   const entries = (keys: PathKey[]): string[] => {
     const node = doc.getIn(keys, true) as unknown;
     return isMap(node) ? node.items.map((p) => String(isScalar(p.key) ? p.key.value : p.key)) : [];
@@ -200,13 +200,20 @@ function literalUrlPasswordProblems(doc: Document, lines: LineCounter, fromEnv: 
   const problems: ConfigProblem[] = [];
   for (const keys of places) {
     const node = doc.getIn(keys, true) as Node | undefined;
-    if (!isScalar(node) || fromEnv.has(node) || !URL_WITH_PASSWORD.test(String(node.value))) continue;
+    const written = isScalar(node) ? fromEnv.get(node) : undefined;
+    if (written !== undefined && defaultWritesSecret(written, true)) problems.push(secretDefaultProblem(doc, lines, keys, file, 'a password from "${ENV_VAR}" without a default'));
+    if (!isScalar(node) || written !== undefined || !URL_WITH_PASSWORD.test(String(node.value))) continue;
     problems.push({
       file, line: lineOf(doc, lines, keys), path: formatPath(keys),
       message: 'a password in a URL is a secret and must not be written in the policy; use "${ENV_VAR}" for the URL or its password',
     });
   }
   return problems;
+}
+
+/** `${VAR:-default}` in a secret: the default is written in the policy, whether or not VAR is set. */
+function secretDefaultProblem(doc: Document, lines: LineCounter, keys: PathKey[], file: string, instead: string): ConfigProblem {
+  return { file, line: lineOf(doc, lines, keys), path: formatPath(keys), message: `a default for a secret would write it in the policy; use ${instead}` };
 }
 
 type SecretValues = Record<string, Record<string, string>>;
@@ -254,10 +261,10 @@ function toChannel(name: string, c: PolicyFile['notifications'][string], secret:
   if (c.pagerduty) return { kind: 'pagerduty', name, routingKey: secret.routing_key ?? '', url: c.pagerduty.url };
   if (c.slack) return { kind: 'slack', name, webhookUrl: secret.webhook_url ?? '' };
   const w = c.webhook as NonNullable<typeof c.webhook>;
-  return { kind: 'webhook', name, url: w.url, secret: secret.secret ?? '' };
+  return { kind: 'webhook', name, url: w.url, secret: secret.secret ?? '', signature: w.signature };
 }
 
-function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Policy {
+function toPolicy(file: PolicyFile, source: string, secrets: SecretValues, prometheus: Policy['prometheus']): Policy {
   const services: Record<string, ServicePolicy> = {};
   for (const [name, svc] of Object.entries(file.services)) {
     const d = file.defaults;
@@ -266,6 +273,7 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       if (s.prometheus !== undefined) signals[sigName] = { kind: 'prometheus', name: sigName, query: s.prometheus };
       else if (s.http) signals[sigName] = { kind: 'http', name: sigName, url: s.http.url, timeoutMs: s.http.timeout, status: s.http.status, json: s.http.json };
       else if (s.container) signals[sigName] = { kind: 'container', name: sigName, field: s.container };
+      else if (s.alertmanager) signals[sigName] = { kind: 'alertmanager', name: sigName, ...s.alertmanager, serviceLabel: file.alertmanager?.service_label ?? DEFAULT_SERVICE_LABEL };
     }
     const m = svc.match;
     services[name] = {
@@ -283,6 +291,7 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
       onMigrations: svc.on_migrations,
       maxRollbacks: (({ count, per }) => ({ count, perMs: per }))(svc.max_rollbacks ?? d.max_rollbacks),
       onBadImage: svc.on_bad_image ?? d.on_bad_image,
+      ...toPassAfter(svc.pass_after === undefined ? d.pass_after : svc.pass_after),
       minRequests: svc.min_requests ? { signal: svc.min_requests.signal, atLeast: svc.min_requests.at_least } : undefined,
       afterRollback: svc.after_rollback.map((step) => toFollowUp(step, m)),
       database: svc.database ? { url: svc.database.url, keep: svc.database.keep, timeoutMs: svc.database.timeout } : undefined,
@@ -306,7 +315,7 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
   return {
     version: 1,
     source: path.resolve(source),
-    prometheus: file.prometheus ? { url: file.prometheus.url.replace(/\/+$/, ''), timeoutMs: file.prometheus.timeout } : undefined,
+    prometheus,
     services,
     notifications: Object.fromEntries(Object.entries(file.notifications).map(([n, c]) => [n, toChannel(n, c, secrets[n] ?? {})])),
     routes: file.routes,
@@ -317,6 +326,9 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues): Poli
         : { kind: 'command', argv: file.maintenance.command ?? [], timeoutMs: file.maintenance.timeout }
       : undefined,
     digest: file.digest,
+    alertmanager: file.alertmanager
+      ? { serviceLabel: file.alertmanager.service_label, silence: file.alertmanager.silence && { url: file.alertmanager.silence.url.replace(/\/+$/, ''), forMs: file.alertmanager.silence.for } }
+      : undefined,
   };
 }
 
@@ -340,6 +352,11 @@ function toFollowUp(s: PolicyFile['services'][string]['after_rollback'][number],
   if (s.exec) return { kind: 'exec', container: s.exec.container, command: s.exec.command, timeoutMs: s.exec.timeout, continueOnError: s.exec.continue_on_error };
   const h = s.http as NonNullable<typeof s.http>;
   return { kind: 'http', method: h.method, url: h.url, status: h.status, timeoutMs: h.timeout, continueOnError: h.continue_on_error };
+}
+
+/** `pass_after` as written (null: turned off for this service) as ServicePolicy.passAfter; no key when off. */
+function toPassAfter(p: { ok: number; min: number } | null | undefined): Pick<ServicePolicy, 'passAfter'> {
+  return p ? { passAfter: { ok: p.ok, minMs: p.min } } : {};
 }
 
 function threshold(t: { above?: number; below?: number }): { above: number } | { below: number } {

@@ -45,6 +45,7 @@ const SERVICE_FILE_KEYS: Record<Exclude<keyof ServicePolicy, 'name' | 'rules'>, 
   onMigrations: 'on_migrations',
   maxRollbacks: 'max_rollbacks',
   onBadImage: 'on_bad_image',
+  passAfter: 'pass_after',
   minRequests: 'min_requests',
   signals: 'signals',
   recovery: 'recovery',
@@ -62,6 +63,7 @@ const POLICY_FILE_KEYS: Record<Exclude<keyof Policy, 'version' | 'source' | 'ser
   escalation: 'escalation',
   maintenance: 'maintenance',
   digest: 'digest',
+  alertmanager: 'alertmanager',
 };
 
 function byName<T extends { name: string }>(items: readonly T[]): Map<string, T> {

@@ -36,7 +36,21 @@ export interface HttpSignal {
 /** A field of the service's current container, read from Docker. */
 export interface ContainerSignal { kind: 'container'; name: string; field: ContainerField }
 
-export type Signal = PrometheusSignal | HttpSignal | ContainerSignal;
+/**
+ * A firing alert of the service in Alertmanager (received on POST /api/v1/alertmanager): 1 while
+ * one with this alertname and these labels fires, else 0 (also before any alert arrived).
+ */
+export interface AlertmanagerSignal {
+  kind: 'alertmanager';
+  name: string;
+  alertname: string;
+  /** Further labels the alert must carry, with their exact values; they may also set `serviceLabel` to another value. */
+  matchers: Record<string, string>;
+  /** The label whose value must be the service's name (the policy's `alertmanager.service_label`). */
+  serviceLabel: string;
+}
+
+export type Signal = PrometheusSignal | HttpSignal | ContainerSignal | AlertmanagerSignal;
 
 /** What every follow-up step has: its own time limit, and whether a failure stops the steps after it. */
 interface StepBase {
@@ -126,6 +140,13 @@ export interface ServicePolicy {
    * the on-call and watches it normally. Absent only in hand-built policies, where `revert` applies.
    */
   onBadImage?: 'revert' | 'warn';
+  /**
+   * `pass_after`: a deployment whose every rule (notify rules and the built-in serving rule
+   * included) was ok for `ok` samples in a row, at least `minMs` after it started, becomes
+   * known-good before its window ends (recorded as passed_early). Absent: only the window's end
+   * passes a deployment.
+   */
+  passAfter?: { ok: number; minMs: number };
   /** Traffic floor: below it, Prometheus-based rules get no-data samples. */
   minRequests?: { signal: string; atLeast: number };
   /** Steps run after a verified revert, in order (restart workers, flush the cache…). */
@@ -157,17 +178,36 @@ export type Channel =
   | { kind: 'email'; name: string; smtpUrl: string; from: string; to: string[] }
   | { kind: 'pagerduty'; name: string; routingKey: string; url: string }
   | { kind: 'slack'; name: string; webhookUrl: string }
-  | { kind: 'webhook'; name: string; url: string; secret: string };
+  | { kind: 'webhook'; name: string; url: string; secret: string; /** The signature scheme; rollguard's own when absent. */ signature?: 'rollguard' | 'standard' };
 
 export type Maintenance =
   | { kind: 'file'; path: string; content: string; timeoutMs: number }
   | { kind: 'command'; argv: string[]; timeoutMs: number };
 
+/**
+ * How to reach Prometheus, with the secrets and PEM files read at load. The credentials are for
+ * the HTTP client only: what people see names `externalUrl` or the url without its credentials.
+ */
+export interface PrometheusSettings {
+  /** The API base URL, without a trailing slash (it may carry user:password@ from the environment). */
+  url: string;
+  timeoutMs: number;
+  /** The base of graph links shown to people (`external_url`); absent: the url without its credentials. */
+  externalUrl?: string;
+  basicAuth?: { username: string; password: string };
+  /** Sent as `Authorization: <type> <credentials>`. */
+  authorization?: { type: string; credentials: string };
+  /** Extra request headers (`X-Scope-OrgID`…); absent in hand-built policies. */
+  headers?: Record<string, string>;
+  /** TLS settings: PEM contents of the CA, client certificate and key files. */
+  tls?: { ca?: string; cert?: string; key?: string; serverName?: string; insecureSkipVerify: boolean };
+}
+
 export interface Policy {
   version: 1;
   /** Absolute path of the file this policy came from. */
   source: string;
-  prometheus?: { url: string; timeoutMs: number };
+  prometheus?: PrometheusSettings;
   services: Record<string, ServicePolicy>;
   notifications: Record<string, Channel>;
   routes: Partial<Record<Severity | 'detected', string[]>>;
@@ -175,4 +215,9 @@ export interface Policy {
   escalation: string[];
   maintenance?: Maintenance;
   digest?: { schedule: string; timezone?: string; to: string[] };
+  /**
+   * Alertmanager: the label naming the service in alerts, and the silence of the service's alerts
+   * kept while a revert runs (created when it starts, expired when it ends).
+   */
+  alertmanager?: { serviceLabel: string; silence?: { url: string; forMs: number } };
 }

@@ -5,6 +5,9 @@ import { checkTemplate, checkUrlTemplate, replicaVarsIn } from './template.js';
 import { match } from './match-schema.js';
 import { gitPathProblems, runbookProblems } from './runbook-checks.js';
 import { runbookServiceKeys } from './runbook-schema.js';
+import { prometheusProblems, prometheusSchema } from './prometheus-schema.js';
+import { defaultsPassAfter, passAfterProblems, servicePassAfter } from './pass-after-schema.js';
+import { alertmanagerPolicySchema, alertmanagerProblems, alertmanagerSignalSchema } from './alertmanager-schema.js';
 
 const duration = z
   .string()
@@ -14,11 +17,10 @@ const duration = z
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be greater than 0' });
 
 const name = z.string().min(1);
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
 /** What each timing key means; the service-level and the `defaults` keys share these words. */
 const timingHelp = {
-  window: 'Watch each deployment this long (a duration: 500ms, 15s, 10m, 1h); surviving it makes the version known-good.',
+  window: 'Watch each deployment this long (a duration as Prometheus writes it: 500ms, 90s, 10m, 1h30m, 3d, 1w); surviving it makes the version known-good.',
   interval: 'Sample every signal this often (a duration).',
   max_attempts: 'Rollback attempts before escalating (runbook: escalate after 2).',
   stop_timeout: 'Grace given to the bad container on revert before it is killed (a duration).',
@@ -54,6 +56,7 @@ const timing = {
   inconclusive_is_good: z.boolean().optional().describe(`${timingHelp.inconclusive_is_good} Default false.`),
   max_rollbacks: maxRollbacks.optional().describe(`${timingHelp.max_rollbacks} Default {count: 3, per: 1h}.`),
   on_bad_image: z.enum(['revert', 'warn']).optional().describe(`${timingHelp.on_bad_image} Default revert.`),
+  pass_after: servicePassAfter,
 };
 
 const jsonExpectation = z.union([z.string(), z.number(), z.boolean(), z.null()]);
@@ -86,12 +89,13 @@ const signal = z
       .enum(['restart_count', 'oom_killed', 'running', 'health', 'serving'])
       .optional()
       .describe('A field of the service container: restart_count, oom_killed (1/0), running (1/0), health (1 healthy, 0 unhealthy), serving (1, or 0 when it crashed, was OOM-killed, is restarting or restarted since the last sample; a container stopped or removed by an operator is no data).'),
+    alertmanager: alertmanagerSignalSchema.optional(),
   })
   .superRefine((s, ctx) => {
-    const kinds = [s.prometheus, s.http, s.container].filter((v) => v !== undefined).length;
-    if (kinds !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of prometheus, http or container' });
+    const kinds = [s.prometheus, s.http, s.container, s.alertmanager].filter((v) => v !== undefined).length;
+    if (kinds !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of prometheus, http, container or alertmanager' });
   })
-  .describe('What to measure: exactly one of prometheus, http or container.');
+  .describe('What to measure: exactly one of prometheus, http, container or alertmanager.');
 
 function oneThreshold(t: { above?: number; below?: number }, ctx: z.RefinementCtx): void {
   if ((t.above === undefined) === (t.below === undefined)) {
@@ -113,7 +117,7 @@ const rule = z
         windows: z
           .array(z.tuple([positiveDuration, positiveDuration, z.number().positive()]))
           .min(1)
-          .describe('[short, long, factor] pairs, e.g. [[5m, 1h, 14.4], [30m, 6h, 6]]: breached when the budget burns faster than factor in both the short and the long window of any pair.'),
+          .describe('[short, long, factor] pairs, e.g. [[5m, 1h, 14.4], [30m, 6h, 6], [6h, 3d, 1]]: breached when the budget burns faster than factor in both the short and the long window of any pair.'),
       })
       .optional()
       .describe('SLO burn-rate rule (multi-window, multi-burn-rate, as in the SRE workbook). The signal is a Prometheus error ratio written with {{range}}, e.g. sum(rate(errors[{{range}}])) / sum(rate(requests[{{range}}])).'),
@@ -184,15 +188,7 @@ const service = z
 export const policyFileSchema = z
   .strictObject({
     version: z.literal(1, { error: 'expected 1 (the only policy version)' }).describe('Policy file format version; always 1.'),
-    prometheus: z
-      .strictObject({
-        url: httpUrl
-          .refine((u) => !/[?#]/.test(u), { message: 'a query string or fragment cannot be used: rollguard appends /api/v1/… to this URL; give basic-auth credentials as http://user:${PASSWORD}@host:9090' })
-          .describe('Prometheus base URL. Basic-auth credentials go in the URL, from the environment: http://rollguard:${PROM_PASSWORD}@prom:9090; rollguard never shows them (graph links, logs, CLI output).'),
-        timeout: positiveDuration.default(5_000).describe('A query slower than this is no data (default 5s).'),
-      })
-      .optional()
-      .describe('The Prometheus server that prometheus signals query; required when any service uses one.'),
+    prometheus: prometheusSchema.optional(),
     defaults: z
       .strictObject({
         window: positiveDuration.default(600_000).describe(`${timingHelp.window} Default 10m.`),
@@ -206,6 +202,7 @@ export const policyFileSchema = z
         inconclusive_is_good: z.boolean().default(false).describe(`${timingHelp.inconclusive_is_good} Default false.`),
         max_rollbacks: maxRollbacks.default({ count: 3, per: 3_600_000 }).describe(`${timingHelp.max_rollbacks} Default {count: 3, per: 1h}.`),
         on_bad_image: z.enum(['revert', 'warn']).default('revert').describe(`${timingHelp.on_bad_image} Default revert.`),
+        pass_after: defaultsPassAfter,
       })
       .prefault({})
       .describe('Timings for every service; each service may override any of them.'),
@@ -220,6 +217,7 @@ export const policyFileSchema = z
     escalation: escalationSchema.optional(),
     maintenance: maintenanceSchema.optional(),
     digest: digestSchema.optional(),
+    alertmanager: alertmanagerPolicySchema.optional(),
   });
 
 type Problem = { keys: (string | number)[]; message: string };
@@ -285,6 +283,7 @@ function replicaPlaceholderProblems(svcName: string, svc: Record<string, unknown
 export function crossReferenceProblems(raw: unknown): Problem[] {
   const problems: Problem[] = [];
   if (!isMap(raw)) return problems;
+  problems.push(...prometheusProblems(raw.prometheus));
   const channels = isMap(raw.notifications) ? raw.notifications : {};
   if (isMap(raw.routes)) {
     problems.push(...routeProblems(raw.routes, ['routes'], channels));
@@ -305,8 +304,9 @@ export function crossReferenceProblems(raw: unknown): Problem[] {
       else if (isMap(ch) && ch.email === undefined) problems.push({ keys: ['digest', 'to', i], message: `"${String(c)}" is not an email channel` });
     });
   }
+  problems.push(...passAfterProblems(raw));
   if (!isMap(raw.services)) return problems;
-  problems.push(...gitPathProblems(raw.services));
+  problems.push(...gitPathProblems(raw.services), ...alertmanagerProblems(raw));
   for (const [svcName, svc] of Object.entries(raw.services)) {
     if (!isMap(svc)) continue;
     const signals = isMap(svc.signals) ? svc.signals : {};

@@ -47,7 +47,7 @@ function titleFor(i: EvidenceInput): string {
     case 'rollback_succeeded': return `${d.service}: rolled back ${to} → ${from}${i.recoveredAt ? ` in ${((i.recoveredAt - d.started_at.getTime()) / 1000).toFixed(1)} s` : ''}`;
     case 'rollback_failed': return `ROLLBACK FAILED ${d.service}: ${to} → ${from}`;
     case 'watch_inconclusive': return `${d.service}: ${to} watch inconclusive (not enough data)`;
-    case 'deployment_passed': return `${d.service}: ${to} passed its watch and is now known-good`;
+    case 'deployment_passed': return `${d.service}: ${to} passed its watch${d.state === 'passed_early' ? ' early' : ''} and is now known-good`;
     default: return `${d.service}: ${i.kind}`;
   }
 }
@@ -74,7 +74,9 @@ function summaryFor(i: EvidenceInput): string {
       ? `rollguard did not revert ${d.container_name}: ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`
       : `rollguard could not revert ${d.container_name} after ${d.attempts} attempt(s): ${i.reason ?? d.reason ?? 'unknown reason'}. A human must take over.`;
     case 'watch_inconclusive': return `${d.to_ref} was not judged: ${i.reason ?? d.reason ?? 'too little data'}. It was not reverted and does not become known-good.`;
-    case 'deployment_passed': return `${d.to_ref} survived its ${Math.round((d.window_ends_at.getTime() - d.detected_at.getTime()) / 1000)} s window with no rollback rule breached.`;
+    case 'deployment_passed': return d.state === 'passed_early'
+      ? `${d.to_ref} ${i.reason ?? 'passed early (pass_after)'}; now known-good.`
+      : `${d.to_ref} survived its ${Math.round((d.window_ends_at.getTime() - d.detected_at.getTime()) / 1000)} s window with no rollback rule breached.`;
     default: return i.reason ?? '';
   }
 }
@@ -91,7 +93,8 @@ function graphUrl(i: EvidenceInput): string | undefined {
     'g0.range_input': `${rangeS}s`,
     'g0.end_input': new Date(end + 30_000).toISOString().replace(/\.\d+Z$/, 'Z'),
   });
-  return `${redactUrl(i.policy.prometheus.url)}/graph?${params.toString()}`;
+  // The query URL is often loopback, which a phone cannot open: links go to external_url when set.
+  return `${redactUrl(i.policy.prometheus.externalUrl ?? i.policy.prometheus.url)}/graph?${params.toString()}`;
 }
 
 /** Everything a message about this deployment says, captured now. */

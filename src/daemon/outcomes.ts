@@ -2,6 +2,7 @@ import type { ServicePolicy } from '../config/policy.js';
 import { shortId } from '../model/image-ref.js';
 import { describeThreshold } from '../policy/assess.js';
 import { enableMaintenance } from '../actions/maintenance.js';
+import { silenceWhileReverting } from '../actions/alertmanager-silence.js';
 import { type EvidenceInput } from './evidence.js';
 import { revertDeployment } from './revert.js';
 import { noFailpoints } from './failpoints.js';
@@ -128,10 +129,13 @@ async function countRevert(ctx: WatchContext, watch: Watch, reason: string, to =
  */
 export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolicy['rules'][number], resume: boolean, to?: KnownGood): Promise<void> {
   ctx.reverting.add(watch.service.name);
+  // alertmanager.silence: the service's alerts are silenced while it is reverted and verified.
+  const silence = silenceWhileReverting(ctx.policy.alertmanager, { service: watch.service.name, deployment: watch.deployment.id }, ctx.log);
   try {
     await revertTo(ctx, watch, rule, resume, to);
   } finally {
     ctx.reverting.delete(watch.service.name);
+    await silence.end();
   }
 }
 

@@ -4,13 +4,16 @@ import type { Logger } from 'pino';
 import { createTargets } from '../targets/index.js';
 import { createMetrics } from '../api/metrics.js';
 import { apiToken } from '../api/auth.js';
+import { receiveAlerts } from '../api/alertmanager.js';
 import { startApi } from '../api/server.js';
 import { loadPolicy } from '../config/load-policy.js';
 import type { Policy } from '../config/policy.js';
 import { diffPolicies, isUnchanged, summarizeDiff } from '../config/policy-diff.js';
 import { ContainerStateProvider } from '../signals/container-state.js';
 import { HttpHealthProvider } from '../signals/http-health.js';
-import { PrometheusProvider } from '../signals/prometheus.js';
+import { prometheusProvider } from '../signals/prometheus-client.js';
+import { AlertBook } from '../signals/alertmanager/book.js';
+import { AlertmanagerProvider } from '../signals/alertmanager/provider.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import { Dispatcher } from '../notify/dispatcher.js';
 import { createNotifiers } from '../notify/registry.js';
@@ -57,7 +60,7 @@ export interface RunningRollguard {
 }
 
 function setPrometheus(providers: ProviderRegistry, policy: Policy, log: Logger): void {
-  providers.prometheus = policy.prometheus ? new PrometheusProvider(policy.prometheus.url, policy.prometheus.timeoutMs, { log }) : undefined;
+  providers.prometheus = policy.prometheus ? prometheusProvider(policy.prometheus, { log }) : undefined;
 }
 
 /** Composes store, Docker, probes, daemon and API, and starts them. */
@@ -104,7 +107,9 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
   const docker = opts.docker ?? new Docker();
   const metrics = createMetrics();
   metrics.forPolicy(policy);
-  const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker) };
+  // Alertmanager's notifications (POST /api/v1/alertmanager) fill the book the alertmanager signals read.
+  const alerts = new AlertBook();
+  const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker), alertmanager: new AlertmanagerProvider(alerts) };
   setPrometheus(providers, policy, log);
   let current = policy;
   const outbox = new Outbox(store.sql);
@@ -162,6 +167,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
         return { deployment, samples, decisions, actions, rules, live: live || OPEN_STATES.includes(deployment.state) };
       },
       rollback: (service, opts) => daemon.rollback(service, opts),
+      alertmanager: (payload) => receiveAlerts(alerts, payload, log),
     },
     metrics,
     log,

@@ -69,7 +69,7 @@ export function headline(e: NotificationEvent): string {
     case 'watch_inconclusive':
       return `${svc}: watch of ${c.to.ref} inconclusive`;
     case 'deployment_passed':
-      return `${svc}: ${c.to.ref} passed its watch`;
+      return `${svc}: ${c.to.ref} passed its watch${e.deployment?.state === 'passed_early' ? ' early' : ''}`;
   }
 }
 
@@ -95,7 +95,9 @@ export function whatRollguardDid(e: NotificationEvent): string {
     case 'watch_inconclusive':
       return 'rollguard could not judge the deployment, left it running and did not make it known-good.';
     case 'deployment_passed':
-      return 'The deployment survived its watch window; rollguard now treats it as known-good.';
+      return e.deployment?.state === 'passed_early'
+        ? 'Every rule held long enough (pass_after): the deployment passed before its watch window ended; rollguard now treats it as known-good.'
+        : 'The deployment survived its watch window; rollguard now treats it as known-good.';
     case 'digest':
       return 'Daily summary; nothing to do unless a rollback failed or a watch was inconclusive.';
     case 'test':
