@@ -79,7 +79,10 @@ export function policyFor(name: string, opts: RigOptions = {}): Policy {
     opts.labels ? `      labels: {app: ${name}}` : `      container: ${name}`,
     '    signals:',
     '      error_rate:',
-    `        prometheus: 'sum(rate(http_errors_total{service="{{service}}"}[1m])) / sum(rate(http_requests_total{service="{{service}}"}[1m]))'`,
+    // With pass_after, a query over no range: one over [1m] would hold the early pass off for a minute (settledAfterMs).
+    opts.passAfter
+      ? `        prometheus: 'http_error_ratio{service="{{service}}"}'`
+      : `        prometheus: 'sum(rate(http_errors_total{service="{{service}}"}[1m])) / sum(rate(http_requests_total{service="{{service}}"}[1m]))'`,
     ...(opts.recovery ? ['      recovered:', `        prometheus: '${opts.recovery.query}'`] : []),
     '    rules:',
     `      - name: ${ERROR_RULE}`,

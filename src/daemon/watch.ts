@@ -18,7 +18,9 @@ import { announce, recordSamples } from './record.js';
 
 export async function replayTally(ctx: WatchContext, service: ServicePolicy, d: Deployment): Promise<WatchTally> {
   const samples = (await ctx.deps.store.listSamples(d.id)).filter((x) => x.stage === 'watch');
-  return tallyFromSamples(service, emptyTally(service), samples.map((x) => ({ at: x.taken_at.getTime(), signal: x.signal, value: x.value })));
+  const tally = tallyFromSamples(service, emptyTally(service), samples.map((x) => ({ at: x.taken_at.getTime(), signal: x.signal, value: x.value })));
+  // Nothing watched the deployment while rollguard was down: pass_after's run of ok samples starts again.
+  return { ...tally, okStreak: 0 };
 }
 
 /**
@@ -100,7 +102,7 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
   const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
   const floor = service.minRequests;
   const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
-  const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, intervalMs: service.intervalMs, ...replicaReaders(ctx.targetFor(service)) };
+  const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, intervalMs: service.intervalMs, deployedAt: deployment.started_at.getTime(), ...replicaReaders(ctx.targetFor(service)) };
   const providers = ctx.sampling.get();
   const [measurements, burns] = await Promise.all([
     sampleSignals(providers, ctx.deps.metrics, service, names, probe),

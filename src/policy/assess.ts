@@ -1,4 +1,5 @@
 import { formatDuration } from '../config/duration.js';
+import { promqlLookbackMs } from './recovery.js';
 import type { RecoveryCheck, Rule, ServicePolicy, Threshold } from '../config/policy.js';
 
 /** How one sample of a signal compares to one rule. */
@@ -221,9 +222,23 @@ export interface EarlyPass {
 export function earlyPass(service: ServicePolicy, tally: WatchTally, elapsedMs: number | undefined): EarlyPass | undefined {
   const rule = service.passAfter;
   if (!rule || elapsedMs === undefined) return undefined;
-  if (tally.okStreak < rule.ok || elapsedMs < rule.minMs) return undefined;
+  if (tally.okStreak < rule.ok || elapsedMs < Math.max(rule.minMs, settledAfterMs(service))) return undefined;
   if (concludeWindow(service, tally).kind !== 'passed') return undefined;
   return { oks: tally.okStreak, afterMs: elapsedMs };
+}
+
+/**
+ * How long after the deployment every rule's samples describe the new version alone: a query over
+ * `rate(…[5m])` still mixes in the version before for five minutes, a burn-rate rule for its
+ * longest window; warm-up samples do not count. No early pass before that, whatever `min` says.
+ */
+export function settledAfterMs(service: ServicePolicy): number {
+  const lookback = service.rules.map((r) => {
+    if (r.burnRate) return Math.max(0, ...r.burnRate.windows.map((w) => w.longMs));
+    const signal = service.signals[r.signal];
+    return signal?.kind === 'prometheus' ? promqlLookbackMs(signal.query) : 0;
+  });
+  return service.warmupMs + Math.max(0, ...lookback);
 }
 
 /** Runbook success criteria after a revert: all must hold; a check without data does not hold. */

@@ -156,3 +156,21 @@ describe('pass_after: replay', () => {
     assert.deepEqual(replay({ service: svc, startedAt: 0, windowEndsAt: svc.windowMs, ticks }).verdict, { kind: 'passed', at: 10 * INTERVAL });
   });
 });
+
+describe('pass_after waits until every rule reads the new version alone', () => {
+  it('a rule over rate(…[5m]) cannot pass early before five minutes, whatever min says; warm-up adds to it', () => {
+    const svc = service({
+      signals: { ...service().signals, error_rate: { kind: 'prometheus', name: 'error_rate', query: 'sum(rate(errors{service="{{service}}"}[5m])) / sum(rate(requests[5m]))' } },
+      passAfter: { ok: 1, minMs: 0 },
+    });
+    const ticks = Array.from({ length: 30 }, () => ok);
+    assert.deepEqual(run(svc, ticks), ['pass-early@20'], '20 × 15 s = 5 min');
+    assert.deepEqual(run({ ...svc, warmupMs: 60_000 }, ticks, { warmup: 4 }), ['pass-early@24']);
+  });
+
+  it('a burn-rate rule never passes before its longest window', () => {
+    const burn: Rule = { name: 'burn', signal: 'error_rate', above: 1, for: 1, severity: 'P0', action: 'rollback', burnRate: { slo: 0.999, windows: [{ shortMs: 300_000, longMs: 3_600_000, factor: 14.4 }] } };
+    const svc = service({ rules: [burn], passAfter: { ok: 1, minMs: 0 } });
+    assert.equal(earlyPass(svc, { ...emptyTally(svc), okStreak: 50 }, 3_599_999), undefined);
+  });
+});
