@@ -5,7 +5,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, vis
 import type { z } from 'zod';
 import { defaultWritesSecret, expandEnv, isWholeEnvReference, yamlTyped } from './env-reference.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import { SECRET_FIELDS } from './notify-schema.js';
+import { SECRET_FIELDS, standardWebhookSecretProblem } from './notify-schema.js';
 import type { Channel, FollowUpStep, Policy, ServiceMatch, ServicePolicy, Signal } from './policy.js';
 import { runbookUrlPlaces } from './runbook-checks.js';
 import { prometheusSecretProblems, toPrometheusSettings } from './prometheus-policy.js';
@@ -139,6 +139,10 @@ export function parsePolicy(text: string, file: string, env: Env = process.env):
     throw new ConfigError(problems);
   }
   const secrets = readSecretFiles(parsed.data, file, (keys, message) => problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message }));
+  for (const [name, channel] of Object.entries(parsed.data.notifications)) {
+    const problem = channel.webhook?.signature === 'standard' ? standardWebhookSecretProblem(secrets[name]?.secret ?? '') : undefined;
+    if (problem) problems.push({ file, line: lineOf(doc, lines, ['notifications', name, 'webhook']), path: formatPath(['notifications', name, 'webhook', 'secret']), message: problem });
+  }
   const prometheus = parsed.data.prometheus && toPrometheusSettings(parsed.data.prometheus, file, (keys, message) => problems.push({ file, line: lineOf(doc, lines, keys), path: formatPath(keys), message }));
   if (problems.length) throw new ConfigError(problems);
   return toPolicy(parsed.data, file, secrets, prometheus);
@@ -184,7 +188,7 @@ const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*:[^/?#]*@/i;
  * they are accepted; rollguard never shows them with their credentials.
  */
 function literalUrlPasswordProblems(doc: Document, lines: LineCounter, fromEnv: ReadonlyMap<Node, string>, file: string): ConfigProblem[] {
-  const places: PathKey[][] = [['prometheus', 'url'], ['alertmanager', 'silence', 'url']];
+  const places: PathKey[][] = [['prometheus', 'url'], ['alertmanager', 'url']];
   const entries = (keys: PathKey[]): string[] => {
     const node = doc.getIn(keys, true) as unknown;
     return isMap(node) ? node.items.map((p) => String(isScalar(p.key) ? p.key.value : p.key)) : [];
@@ -327,7 +331,7 @@ function toPolicy(file: PolicyFile, source: string, secrets: SecretValues, prome
       : undefined,
     digest: file.digest,
     alertmanager: file.alertmanager
-      ? { serviceLabel: file.alertmanager.service_label, silence: file.alertmanager.silence && { url: file.alertmanager.silence.url.replace(/\/+$/, ''), forMs: file.alertmanager.silence.for } }
+      ? { ...(file.alertmanager.url ? { url: file.alertmanager.url.replace(/\/+$/, '') } : {}), serviceLabel: file.alertmanager.service_label, silence: file.alertmanager.silence && { forMs: file.alertmanager.silence.for } }
       : undefined,
   };
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError } from './errors.js';
+import { ConfigError, formatProblem } from './errors.js';
 import { parsePolicy } from './load-policy.js';
 
 const SERVICE = `version: 1
@@ -96,5 +96,32 @@ maintenance: {}
       'p.yaml:10: digest.schedule: expected a cron expression such as "0 8 * * *"',
       'p.yaml:11: maintenance: set exactly one of file or command',
     ]);
+  });
+});
+
+describe('signature: standard checks its secret when the policy loads', () => {
+  const policy = (secret: string): string => [
+    'version: 1',
+    'notifications:',
+    '  hook:',
+    '    webhook:',
+    '      url: https://hooks.example.com/rollguard',
+    `      secret: \${HOOK_SECRET}`,
+    '      signature: standard',
+    'services: {}',
+  ].join('\n');
+  const problemsOf = (secret: string): string[] => {
+    try {
+      parsePolicy(policy(secret), 'p.yaml', { HOOK_SECRET: secret });
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems.map(formatProblem);
+    }
+  };
+
+  it('a whsec_ secret that is not base64 is refused with the line, without showing it; a raw or whsec_ base64 secret loads', () => {
+    assert.deepEqual(problemsOf('whsec_not*base64!'), ['p.yaml:4: notifications.hook.webhook.secret: the secret starts with whsec_ but the rest is not base64 (see standardwebhooks.com)']);
+    assert.deepEqual(problemsOf('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'), []);
+    assert.deepEqual(problemsOf('a-raw-shared-secret'), []);
   });
 });

@@ -120,3 +120,17 @@ export const digestSchema = z
     to: channelList.describe('Email channels that receive the digest.'),
   })
   .describe('Daily digest: deployments watched, rollbacks, inconclusive watches, pending holds.');
+
+/**
+ * What is wrong with a secret for Standard Webhooks signatures, or undefined: a `whsec_…` secret
+ * is the key in base64 (as the spec serializes keys); any other non-empty secret is used as it is.
+ * Never echoes the secret.
+ */
+export function standardWebhookSecretProblem(secret: string): string | undefined {
+  if (!secret) return 'signature: standard needs a secret (${ENV} or secret_file)';
+  if (!secret.startsWith('whsec_')) return undefined;
+  const encoded = secret.slice('whsec_'.length);
+  // Buffer.from(…, 'base64') skips what is not base64 instead of refusing it: checked first.
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) return 'the secret starts with whsec_ but the rest is not base64 (see standardwebhooks.com)';
+  return Buffer.from(encoded, 'base64').length === 0 ? 'the secret\'s key after whsec_ is empty' : undefined;
+}

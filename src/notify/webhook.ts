@@ -1,3 +1,4 @@
+import { standardWebhookSecretProblem } from '../config/notify-schema.js';
 import { createHmac } from 'node:crypto';
 import type { AxiosInstance } from 'axios';
 import type { Channel } from '../config/policy.js';
@@ -26,15 +27,9 @@ const STANDARD_SECRET_PREFIX = 'whsec_';
  * `whsec_` is not base64, without echoing the secret.
  */
 export function standardWebhookKey(secret: string): Buffer {
-  if (!secret.startsWith(STANDARD_SECRET_PREFIX)) return Buffer.from(secret, 'utf8');
-  const encoded = secret.slice(STANDARD_SECRET_PREFIX.length);
-  // Buffer.from(…, 'base64') skips what is not base64 instead of refusing it: checked first.
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
-    throw new DeliveryError('the webhook secret starts with whsec_ but the rest is not base64 (see standardwebhooks.com)', true);
-  }
-  const key = Buffer.from(encoded, 'base64');
-  if (key.length === 0) throw new DeliveryError('the webhook secret\'s key after whsec_ is empty', true);
-  return key;
+  const problem = standardWebhookSecretProblem(secret);
+  if (problem) throw new DeliveryError(`webhook signature: ${problem}`, true);
+  return secret.startsWith(STANDARD_SECRET_PREFIX) ? Buffer.from(secret.slice(STANDARD_SECRET_PREFIX.length), 'base64') : Buffer.from(secret, 'utf8');
 }
 
 /**
