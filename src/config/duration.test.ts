@@ -20,6 +20,8 @@ describe('parseDuration', () => {
     ['0s', 0],
     [' 15s ', 15_000],
   ];
+  // Policies written before Prometheus's syntax: one decimal amount of one unit still loads after an upgrade.
+  accepted.push(['1.5h', 5_400_000], ['1.5s', 1_500], ['0.5s', 500], ['2.5d', 216_000_000]);
   for (const [text, ms] of accepted) {
     it(`reads ${JSON.stringify(text)} as ${ms} ms`, () => {
       assert.equal(parseDuration(text), ms);
@@ -35,8 +37,8 @@ describe('parseDuration', () => {
     ['   ', 'blanks are not a duration'],
     ['h', 'a unit needs an amount'],
     ['1h30', 'every amount needs a unit'],
-    ['1.5h', 'amounts are whole numbers, as in Prometheus (write 1h30m)'],
-    ['1.5s', 'amounts are whole numbers, as in Prometheus (write 1s500ms)'],
+    ['1.5h30m', 'a decimal amount stands alone (the older form); combinations are whole numbers, as in Prometheus'],
+    ['1.5w', 'the older decimal form knows ms, s, m, h and d only'],
     ['1m1h', 'units go from the largest to the smallest'],
     ['1h1h', 'each unit appears at most once'],
     ['1ms1s', 'milliseconds come last'],

@@ -16,9 +16,21 @@ const UNITS = [
  */
 const DURATION = /^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;
 
-/** Parses `500ms`, `90s`, `1h30m`, `3d`, `1w2d`, `1y` into milliseconds; returns undefined for anything else. */
+/**
+ * One decimal amount of one unit (`1.5h`, `0.5s`): what policies written before Prometheus's syntax
+ * was adopted may hold, still read so that an upgrade does not refuse a working policy.
+ */
+const DECIMAL = /^(\d+\.\d+)(ms|s|m|h|d)$/;
+
+/** Parses `500ms`, `90s`, `1h30m`, `3d`, `1w2d`, `1y` (and the older `1.5h`) into milliseconds; returns undefined for anything else. */
 export function parseDuration(text: string): number | undefined {
   const t = text.trim();
+  const decimal = DECIMAL.exec(t);
+  if (decimal) {
+    const unitMs = UNITS.find(([unit]) => unit === decimal[2])?.[1] ?? 0;
+    const ms = Math.round(Number(decimal[1]) * unitMs);
+    return Number.isSafeInteger(ms) ? ms : undefined;
+  }
   const match = t === '' ? null : DURATION.exec(t);
   if (!match) return undefined;
   let ms = 0;

@@ -71,7 +71,7 @@ describe('policy durations as Prometheus writes them', () => {
 
   it('refuses malformed durations with the usual message, on their lines', () => {
     const message = 'expected a duration such as 500ms, 15s, 10m or 1h';
-    assert.deepEqual(problems(policy('window: 1m1h', 'interval: 1.5h', 'warmup: h', 'stop_timeout: ""', 'recovery_timeout: -1m', BURN_RULE.replace('3d', '3days'))), [
+    assert.deepEqual(problems(policy('window: 1m1h', 'interval: 1.5h30m', 'warmup: h', 'stop_timeout: ""', 'recovery_timeout: -1m', BURN_RULE.replace('3d', '3days'))), [
       `p.yaml:8: services.web.window: ${message}`,
       `p.yaml:9: services.web.interval: ${message}`,
       `p.yaml:10: services.web.warmup: ${message}`,
