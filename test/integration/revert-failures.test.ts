@@ -182,9 +182,10 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     const rg = await startCase(unmeetable);
     await waitForAdoption(rg, goodImage);
 
+    // From before the deploy: a redeployed bad image is reverted at once, maybe before its detection is read.
+    const since = Date.now() / 1000;
     const badId = await deploy(NAME, BAD_REF, [], PORT);
     const detected = await waitForDetection(rg, errorsImage);
-    const since = Date.now() / 1000;
     const d = await waitForFinal(rg, detected.id);
     assert.equal(d.state, 'rollback_failed', `reason: ${d.reason}`);
     assert.equal(d.attempts, 2, 'history records both attempts');
@@ -205,7 +206,7 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     // What Docker saw, independent of what rollguard recorded: the known-good container served
     // through the first attempt, so the second attempt kept it rather than recreating it.
     const events = await containerEvents(since, Date.now() / 1000);
-    const created = events.filter((e) => e.startsWith(`create ${NAME} `)).map((e) => e.split(' ')[2]);
+    const created = events.filter((e) => e.startsWith(`create ${NAME} `) && !e.endsWith(` ${badId.slice(0, 12)}`)).map((e) => e.split(' ')[2]);
     assert.deepEqual(created, [running?.Id.slice(0, 12)], `one known-good container, kept through both attempts:\n${events.join('\n')}`);
     assert.ok(!events.some((e) => /^(kill|die|stop|destroy) /.test(e) && e.endsWith(` ${created[0]}`)), `the serving container was not stopped or removed:\n${events.join('\n')}`);
   });
@@ -222,14 +223,15 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     const goodImage = await docker('image', 'inspect', '-f', '{{.Id}}', 'rollguard-fixture:fail-settle');
     await waitForAdoption(rg, goodImage);
 
-    await deploy(NAME, BAD_REF, [], PORT);
-    const detected = await waitForDetection(rg, errorsImage);
+    // From before the deploy: a redeployed bad image is reverted at once, maybe before its detection is read.
     const since = Date.now() / 1000;
+    const badId = (await deploy(NAME, BAD_REF, [], PORT)).slice(0, 12);
+    const detected = await waitForDetection(rg, errorsImage);
     const d = await waitForFinal(rg, detected.id, 90_000);
     assert.equal(d.state, 'rolled_back', `reason: ${d.reason}`);
     assert.equal(d.attempts, 1, 'one attempt');
     const events = await containerEvents(since, Date.now() / 1000);
-    assert.equal(events.filter((e) => e.startsWith(`create ${NAME} `)).length, 1, `the known-good container was created once:\n${events.join('\n')}`);
+    assert.equal(events.filter((e) => e.startsWith(`create ${NAME} `) && !e.endsWith(` ${badId}`)).length, 1, `the known-good container was created once:\n${events.join('\n')}`);
 
     const samples = await dbQuery<{ value: number | null; result: string; detail: string | null }>(db?.url ?? '', "SELECT value, result, detail FROM samples WHERE deployment_id = $1 AND stage = 'recovery' ORDER BY taken_at", [d.id]);
     const early = samples.filter((x) => x.result === 'no-data' && /reaches back before the restore/.test(x.detail ?? ''));
