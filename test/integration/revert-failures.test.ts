@@ -182,7 +182,7 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     const rg = await startCase(unmeetable);
     await waitForAdoption(rg, goodImage);
 
-    // From before the deploy: a redeployed bad image is reverted at once, maybe before its detection is read.
+    // From before the deploy: on a busy machine the revert may have begun by the time the detection is read.
     const since = Date.now() / 1000;
     const badId = await deploy(NAME, BAD_REF, [], PORT);
     const detected = await waitForDetection(rg, errorsImage);
@@ -223,7 +223,7 @@ describe('revert failure paths on a real Docker host (PostgreSQL store)', { time
     const goodImage = await docker('image', 'inspect', '-f', '{{.Id}}', 'rollguard-fixture:fail-settle');
     await waitForAdoption(rg, goodImage);
 
-    // From before the deploy: a redeployed bad image is reverted at once, maybe before its detection is read.
+    // From before the deploy: on a busy machine the revert may have begun by the time the detection is read.
     const since = Date.now() / 1000;
     const badId = (await deploy(NAME, BAD_REF, [], PORT)).slice(0, 12);
     const detected = await waitForDetection(rg, errorsImage);
