@@ -40,7 +40,7 @@ const WEIGHT: Record<string, number> = {
   'lifecycle.test.ts': 126, 'packaging.test.ts': 126, 'flapping.test.ts': 112, 'ha.test.ts': 85, 'watch-and-revert.test.ts': 75,
   'revert-failures.test.ts': 70, 'holds.test.ts': 66, 'batching.test.ts': 52, 'rollback-cli.test.ts': 39, 'resume.test.ts': 34,
   'status-page.test.ts': 31, 'state-dir.test.ts': 28, 'demo.test.ts': 25, 'signal-faults.test.ts': 23,
-  'runbook-container.test.ts': 45, 'runbook-git.test.ts': 44, 'prometheus-auth.test.ts': 40, 'alertmanager.test.ts': 16,
+  'runbook-container.test.ts': 45, 'runbook-git.test.ts': 44, 'prometheus-auth.test.ts': 40, 'alertmanager.test.ts': 55,
 };
 
 interface Result { file: string; code: number; ms: number; tests: number; pass: number; fail: number; output: string }

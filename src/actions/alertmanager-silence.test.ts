@@ -30,7 +30,7 @@ describe('silenceWhileReverting', () => {
   it('creates a silence on the service label for `for`, and expires it when the revert ends', async () => {
     const am = fakeAlertmanager();
     const { log } = memoryLog();
-    const silence = silenceWhileReverting({ serviceLabel: 'app', silence: { url: 'http://127.0.0.1:9093', forMs: 900_000 } }, target, log, { fetch: am.fetch, now: () => NOW });
+    const silence = silenceWhileReverting({ url: 'http://127.0.0.1:9093', serviceLabel: 'app', silence: { forMs: 900_000 } }, target, log, { fetch: am.fetch, now: () => NOW });
     await silence.end();
     assert.deepEqual(am.calls.map((c) => `${c.method} ${c.url}`), ['POST http://127.0.0.1:9093/api/v2/silences', 'DELETE http://127.0.0.1:9093/api/v2/silence/s-1']);
     const body = am.calls[0]?.body as Record<string, unknown>;
@@ -41,9 +41,10 @@ describe('silenceWhileReverting', () => {
     assert.match(String(body.comment), /deployment 7 of web/);
   });
 
-  it('does nothing without alertmanager.silence', async () => {
+  it('does nothing without alertmanager.silence (or its url)', async () => {
     const am = fakeAlertmanager();
-    await silenceWhileReverting({ serviceLabel: 'service' }, target, memoryLog().log, { fetch: am.fetch }).end();
+    await silenceWhileReverting({ url: 'http://am:9093', serviceLabel: 'service' }, target, memoryLog().log, { fetch: am.fetch }).end();
+    await silenceWhileReverting({ serviceLabel: 'service', silence: { forMs: 60_000 } }, target, memoryLog().log, { fetch: am.fetch }).end();
     await silenceWhileReverting(undefined, target, memoryLog().log, { fetch: am.fetch }).end();
     assert.deepEqual(am.calls, []);
   });
@@ -55,7 +56,7 @@ describe('silenceWhileReverting', () => {
       if (c.method === 'POST') await answered;
       return c.method === 'POST' ? Response.json({ silenceID: 's-2' }) : new Response(null, { status: 200 });
     });
-    const silence = silenceWhileReverting({ serviceLabel: 'service', silence: { url: 'http://am:9093', forMs: 60_000 } }, target, memoryLog().log, { fetch: am.fetch });
+    const silence = silenceWhileReverting({ url: 'http://am:9093', serviceLabel: 'service', silence: { forMs: 60_000 } }, target, memoryLog().log, { fetch: am.fetch });
     assert.equal(am.calls.length, 1, 'the POST is on its way while the revert runs');
     const ended = silence.end();
     release();
@@ -66,22 +67,45 @@ describe('silenceWhileReverting', () => {
   it('logs a failure to silence or to expire, and never throws', async () => {
     const refused = fakeAlertmanager(() => { throw Object.assign(new TypeError('fetch failed'), { cause: new Error('connect ECONNREFUSED 127.0.0.1:9093') }); });
     const a = memoryLog();
-    await silenceWhileReverting({ serviceLabel: 'service', silence: { url: 'http://127.0.0.1:9093', forMs: 60_000 } }, target, a.log, { fetch: refused.fetch }).end();
+    await silenceWhileReverting({ url: 'http://127.0.0.1:9093', serviceLabel: 'service', silence: { forMs: 60_000 } }, target, a.log, { fetch: refused.fetch }).end();
     assert.equal(refused.calls.length, 1, 'no expiry without a silence');
     assert.match(String(a.lines.find((l) => l.level === 40)?.error), /fetch failed: connect ECONNREFUSED/);
 
-    const gone = fakeAlertmanager((c) => (c.method === 'POST' ? Response.json({ silenceID: 's-3' }) : new Response('silence not found', { status: 404 })));
+    const down = fakeAlertmanager((c) => (c.method === 'POST' ? Response.json({ silenceID: 's-3' }) : new Response('unavailable', { status: 503 })));
     const b = memoryLog();
-    await silenceWhileReverting({ serviceLabel: 'service', silence: { url: 'http://127.0.0.1:9093', forMs: 60_000 } }, target, b.log, { fetch: gone.fetch }).end();
+    await silenceWhileReverting({ url: 'http://127.0.0.1:9093', serviceLabel: 'service', silence: { forMs: 60_000 } }, target, b.log, { fetch: down.fetch, backoffMs: [1, 1] }).end();
+    assert.equal(down.calls.filter((c) => c.method === 'DELETE').length, 3, 'tried three times');
     const warn = b.lines.find((l) => l.level === 40);
     assert.equal(warn?.msg, 'could not expire the Alertmanager silence; it ends by itself after alertmanager.silence.for');
-    assert.equal(warn?.error, 'HTTP 404: silence not found');
+    assert.equal(warn?.error, 'HTTP 503: unavailable');
+    assert.equal(warn?.attempts, 3);
+  });
+
+  it('tries to expire the silence again after a failure, and stops once it is gone', async () => {
+    let deletes = 0;
+    const flaky = fakeAlertmanager((c) => {
+      if (c.method === 'POST') return Response.json({ silenceID: 's-4' });
+      deletes += 1;
+      if (deletes === 1) throw new TypeError('fetch failed');
+      return new Response(null, { status: 200 });
+    });
+    const a = memoryLog();
+    await silenceWhileReverting({ url: 'http://am:9093', serviceLabel: 'service', silence: { forMs: 60_000 } }, target, a.log, { fetch: flaky.fetch, backoffMs: [1, 1] }).end();
+    assert.equal(deletes, 2);
+    assert.ok(a.lines.some((l) => l.msg === 'Alertmanager silence expired: the revert ended'));
+    assert.equal(a.lines.some((l) => l.level === 40), false);
+
+    const gone = fakeAlertmanager((c) => (c.method === 'POST' ? Response.json({ silenceID: 's-5' }) : new Response('silence not found', { status: 404 })));
+    const b = memoryLog();
+    await silenceWhileReverting({ url: 'http://am:9093', serviceLabel: 'service', silence: { forMs: 60_000 } }, target, b.log, { fetch: gone.fetch, backoffMs: [1, 1] }).end();
+    assert.equal(gone.calls.filter((c) => c.method === 'DELETE').length, 1, 'a silence Alertmanager no longer has is not asked for again');
+    assert.equal(b.lines.some((l) => l.level === 40), false);
   });
 
   it('sends the URL\'s credentials as basic auth and never logs them', async () => {
     const am = fakeAlertmanager();
     const { log, lines } = memoryLog();
-    await silenceWhileReverting({ serviceLabel: 'service', silence: { url: 'http://rollguard:s3cret%21@am:9093', forMs: 60_000 } }, target, log, { fetch: am.fetch }).end();
+    await silenceWhileReverting({ url: 'http://rollguard:s3cret%21@am:9093', serviceLabel: 'service', silence: { forMs: 60_000 } }, target, log, { fetch: am.fetch }).end();
     assert.equal(am.calls[0]?.url, 'http://am:9093/api/v2/silences');
     assert.equal(am.calls[0]?.headers.authorization, `Basic ${Buffer.from('rollguard:s3cret!').toString('base64')}`);
     assert.equal(JSON.stringify(lines).includes('s3cret'), false);

@@ -68,6 +68,15 @@ describe('Alertmanager webhook payload', () => {
     const resolved = notification({ status: 'resolved', alerts: [{ ...(notification().alerts as object[])[0], status: 'resolved', endsAt: '2026-11-30T00:59:59Z' }] });
     assert.deepEqual(receiveAlerts(book, alertmanagerPayload.parse(resolved), silent, now), { firing: 0, resolved: 1, held: 0 });
   });
+
+  it('receiveAlerts logs each notification at info, with its alertnames and counts', () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    receiveAlerts(new AlertBook(), alertmanagerPayload.parse(notification()), log, new Date('2026-11-30T01:00:00Z'));
+    assert.equal(lines.length, 1);
+    assert.deepEqual({ level: lines[0]?.level, msg: lines[0]?.msg, alertnames: lines[0]?.alertnames, firing: lines[0]?.firing, status: lines[0]?.status },
+      { level: 30, msg: 'Alertmanager notification received', alertnames: ['HighErrorRate'], firing: 1, status: 'firing' });
+  });
 });
 
 describe('POST /api/v1/alertmanager', () => {

@@ -4,7 +4,9 @@ import type { AlertBook } from '../signals/alertmanager/book.js';
 
 /**
  * Alertmanager's webhook receiver (`POST /api/v1/alertmanager`): the payload is parsed here, at
- * the edge, and its alerts go into the book the `alertmanager` signals read.
+ * the edge, and its alerts are logged and kept in the book shown in the status. They decide no
+ * sample: the `alertmanager` signals ask Alertmanager's API, which a swallowed notification or a
+ * restart cannot mislead.
  */
 
 /** The largest notification read: a group of a few hundred alerts with their annotations. */
@@ -41,13 +43,14 @@ export const alertmanagerPayload = z.object({
 
 export type AlertmanagerPayload = z.output<typeof alertmanagerPayload>;
 
-/** Records a notification's alerts in the book; the answer says what was taken in. */
+/** Logs a notification and records its alerts in the book; the answer says what was taken in. */
 export function receiveAlerts(book: AlertBook, payload: AlertmanagerPayload, log: Logger, now = new Date()): { firing: number; resolved: number; held: number } {
   const counts = book.record(payload.alerts, now);
-  log.debug({ receiver: payload.receiver, groupKey: payload.groupKey, ...counts }, 'Alertmanager notification received');
+  const alertnames = [...new Set(payload.alerts.map((a) => a.labels.alertname).filter((n): n is string => n !== undefined))];
+  log.info({ receiver: payload.receiver, groupKey: payload.groupKey, status: payload.status, alertnames, ...counts }, 'Alertmanager notification received');
   if (payload.truncatedAlerts > 0) {
     // Alertmanager cut the group (the receiver's max_alerts): those alerts are never seen here.
-    log.warn({ receiver: payload.receiver, groupKey: payload.groupKey, truncated: payload.truncatedAlerts }, 'Alertmanager left alerts out of a notification (max_alerts); rollguard cannot judge them');
+    log.warn({ receiver: payload.receiver, groupKey: payload.groupKey, truncated: payload.truncatedAlerts }, 'Alertmanager left alerts out of a notification (max_alerts): they are missing from the status');
   }
   return { ...counts, held: book.size };
 }

@@ -24,7 +24,7 @@ export interface ApiSource {
   deployment?(id: number): Promise<DeploymentDetail | undefined>;
   /** `rollguard rollback`: resolves once the revert is decided and recorded. */
   rollback(service: string, opts: { to?: string; reason: string; deployment?: number }): Promise<unknown>;
-  /** Alertmanager's webhook notification, already validated: its alerts go into the book the alertmanager signals read. */
+  /** Alertmanager's webhook notification, already validated: logged, and its alerts kept for the status (no sample reads them). */
   alertmanager?(payload: AlertmanagerPayload): unknown;
 }
 

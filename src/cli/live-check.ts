@@ -59,7 +59,7 @@ async function probe(service: ServicePolicy, signal: Signal, template: ProbeTemp
     case 'container':
       return [{ ...base, target: signal.field, outcome: 'skipped', value: null, detail: 'read from the deployed container while watching; nothing to probe now', latencyMs: 0 }];
     case 'alertmanager':
-      return [{ ...base, target: signal.alertname, outcome: 'skipped', value: null, detail: 'told by Alertmanager\'s notifications to the running daemon; nothing to probe now', latencyMs: 0 }];
+      return [{ ...base, target: signal.alertname, outcome: 'skipped', value: null, detail: 'asked of Alertmanager (alertmanager.url) at each sample while watching, counting alerts since the deploy; nothing to probe now', latencyMs: 0 }];
     case 'http': {
       const url = renderUrl(signal.url, template.values);
       const m = await http.measure({ ...signal, url });

@@ -37,8 +37,8 @@ export interface HttpSignal {
 export interface ContainerSignal { kind: 'container'; name: string; field: ContainerField }
 
 /**
- * A firing alert of the service in Alertmanager (received on POST /api/v1/alertmanager): 1 while
- * one with this alertname and these labels fires, else 0 (also before any alert arrived).
+ * An active alert of the service in Alertmanager (asked of its API at every sample): 1 while one
+ * with this alertname and these labels is active and started since the deploy, else 0.
  */
 export interface AlertmanagerSignal {
   kind: 'alertmanager';
@@ -216,8 +216,14 @@ export interface Policy {
   maintenance?: Maintenance;
   digest?: { schedule: string; timezone?: string; to: string[] };
   /**
-   * Alertmanager: the label naming the service in alerts, and the silence of the service's alerts
-   * kept while a revert runs (created when it starts, expired when it ends).
+   * Alertmanager: where alertmanager signals read the alerts, the label naming the service in
+   * alerts, and the silence of the service's alerts kept while a revert runs (created when it
+   * starts, expired when it ends).
    */
-  alertmanager?: { serviceLabel: string; silence?: { url: string; forMs: number } };
+  alertmanager?: {
+    /** Alertmanager's base URL, without a trailing slash (it may carry user:password@ from the environment); set whenever a signal or the silence needs it. */
+    url?: string;
+    serviceLabel: string;
+    silence?: { forMs: number };
+  };
 }

@@ -135,7 +135,9 @@ export async function revert(ctx: WatchContext, watch: Watch, rule: ServicePolic
     await revertTo(ctx, watch, rule, resume, to);
   } finally {
     ctx.reverting.delete(watch.service.name);
-    await silence.end();
+    // Not awaited: expiring is tried again for a few seconds when Alertmanager fails, and nothing
+    // after the revert should wait for it (end() never rejects).
+    void silence.end();
   }
 }
 

@@ -14,6 +14,7 @@ import { HttpHealthProvider } from '../signals/http-health.js';
 import { prometheusProvider } from '../signals/prometheus-client.js';
 import { AlertBook } from '../signals/alertmanager/book.js';
 import { AlertmanagerProvider } from '../signals/alertmanager/provider.js';
+import { DEFAULT_SERVICE_LABEL } from '../config/alertmanager-schema.js';
 import type { ProviderRegistry } from '../signals/registry.js';
 import { Dispatcher } from '../notify/dispatcher.js';
 import { createNotifiers } from '../notify/registry.js';
@@ -63,6 +64,11 @@ function setPrometheus(providers: ProviderRegistry, policy: Policy, log: Logger)
   providers.prometheus = policy.prometheus ? prometheusProvider(policy.prometheus, { log }) : undefined;
 }
 
+/** alertmanager signals ask alertmanager.url (the loader requires it wherever one is used). */
+function setAlertmanager(providers: ProviderRegistry, policy: Policy): void {
+  providers.alertmanager = policy.alertmanager?.url ? new AlertmanagerProvider(policy.alertmanager.url) : undefined;
+}
+
 /** Composes store, Docker, probes, daemon and API, and starts them. */
 export async function runRollguard(opts: RunOptions): Promise<RunningRollguard> {
   const { log } = opts;
@@ -107,10 +113,12 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
   const docker = opts.docker ?? new Docker();
   const metrics = createMetrics();
   metrics.forPolicy(policy);
-  // Alertmanager's notifications (POST /api/v1/alertmanager) fill the book the alertmanager signals read.
+  // Alertmanager's notifications (POST /api/v1/alertmanager) are kept to be logged and shown in the
+  // status only: alertmanager signals ask Alertmanager's API at every sample.
   const alerts = new AlertBook();
-  const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker), alertmanager: new AlertmanagerProvider(alerts) };
+  const providers: ProviderRegistry = { http: new HttpHealthProvider(), container: new ContainerStateProvider(docker) };
   setPrometheus(providers, policy, log);
+  setAlertmanager(providers, policy);
   let current = policy;
   const outbox = new Outbox(store.sql);
   const notifiers = createNotifiers();
@@ -151,7 +159,11 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     opts.listen,
     {
       health: () => ({ ok: !stopping, docker: daemon.dockerConnected ? 'connected' : 'reconnecting', store: store.sql.kind }),
-      status: async () => ({ ...pageStatus(), notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })) }),
+      status: async () => ({
+        ...pageStatus(),
+        notifications: await outbox.deliveryByChannel().catch((err) => ({ error: String(err) })),
+        alertmanager_firing: alerts.countBy(current.alertmanager?.serviceLabel ?? DEFAULT_SERVICE_LABEL, Object.keys(current.services), new Date()),
+      }),
       // The status page polls every 2 s per open page: it shows no notification counts, so it runs no query over the outbox.
       pageStatus,
       history: (q) => store.listDeployments(q),
@@ -219,6 +231,7 @@ async function composeAndStart(opts: RunOptions, policy: Policy): Promise<Runnin
     }
     log.info({ trigger, summary: summarizeDiff(changes), changes }, 'applying policy changes');
     setPrometheus(providers, next, log);
+    setAlertmanager(providers, next);
     current = next;
     digest.update(next);
     metrics.forPolicy(next);

@@ -19,6 +19,11 @@ export interface ProbeContext {
   range?: string;
   /** The watch's interval: lets the watch loop batch the queries of services whose ticks share a slot. */
   intervalMs?: number;
+  /**
+   * When the deployment under watch started (epoch ms): an alertmanager signal counts only alerts
+   * that started at or after it. Absent (recovery verification, the live check): every active alert counts.
+   */
+  deployedAt?: number;
 }
 
 /**

@@ -31,7 +31,8 @@ defaults:
   recovery_timeout: 20s
   min_data_ratio: 0.5
 alertmanager:
-  silence: {url: "http://127.0.0.1:${alertmanagerPort}", for: 5m}
+  url: "http://127.0.0.1:${alertmanagerPort}"
+  silence: {for: 5m}
 services:
   web:
     match: {container: ${NAME}}
@@ -42,6 +43,9 @@ services:
       - {name: paged by Alertmanager, signal: paged, above: 0, for: 1, severity: P0, action: rollback}
     recovery:
       - {signal: ready, above: 0}
+      # The alert resolves while rollguard's silence is on, so Alertmanager sends no resolved
+      # notification: only its API can tell the alert is over.
+      - {signal: paged, below: 1}
 `;
 }
 
@@ -67,7 +71,7 @@ function watchAlertmanager(url: string): { seen: Seen[]; stop(): Promise<void> }
   return { seen, stop: async () => { running = false; await loop; } };
 }
 
-describe('Alertmanager: a firing alert reverts the deploy, silenced while reverting (real Prometheus and Alertmanager)', { timeout: 240_000 }, () => {
+describe('Alertmanager: a firing alert reverts the deploy, silenced while reverting (real Prometheus and Alertmanager)', { timeout: 300_000 }, () => {
   const token = testSecret('api-token');
   let images: FixtureImages;
   let appPort: number;
@@ -141,6 +145,21 @@ describe('Alertmanager: a firing alert reverts the deploy, silenced while revert
     assert.match(logs, /Alertmanager silence expired: the revert ended/);
   });
 
+  it('a good version deployed after the silenced revert is watched and passes: the earlier alert, resolved under rollguard\'s silence, does not count', async () => {
+    await deploy(NAME, 'rollguard-fixture:v1.1', [], appPort);
+    const judged = await waitFor('the good v1.1 to be judged', async () => {
+      const d = (await rg?.history('web'))?.[0];
+      return d && d.to_image === images.good2 && ['passed', 'passed_early', 'rolled_back', 'rollback_failed', 'inconclusive'].includes(d.state) ? d : undefined;
+    }, 120_000);
+    assert.ok(judged.state === 'passed' || judged.state === 'passed_early', `${judged.state}: ${judged.reason}`);
+    assert.equal((await inspect(NAME))?.Image, images.good2, 'v1.1 still runs');
+    const res = await fetch(`${(rg as Rollguard).apiUrl}/api/v1/deployments/${judged.id}`);
+    const detail = (await res.json()) as { samples: { signal: string; stage: string; value: number | null; detail: string | null }[] };
+    const paged = detail.samples.filter((x) => x.signal === 'paged' && x.stage === 'watch');
+    assert.ok(paged.length >= 10, `${paged.length} alertmanager samples`);
+    assert.deepEqual(paged.filter((x) => x.value !== 0), [], 'every alertmanager sample of v1.1 is 0 (data, not no data)');
+  });
+
   it('the receiver refuses a notification without the token (401) and a bad body (400, naming the problem)', async () => {
     const url = `${(rg as Rollguard).apiUrl}/api/v1/alertmanager`;
     const body = JSON.stringify({ version: '4', receiver: 'x', status: 'firing', alerts: [], groupLabels: {}, commonLabels: {}, externalURL: 'http://am' });
@@ -150,5 +169,15 @@ describe('Alertmanager: a firing alert reverts the deploy, silenced while revert
     assert.match(((await bad.json()) as { error: string }).error, /alerts\.0\.fingerprint: /);
     const ok = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body });
     assert.equal(ok.status, 200, 'the same body with the token is taken');
+  });
+
+  it('the receiver logs each notification and counts its firing alerts per service in the status, without deciding any sample', async () => {
+    const url = `${(rg as Rollguard).apiUrl}/api/v1/alertmanager`;
+    const alert = { status: 'firing', labels: { alertname: 'RgAmByHand', service: 'web' }, annotations: {}, startsAt: new Date().toISOString(), endsAt: '0001-01-01T00:00:00Z', fingerprint: 'rg-am-by-hand' };
+    const body = JSON.stringify({ version: '4', receiver: 'rollguard', status: 'firing', alerts: [alert], groupLabels: {}, commonLabels: {}, externalURL: 'http://am' });
+    assert.equal((await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body })).status, 200);
+    const status = (await (await fetch(`${(rg as Rollguard).apiUrl}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } })).json()) as { alertmanager_firing?: Record<string, number> };
+    assert.deepEqual(status.alertmanager_firing, { web: 1 });
+    await waitFor('the notification in the log', async () => /"alertnames":\["RgAmByHand"\].*"msg":"Alertmanager notification received"/.test(await (rg as Rollguard).logs()), 5_000);
   });
 });

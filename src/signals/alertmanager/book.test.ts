@@ -78,6 +78,13 @@ describe('AlertBook', () => {
     assert.deepEqual(book.firing({}, NOW).map((a) => a.fingerprint).sort(), ['a', 'c']);
   });
 
+  it('counts the alerts told firing per service by the service label, for the status', () => {
+    const book = new AlertBook();
+    book.record([alert('a'), alert('b', { labels: { alertname: 'HighLatency', service: 'web' } }), alert('c', { labels: { alertname: 'X', service: 'api' } }), alert('d', { status: 'resolved' })], NOW);
+    assert.deepEqual(book.countBy('service', ['web', 'api', 'db'], NOW), { web: 2, api: 1, db: 0 });
+    assert.deepEqual(book.countBy('app', ['web'], NOW), { web: 0 });
+  });
+
   it('an empty book has nothing firing', () => {
     assert.deepEqual(new AlertBook().firing({ alertname: 'HighErrorRate', service: 'web' }, NOW), []);
   });

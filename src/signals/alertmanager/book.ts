@@ -30,10 +30,12 @@ function instant(text: string): Date | undefined {
 }
 
 /**
- * The alerts Alertmanager reports firing, by fingerprint, in memory. A notification's firing
- * alerts are added (or refreshed), its resolved ones removed, and an alert whose `endsAt` has
- * passed counts as resolved even when no resolved notification came. Nothing survives a restart
- * of rollguard: Alertmanager tells firing alerts again at its next notification of their group.
+ * The alerts Alertmanager's notifications told firing, by fingerprint, in memory — to be logged
+ * and shown in the status, never to decide a sample: a silence, an inhibition or `send_resolved:
+ * false` swallows the resolved notification, a restart empties the book, and each instance has its
+ * own. The alertmanager signals ask Alertmanager's API instead. A notification's firing alerts
+ * are added (or refreshed), its resolved ones removed, and an alert whose `endsAt` has passed
+ * counts as resolved even when no resolved notification came.
  */
 export class AlertBook {
   private readonly alerts = new Map<string, FiringAlert>();
@@ -72,6 +74,11 @@ export class AlertBook {
       if (wanted.every(([k, v]) => a.labels[k] === v)) out.push(a);
     }
     return out.sort((x, y) => x.startsAt.getTime() - y.startsAt.getTime());
+  }
+
+  /** How many alerts told firing each of `services` has, by the value of its `label` (for the status). */
+  countBy(label: string, services: readonly string[], now: Date): Record<string, number> {
+    return Object.fromEntries(services.map((service) => [service, this.firing({ [label]: service }, now).length]));
   }
 
   /** How many alerts are kept (firing, or past their end but not yet looked at). */
