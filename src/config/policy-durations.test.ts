@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { measureBurnRate } from '../signals/burn-rate.js';
 import type { Measurement, ProbeContext, SignalProvider } from '../signals/provider.js';
 import type { PrometheusSignal } from './policy.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, formatProblem } from './errors.js';
 import { parsePolicy } from './load-policy.js';
 
 /** A service with a burn-rate signal; `rest` goes after `web:` (indent 4). Line 1 is `version: 1`. */
@@ -79,5 +79,13 @@ describe('policy durations as Prometheus writes them', () => {
       `p.yaml:12: services.web.recovery_timeout: ${message}`,
       `p.yaml:13: services.web.rules[0].burn_rate.windows[0][1]: ${message}`,
     ]);
+  });
+});
+
+describe('durations a timer waits are bounded', () => {
+  it('an interval of weeks is refused with its line (a timer past 24.8 days fires at once)', () => {
+    const text = ['version: 1', 'defaults:', '  interval: 4w', 'services: {}'].join('\n');
+    assert.throws(() => parsePolicy(text, 'p.yaml', {}), (err: unknown) => err instanceof ConfigError
+      && err.problems.map(formatProblem).includes('p.yaml:3: defaults.interval: at most 1d (samples are taken every interval during the window)'));
   });
 });

@@ -101,7 +101,7 @@ export const gitMatch = z
   .strictObject({
     path: name.refine((p) => p.startsWith('/'), { message: 'expected an absolute path' }).describe('The work tree the application runs from, e.g. /var/www/himalytix.'),
     branch: name.default('main').describe('The branch deployed (default main): a new HEAD commit of it is a deployment.'),
-    poll: positiveDuration.default(2_000).describe('How often HEAD is read (default 2s); the deploy API (POST /api/v1/deployments) announces one at once.'),
+    poll: positiveDuration.refine((ms) => ms <= 3_600_000, { message: 'at most 1h' }).default(2_000).describe('How often HEAD is read (default 2s); the deploy API (POST /api/v1/deployments) announces one at once.'),
     mode: z.enum(['revert', 'checkout']).default('revert').describe('revert: one commit reverting <known-good>..<bad> (`git revert --no-edit --no-commit`, then `git commit`; history kept, as the runbook does); checkout: HEAD detached at the known-good commit.'),
   })
   .describe('A git work tree deployed by checking out commits (runbook Option 1, code-only deployments).');

@@ -16,6 +16,9 @@ const duration = z
 
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be greater than 0' });
 
+/** A sampling interval: a timer waits it, and a day is already far longer than any watch needs. */
+const interval = positiveDuration.refine((ms) => ms <= 86_400_000, { message: 'at most 1d (samples are taken every interval during the window)' });
+
 const name = z.string().min(1);
 
 /** What each timing key means; the service-level and the `defaults` keys share these words. */
@@ -40,7 +43,7 @@ const maxRollbacks = z
 
 const timing = {
   window: positiveDuration.optional().describe(timingHelp.window),
-  interval: positiveDuration.optional().describe(timingHelp.interval),
+  interval: interval.optional().describe(timingHelp.interval),
   max_attempts: z.number().int().min(1).max(10).optional().describe(timingHelp.max_attempts),
   stop_timeout: duration.optional().describe(timingHelp.stop_timeout),
   recovery_timeout: positiveDuration.optional().describe(timingHelp.recovery_timeout),
@@ -192,7 +195,7 @@ export const policyFileSchema = z
     defaults: z
       .strictObject({
         window: positiveDuration.default(600_000).describe(`${timingHelp.window} Default 10m.`),
-        interval: positiveDuration.default(15_000).describe(`${timingHelp.interval} Default 15s.`),
+        interval: interval.default(15_000).describe(`${timingHelp.interval} Default 15s.`),
         max_attempts: z.number().int().min(1).max(10).default(2).describe(`${timingHelp.max_attempts} Default 2.`),
         stop_timeout: duration.default(10_000).describe(`${timingHelp.stop_timeout} Default 10s.`),
         recovery_timeout: positiveDuration.default(120_000).describe(`${timingHelp.recovery_timeout} Default 2m.`),
