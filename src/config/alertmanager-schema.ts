@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { isMap } from './raw.js';
 
 /**
  * The policy keys of the Alertmanager integration: the `alertmanager` signal kind (an active alert
@@ -55,7 +56,6 @@ export const alertmanagerPolicySchema = z
   })
   .describe('Prometheus\'s Alertmanager: where alertmanager signals read the alerts, how alerts are matched to services, and the silence kept during a revert.');
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** An alertmanager signal, or the silence, with no `alertmanager.url` to ask. */
 export function alertmanagerProblems(raw: Record<string, unknown>): { keys: (string | number)[]; message: string }[] {

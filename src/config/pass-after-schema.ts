@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatDuration, parseDuration } from './duration.js';
+import { isMap, Problem } from './raw.js';
 
 /**
  * `pass_after`: a timing key, in `defaults:` and per service like `window`. A deployment whose
@@ -34,10 +35,8 @@ export const servicePassAfter = passAfterSchema.nullable().optional().describe(`
 /** The `defaults:` key: no default, so no service passes early unless the policy says so. */
 export const defaultsPassAfter = passAfterSchema.optional().describe(passAfterHelp);
 
-type Problem = { keys: (string | number)[]; message: string };
 type Raw = Record<string, unknown>;
 
-const isMap = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 const ms = (v: unknown): number | undefined => (typeof v === 'string' ? parseDuration(v) : undefined);
 
 /** What one set of timings says, with where each value came from. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { isMap } from './raw.js';
 
 // The top-level `prometheus:` block: where Prometheus is and how to reach it — the settings
 // Prometheus's own clients take (basic_auth, authorization, tls_config) plus the headers a
@@ -117,7 +118,6 @@ export const prometheusSchema = z
 
 export type PrometheusFile = z.output<typeof prometheusSchema>;
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Checks between the keys of the raw `prometheus:` block: one way to authenticate, and TLS

@@ -1,12 +1,12 @@
+import { isMap, Problem } from './raw.js';
+
 /**
  * Checks of the runbook keys (after_rollback, database, down_migration, restart) that depend on
  * the service's match; run on the raw document beside the other cross-reference checks, so all
  * problems are reported together.
  */
 
-type Problem = { keys: (string | number)[]; message: string };
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function runbookProblems(svcName: string, svc: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];

@@ -8,6 +8,7 @@ import { runbookServiceKeys } from './runbook-schema.js';
 import { prometheusProblems, prometheusSchema } from './prometheus-schema.js';
 import { defaultsPassAfter, passAfterProblems, servicePassAfter } from './pass-after-schema.js';
 import { alertmanagerPolicySchema, alertmanagerProblems, alertmanagerSignalSchema } from './alertmanager-schema.js';
+import { isMap, Problem } from './raw.js';
 
 const duration = z
   .string()
@@ -223,7 +224,6 @@ export const policyFileSchema = z
     alertmanager: alertmanagerPolicySchema.optional(),
   });
 
-type Problem = { keys: (string | number)[]; message: string };
 
 function unknownChannel(name: string, channels: Record<string, unknown>): string {
   return `unknown channel "${name}"; defined: ${Object.keys(channels).join(', ') || 'none (add them under notifications:)'}`;
@@ -239,7 +239,6 @@ function routeProblems(routes: Record<string, unknown>, at: (string | number)[],
   }
   return problems;
 }
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Checks that span keys (a rule naming an undefined signal, a Prometheus signal without

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import { dockerMessage } from '../docker-message.js';
 import { RevertError } from '../target.js';
 import { demuxLog } from './demux.js';
 import type { ContainerInspect } from './inspect.js';
@@ -9,10 +10,6 @@ export const ONE_OFF_LABEL = 'io.rollguard.one-off';
 /** What a one-off run printed, the tail kept when it is long. */
 const OUTPUT_LIMIT = 4_000;
 
-function dockerMessage(err: unknown): string {
-  const e = err as { json?: { message?: string }; message?: string };
-  return e?.json?.message ?? e?.message ?? String(err);
-}
 
 type Existing = { Id: string; Config: { Cmd?: string[] | null; Labels?: Record<string, string> | null }; Image: string; State: { Running: boolean; ExitCode: number } };
 

@@ -1,5 +1,6 @@
 import type { ImageDefaults } from './rebase.js';
 import type Docker from 'dockerode';
+import { dockerMessage } from '../docker-message.js';
 import { RevertError } from '../target.js';
 import { containerName, inspectContainer, type ContainerInspect } from './inspect.js';
 import { versionKey } from './version.js';
@@ -8,10 +9,6 @@ import { carryVolumes, volumeNames, type CarriedVolumes } from './volumes.js';
 
 type EndpointSettings = { IPAMConfig?: unknown; Links?: unknown; Aliases?: string[] | null; DriverOpts?: unknown };
 
-function dockerMessage(err: unknown): string {
-  const e = err as { json?: { message?: string }; message?: string };
-  return e?.json?.message ?? e?.message ?? String(err);
-}
 
 /**
  * Builds the create options that reproduce a container from its inspect output: same name,

@@ -54,11 +54,6 @@ export type SwarmNode = z.output<typeof nodeSchema>;
 
 const notFound = (err: unknown): boolean => (err as { statusCode?: number }).statusCode === 404;
 
-/** Docker's own words for a failed call. */
-export function dockerMessage(err: unknown): string {
-  const e = err as { json?: { message?: string }; message?: string };
-  return e?.json?.message ?? e?.message ?? String(err);
-}
 
 /** What `read` returns, validated at the edge by `schema`; undefined when Docker answers 404. */
 async function unlessMissing<T>(read: () => Promise<unknown>, schema: z.ZodType<T>): Promise<T | undefined> {
@@ -88,3 +83,5 @@ export async function listTasks(docker: Docker, filters: Record<string, string[]
 export function inspectNode(docker: Docker, id: string): Promise<SwarmNode | undefined> {
   return unlessMissing(() => docker.getNode(id).inspect(), nodeSchema);
 }
+
+export { dockerMessage } from '../docker-message.js';
