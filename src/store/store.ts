@@ -127,17 +127,20 @@ export class Store {
     return (await this.listDeployments({ service, limit: 1 }))[0];
   }
 
+  /**
+   * Inserts the rows in one statement whatever their number: each column goes as one array
+   * parameter (`unnest`), so a tick of thousands of watches is one statement of nine parameters.
+   */
   async insertSamples(samples: readonly SampleRecord[]): Promise<void> {
     if (!samples.length) return;
-    const params: unknown[] = [];
-    const tuples = samples.map((s) => {
-      const base = params.length;
-      params.push(s.deployment_id, s.stage, s.signal, s.taken_at, s.value, s.result, JSON.stringify(s.rules), s.detail, s.latency_ms);
-      return `(${Array.from({ length: 9 }, (_, i) => `$${base + i + 1}`).join(',')})`;
-    });
     await this.sql.query(
-      `INSERT INTO samples (deployment_id, stage, signal, taken_at, value, result, rules, detail, latency_ms) VALUES ${tuples.join(',')}`,
-      params,
+      `INSERT INTO samples (deployment_id, stage, signal, taken_at, value, result, rules, detail, latency_ms)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::text[], $7::jsonb[], $8::text[], $9::float8[])`,
+      [
+        samples.map((s) => s.deployment_id), samples.map((s) => s.stage), samples.map((s) => s.signal), samples.map((s) => s.taken_at),
+        samples.map((s) => s.value), samples.map((s) => s.result), samples.map((s) => JSON.stringify(s.rules)), samples.map((s) => s.detail),
+        samples.map((s) => s.latency_ms),
+      ],
     );
   }
 

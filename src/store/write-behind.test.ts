@@ -5,8 +5,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import pino from 'pino';
-import type { NewDeployment, Store } from './store.js';
-import { classifyWriteFailure, isUnreachable, WriteBehind } from './write-behind.js';
+import type { NewDeployment, SampleRecord, Store } from './store.js';
+import { classifyWriteFailure, isUnreachable, MAX_SAMPLES_PER_STATEMENT, WriteBehind } from './write-behind.js';
 
 const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
 /** PostgreSQL's errors as node-postgres gives them: a message and the SQLSTATE in `code`. */
@@ -27,6 +27,7 @@ function fakeStore() {
     if (state.down) throw refused;
     if (state.fail) throw state.fail;
     if (name === 'insertDecision' && (args[0] as { kind: string }).kind === 'invalid') throw pgError('23514', 'new row for relation "decisions" violates check constraint');
+    if (name === 'insertSamples' && (args[0] as SampleRecord[]).some((r) => r.signal === 'invalid')) throw pgError('22P02', 'invalid input syntax for type double precision');
     if (name === 'insertDeployment' && (args[0] as { service: string }).service === 'invalid') throw pgError('22001', 'value too long for type character varying(64)');
     written.push({ op: name, args });
     if (name === 'insertDeployment') return { ...(args[0] as object), id: state.nextId++, state: 'watching', reason: null, attempts: 0, decided_at: null, recovered_at: null };
@@ -40,6 +41,10 @@ function fakeStore() {
     setKnownGood: op('setKnownGood'),
   } as unknown as Store;
   return { store, written, state };
+}
+
+function sample(deployment: number, value = 0.01): SampleRecord {
+  return { deployment_id: deployment, stage: 'watch', signal: 'error_rate', taken_at: new Date(1), value, result: 'ok', rules: {}, detail: null, latency_ms: 1 };
 }
 
 /** A logger that keeps every line it writes, parsed. */
@@ -161,7 +166,7 @@ describe('WriteBehind', () => {
     const { store, state } = fakeStore();
     const writes = new WriteBehind(store, { log, retryMs: 60_000 });
     state.fail = statementTimeout;
-    await writes.insertSamples([]);
+    await writes.insertSamples([sample(1)]);
     const tried = state.attempts;
     for (let i = 0; i < 5; i++) await writes.insertAction({ deployment_id: 1, attempt: 1, kind: 'stop-bad', started_at: new Date(0), finished_at: new Date(1), ok: true });
     assert.equal(state.attempts, tried, 'not tried again until the retry');
@@ -296,6 +301,69 @@ describe('classifyWriteFailure', () => {
       pgError('42P01', 'relation "samples" does not exist'),
       new TypeError("Cannot read properties of undefined (reading 'id')"),
     ]) assert.equal(classifyWriteFailure(err), 'rejected', (err as Error).message);
+  });
+});
+
+describe('WriteBehind: the samples of many watches', () => {
+  const log = pino({ level: 'silent' });
+  const samplesCalls = (written: { op: string; args: unknown[] }[]): SampleRecord[][] => written.filter((w) => w.op === 'insertSamples').map((w) => w.args[0] as SampleRecord[]);
+
+  test('the samples of every watch that ticked in the same turn reach the store in one statement, in their place in the queue', async () => {
+    const { store, written } = fakeStore();
+    const writes = new WriteBehind(store, { log });
+    const before = writes.insertDecision({ deployment_id: 1, decided_at: new Date(0), kind: 'migrations' });
+    const ticks = Array.from({ length: 200 }, (_, i) => writes.insertSamples([sample(i + 1), { ...sample(i + 1), signal: 'ready' }]));
+    const after = writes.insertAction({ deployment_id: 1, attempt: 1, kind: 'stop-bad', started_at: new Date(0), finished_at: new Date(1), ok: true });
+    await Promise.all([before, ...ticks, after]);
+    assert.deepEqual(written.map((w) => w.op), ['insertDecision', 'insertSamples', 'insertAction']);
+    const [rows] = samplesCalls(written);
+    assert.equal(rows?.length, 400);
+    assert.deepEqual(rows?.slice(0, 4).map((r) => [r.deployment_id, r.signal]), [[1, 'error_rate'], [1, 'ready'], [2, 'error_rate'], [2, 'ready']], 'each watch\'s rows in the order given');
+    assert.equal(writes.waiting, 0);
+  });
+
+  test('samples that come after the statement started go in the next one; a statement holds at most MAX_SAMPLES_PER_STATEMENT rows', async () => {
+    const { store, written } = fakeStore();
+    const writes = new WriteBehind(store, { log });
+    const n = MAX_SAMPLES_PER_STATEMENT + 10;
+    await Promise.all(Array.from({ length: n }, (_, i) => writes.insertSamples([sample(i + 1)])));
+    assert.deepEqual(samplesCalls(written).map((rows) => rows.length), [MAX_SAMPLES_PER_STATEMENT, 10]);
+    await writes.insertSamples([sample(1)]);
+    assert.deepEqual(samplesCalls(written).map((rows) => rows.length), [MAX_SAMPLES_PER_STATEMENT, 10, 1]);
+    assert.deepEqual(samplesCalls(written).flat().map((r) => r.deployment_id), [...Array.from({ length: n }, (_, i) => i + 1), 1], 'every row once, in order');
+  });
+
+  test('while the store is down, every tick\'s samples are kept and then written in few statements, in order', async () => {
+    const { store, written, state } = fakeStore();
+    const writes = new WriteBehind(store, { log, retryMs: 60_000 });
+    state.down = true;
+    for (let tick = 0; tick < 3; tick++) await Promise.all(Array.from({ length: 100 }, (_, i) => writes.insertSamples([sample(i + 1, tick)])));
+    assert.equal(written.length, 0);
+    state.down = false;
+    await writes.flush();
+    const calls = samplesCalls(written);
+    assert.ok(calls.length <= 2, `300 rows kept through an outage are written in ${calls.length} statements`);
+    assert.deepEqual(calls.flat().map((r) => r.value), [...Array(100).fill(0), ...Array(100).fill(1), ...Array(100).fill(2)]);
+    assert.equal(writes.waiting, 0);
+  });
+
+  test('a batch the store rejects is split into each watch\'s samples: only the bad one is set aside, every other watch\'s samples are written', async () => {
+    const { store, written } = fakeStore();
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-wb-'));
+    const file = path.join(dir, 'writes-set-aside.jsonl');
+    const { log: lines, lines: logged } = capturedLog();
+    const writes = new WriteBehind(store, { log: lines, retryMs: 5, setAsideFile: file });
+    await Promise.all([
+      writes.insertSamples([sample(1)]),
+      writes.insertSamples([{ ...sample(2), signal: 'invalid' }]),
+      writes.insertSamples([sample(3)]),
+    ]);
+    await until('every write made or set aside', () => writes.waiting === 0);
+    assert.deepEqual(samplesCalls(written).flat().map((r) => r.deployment_id), [1, 3]);
+    assert.equal(writes.setAside, 1);
+    const kept = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { what: string; record: SampleRecord[] });
+    assert.deepEqual(kept.map((k) => [k.what, k.record.map((r) => r.deployment_id)]), [['samples', [2]]]);
+    assert.ok(logged.some((l) => /rejected a batch of samples/.test(String(l.msg))));
   });
 });
 

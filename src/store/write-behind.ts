@@ -115,8 +115,25 @@ interface PendingWrite {
   rejections: number;
   /** A rejected write is not tried again before this (epoch ms), however often the queue is flushed. */
   notBefore?: number;
-  /** Lets a caller waiting on this write go on (it is written, kept or set aside). */
-  settle?: () => void;
+  /** Lets the callers waiting on this write go on (it is written, kept or set aside). */
+  waiters: (() => void)[];
+  /**
+   * A samples write: the rows of each caller, made in one statement. Callers join the last
+   * queued samples write while it has not started, so the samples of every watch that ticked
+   * together reach the store in one statement rather than one each.
+   */
+  samples?: SampleRecord[][];
+  /** Rows in `samples`. */
+  rows?: number;
+  /** The first attempt was made: nothing joins it any more. */
+  started?: boolean;
+}
+
+/** Rows one samples statement takes at most; more start another. */
+export const MAX_SAMPLES_PER_STATEMENT = 5_000;
+
+function settle(w: PendingWrite): void {
+  for (const resolve of w.waiters.splice(0)) resolve();
 }
 
 /**
@@ -179,6 +196,7 @@ export class WriteBehind implements Writes {
       record: { provisional_id: provisional.id, ...d },
       provisional: provisional.id,
       rejections: 0,
+      waiters: [],
       run: async () => {
         const row = await this.store.insertDeployment(d);
         if (made.handedOut) {
@@ -198,8 +216,35 @@ export class WriteBehind implements Writes {
     return this.write('deployment state', (r) => this.store.updateDeployment(r(id), patch), { deployment_id: id, ...patch });
   }
 
+  /**
+   * Queues the samples of one tick. They join the samples write at the end of the queue when it
+   * has not started yet and has room (`MAX_SAMPLES_PER_STATEMENT`), so every watch answered by one
+   * batched query is recorded in one statement.
+   */
   insertSamples(rows: readonly SampleRecord[]): Promise<void> {
-    return this.write('samples', (r) => this.store.insertSamples(rows.map((s) => ({ ...s, deployment_id: r(s.deployment_id) }))), rows);
+    if (!rows.length) return Promise.resolve();
+    const tail = this.pending[this.pending.length - 1];
+    if (tail?.samples && !tail.started && (tail.rows ?? 0) + rows.length <= MAX_SAMPLES_PER_STATEMENT) {
+      tail.samples.push([...rows]);
+      tail.rows = (tail.rows ?? 0) + rows.length;
+      return this.await(tail);
+    }
+    return this.enqueue(this.samplesWrite([[...rows]]));
+  }
+
+  private samplesWrite(parts: SampleRecord[][]): PendingWrite {
+    const w: PendingWrite = {
+      what: 'samples',
+      samples: parts,
+      rows: parts.reduce((n, p) => n + p.length, 0),
+      rejections: 0,
+      waiters: [],
+      get record() {
+        return parts.flat();
+      },
+      run: (r) => this.store.insertSamples(parts.flat().map((s) => ({ ...s, deployment_id: r(s.deployment_id) }))),
+    };
+    return w;
   }
 
   insertDecision(d: DecisionRecord): Promise<void> {
@@ -220,7 +265,7 @@ export class WriteBehind implements Writes {
    * `waitMs` — whichever comes first. `run` gets the ID resolver for deployment IDs it names.
    */
   write(what: string, run: (resolve: ResolveId) => Promise<void>, record?: unknown): Promise<void> {
-    return this.enqueue({ what, run, record, rejections: 0 });
+    return this.enqueue({ what, run, record, rejections: 0, waiters: [] });
   }
 
   /** Makes every kept write, oldest first; stops at the first the store still does not take. */
@@ -235,7 +280,7 @@ export class WriteBehind implements Writes {
     this.timer = undefined;
     if (!this.pending.length) return;
     const kept = this.pending.splice(0);
-    for (const w of kept) w.settle?.();
+    for (const w of kept) settle(w);
     const error = { message: 'rollguard stopped before the store took this write' };
     let file = this.settingAside(kept.length);
     try {
@@ -249,11 +294,16 @@ export class WriteBehind implements Writes {
     else this.log.error(fields, 'stopping with writes the store never took; they are lost (no set-aside file)');
   }
 
-  private async enqueue(w: PendingWrite): Promise<void> {
+  private enqueue(w: PendingWrite): Promise<void> {
     this.pending.push(w);
+    return this.await(w);
+  }
+
+  /** Waits for a queued write (see `write`). */
+  private async await(w: PendingWrite): Promise<void> {
     // The store is not taking writes now: the write waits its turn, and nobody waits on it.
     if (this.outage || this.timer || this.slow) return;
-    const settled = new Promise<void>((resolve) => (w.settle = resolve));
+    const settled = new Promise<void>((resolve) => w.waiters.push(resolve));
     void this.flush();
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([settled.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.opts.waitMs ?? 1_000)))]);
@@ -268,6 +318,9 @@ export class WriteBehind implements Writes {
     // Not before `flushing` is set: the check that the queue is empty and the clearing of
     // `flushing` must happen together, or a write queued in between would wait for the timer.
     await null;
+    // Samples arrive in bursts (every watch a batched query answered, in the same turn of the
+    // event loop): let the whole burst join the queued samples write before it starts.
+    if (this.pending[0]?.samples && !this.pending[0].started) await new Promise((r) => setImmediate(r));
     let written = 0;
     try {
       while (this.pending.length) {
@@ -276,6 +329,7 @@ export class WriteBehind implements Writes {
           this.arm(next.notBefore - Date.now());
           return;
         }
+        next.started = true;
         try {
           await next.run(this.resolve);
           written++;
@@ -283,7 +337,7 @@ export class WriteBehind implements Writes {
           if (!(await this.failed(next, err))) return;
         }
         if (this.pending[0] === next) this.pending.shift();
-        next.settle?.();
+        settle(next);
       }
       this.back(written);
     } finally {
@@ -291,10 +345,20 @@ export class WriteBehind implements Writes {
     }
   }
 
-  /** Handles a failed attempt: true when the write was set aside (go on), false when it is kept (retry later). */
+  /**
+   * Handles a failed attempt: true when the queue goes on (the write was set aside, or split into
+   * its callers' writes in its place), false when it is kept (retry later).
+   */
   private async failed(w: PendingWrite, err: unknown): Promise<boolean> {
     this.opts.onError?.();
     const kind = classifyWriteFailure(err);
+    if (kind === 'rejected' && w.samples && w.samples.length > 1) {
+      // One caller's rows must not cost every other watch its samples: each is tried on its own.
+      this.log.warn({ err, rows: w.rows, parts: w.samples.length }, 'the store rejected a batch of samples; writing each watch\'s samples on its own');
+      this.pending.splice(0, 1, ...w.samples.map((part) => ({ ...this.samplesWrite([part]), started: true })));
+      settle(w);
+      return true;
+    }
     if (kind === 'rejected') {
       w.rejections++;
       if (err instanceof UnrecordedDeployment || w.rejections >= (this.opts.rejectedAttempts ?? 3)) {
@@ -321,7 +385,7 @@ export class WriteBehind implements Writes {
 
   /** The queue waits: retry after `ms`, and let every caller still waiting go on. */
   private stall(ms: number): void {
-    for (const p of this.pending) p.settle?.();
+    for (const p of this.pending) settle(p);
     this.arm(ms);
   }
 
