@@ -58,6 +58,8 @@ export interface Watch {
   /** An operator released a migration freeze: revert normally from now on. */
   freezeReleased?: boolean;
   timer?: NodeJS.Timeout;
+  /** When the next tick is due (epoch ms, the context's clock). */
+  dueAt?: number;
   ticking?: Promise<void>;
   done: boolean;
 }

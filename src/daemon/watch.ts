@@ -5,6 +5,7 @@ import { shortId, versionOf } from '../model/image-ref.js';
 import { describeThreshold, emptyTally, withBaseline, type WatchTally } from '../policy/assess.js';
 import type { Deployment } from '../store/store.js';
 import { PrometheusProvider, rangeAverage } from '../signals/prometheus.js';
+import type { Measurement } from '../signals/provider.js';
 import { renderTemplate } from '../config/template.js';
 import { withServingRule } from '../policy/serving.js';
 import { planTick, tallyFromSamples } from '../policy/tick-plan.js';
@@ -82,33 +83,60 @@ export function watchFor(ctx: WatchContext, service: ServicePolicy, deployment: 
   };
 }
 
-/** Ticks never overlap: the next one is scheduled only after the previous has finished. */
-export function schedule(ctx: WatchContext, watch: Watch): void {
+/**
+ * Ticks never overlap: the next one is scheduled only after the previous has finished, one
+ * interval after the previous one sampled — so a watch samples once per interval whatever its
+ * tick's query and writes take, and the watches a batched query answered come back together.
+ * A tick that took longer than the interval is followed at once.
+ */
+export function schedule(ctx: WatchContext, watch: Watch, delayMs = watch.service.intervalMs): void {
   if (watch.done || ctx.stopping) return;
+  watch.dueAt = ctx.now().getTime() + delayMs;
   watch.timer = setTimeout(() => {
+    const started = ctx.now().getTime();
+    let sampledAt = started;
     watch.ticking = tick(ctx, watch)
+      .then((at) => void (sampledAt = at ?? started))
       .catch((err) => ctx.log.error({ err, service: watch.service.name, deployment: watch.deployment.id }, 'watch tick failed'))
       .finally(() => {
         watch.ticking = undefined;
-        schedule(ctx, watch);
+        schedule(ctx, watch, nextTickDelay(sampledAt, watch.service.intervalMs, ctx.now().getTime()));
       });
-  }, watch.service.intervalMs);
+  }, delayMs);
 }
 
-export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
-  if (watch.done || ctx.stopping) return;
+/** How long until the next tick: one interval after the last sample was taken, at once when that has passed. */
+export function nextTickDelay(sampledAt: number, intervalMs: number, now: number): number {
+  return Math.max(0, sampledAt + intervalMs - now);
+}
+
+/**
+ * The moment a tick's signals describe, which the next tick is timed from: a batched query's
+ * time when one answered (the rhythm of its batch), else when the tick was due — a tick run late
+ * because many were due at once keeps its place rather than drift by the delay.
+ */
+export function sampleTime(measurements: readonly Measurement[], at: number, dueAt: number | undefined): number {
+  const batched = measurements.flatMap((m) => (m.takenAt === undefined ? [] : [m.takenAt]));
+  if (batched.length) return Math.max(...batched);
+  return dueAt !== undefined && dueAt <= at ? dueAt : at;
+}
+
+/** One tick; returns when its signals were sampled (epoch ms; the latest of a batched query's time and the tick's own). */
+export async function tick(ctx: WatchContext, watch: Watch): Promise<number | undefined> {
+  if (watch.done || ctx.stopping) return undefined;
   const { service, deployment } = watch;
   const at = ctx.now();
   const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
   const floor = service.minRequests;
   const names = warmingUp ? [] : [...new Set([...ruleSignals(service), ...(floor ? [floor.signal] : [])])];
-  const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, intervalMs: service.intervalMs, deployedAt: deployment.started_at.getTime(), ...replicaReaders(ctx.targetFor(service)) };
+  const probe = { template: watch.template, containerId: deployment.container_id, containerIds: [...watch.replicas], at, dueAt: watch.dueAt, intervalMs: service.intervalMs, deployedAt: deployment.started_at.getTime(), ...replicaReaders(ctx.targetFor(service)) };
   const providers = ctx.sampling.get();
   const [measurements, burns] = await Promise.all([
     sampleSignals(providers, ctx.deps.metrics, service, names, probe),
     warmingUp ? {} : sampleBurnRates(providers, service, probe),
   ]);
   Object.assign(measurements, burns);
+  const sampledAt = sampleTime(Object.values(measurements), at.getTime(), watch.dueAt);
   await ctx.queue.run(service.name, async () => {
     // Leadership may have lapsed while the signals were sampled (this instance paused past its
     // lease): nothing is recorded or decided; the lapse ends the watch for the leader to resume.
@@ -151,6 +179,7 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
       }
     }
   });
+  return sampledAt;
 }
 
 /**

@@ -67,8 +67,11 @@ describe('BatchingPrometheusProvider', () => {
     // c ticks 950 ms before the rhythm of a and b: it waits for their batch instead of querying alone.
     const late = provider.measure(ratio, ctxFor('c', AT - 950));
     const [a, b] = await Promise.all(['a', 'b'].map((s) => provider.measure(ratio, ctxFor(s, AT))));
-    assert.equal((await late).value, 0.3);
+    const waited = await late;
+    assert.equal(waited.value, 0.3);
+    assert.equal(waited.takenAt, AT, 'its value is the batch\'s, taken at the batch\'s time: its next tick comes one interval after that, with the others');
     assert.deepEqual([a?.value, b?.value], [0.1, 0.2]);
+    assert.deepEqual([a?.takenAt, b?.takenAt], [AT, AT]);
     assert.equal(asked.length, 1);
     assert.equal(asked[0]?.time, AT / 1000);
     assert.match(asked[0]?.query ?? '', /a\|b\|c/);
@@ -83,10 +86,29 @@ describe('BatchingPrometheusProvider', () => {
     // c comes 60 ms after the batch of a and b (linger 20 ms, recent 100 ms at a 1 s interval).
     const c = await provider.measure(ratio, ctxFor('c', AT + 60));
     assert.deepEqual([a?.value, b?.value, c.value], [0.1, 0.2, 0.3]);
+    assert.equal(c.takenAt, AT, 'taken at the time of the batch it was answered from');
     assert.equal(asked.length, 1);
     assert.match(asked[0]?.query ?? '', /a\|b\|c/, 'the batch asks for every service seen on the template');
     // 300 ms late is too old an answer: c gets a fresh one.
     await provider.measure(ratio, ctxFor('c', AT + 300));
+    assert.equal(asked.length, 2);
+  });
+
+  it('a tick the event loop ran late (thousands due at once) joins the batch of its due time', async () => {
+    const { provider, asked } = fakePrometheus(() => vector([series('a', '0.1'), series('b', '0.2'), series('c', '0.3')]));
+    await Promise.all(['a', 'b', 'c'].map((s) => provider.measure(ratio, ctxFor(s, AT - 1_000))));
+    asked.length = 0;
+    // All three were due at AT; c only started 300 ms later (past the linger and the recent answer).
+    const [a, b, c] = await Promise.all([
+      provider.measure(ratio, { ...ctxFor('a', AT), dueAt: AT }),
+      provider.measure(ratio, { ...ctxFor('b', AT + 5), dueAt: AT }),
+      provider.measure(ratio, { ...ctxFor('c', AT + 300), dueAt: AT }),
+    ]);
+    assert.deepEqual([a?.value, b?.value, c?.value], [0.1, 0.2, 0.3]);
+    assert.equal(asked.length, 1, 'one query: c joined the batch of its due time');
+    assert.equal(c?.takenAt, AT);
+    // A due time more than an interval old (the process was paused) is not trusted: c gets a fresh answer.
+    await provider.measure(ratio, { ...ctxFor('c', AT + 5_000), dueAt: AT + 1_000 });
     assert.equal(asked.length, 2);
   });
 

@@ -155,14 +155,16 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     const inRhythm = anchor !== undefined && this.lastBatch.get(template)?.get(value) === anchor.id;
     const maxWait = inRhythm ? linger : intervalMs;
     const open = this.open.get(template) ?? [];
-    let batch = open.find((b) => b.evalAt >= at - linger && b.evalAt <= at + maxWait);
+    // A tick that ran late only because thousands were due at once is judged by its due time.
+    const due = ctx.dueAt !== undefined && ctx.dueAt <= at && at - ctx.dueAt <= intervalMs ? ctx.dueAt : at;
+    let batch = open.find((b) => b.evalAt >= due - linger && b.evalAt <= at + maxWait);
     const last = this.recent.get(template);
-    if (!batch && last && last.values.has(value) && at >= last.evalAt && at - last.evalAt <= this.opts.recentMs(intervalMs)) {
+    if (!batch && last && last.values.has(value) && at >= last.evalAt && due - last.evalAt <= this.opts.recentMs(intervalMs)) {
       const started = performance.now();
       const answer = await last.answer;
       if (answer) {
         this.lastBatch.get(template)?.set(value, last.id);
-        return vectorMeasurement(answer.get(value) ?? [], (v, detail) => ({ value: v, detail, latencyMs: performance.now() - started }));
+        return vectorMeasurement(answer.get(value) ?? [], (v, detail) => ({ value: v, detail, latencyMs: performance.now() - started, takenAt: last.evalAt }));
       }
       return this.single(signal, ctx, 'fallback');
     }
@@ -215,7 +217,7 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
   private async flush(signal: PrometheusSignal, ctx: ProbeContext, batch: Pending, values: string[]): Promise<Map<string, Series> | undefined> {
     const { plan, waiters } = batch;
     const query = plan.render(values);
-    const finish = (w: Waiter, value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - w.started });
+    const finish = (w: Waiter, value: number | null, detail?: string): Measurement => ({ value, detail, latencyMs: performance.now() - w.started, takenAt: batch.evalAt });
     const all = (value: number | null, detail: string): undefined => {
       for (const w of waiters) w.resolve(finish(w, value, detail));
       return undefined;
@@ -225,7 +227,7 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
       await Promise.all(waiters.map(async (w) => {
         this.m.fallbacks.inc({ reason: 'batch_failed' });
         const at = new Date(batch.evalAt);
-        w.resolve(await this.single(signal, { ...ctx, at, template: { ...ctx.template, [plan.variable]: w.value } }, 'fallback'));
+        w.resolve({ ...(await this.single(signal, { ...ctx, at, template: { ...ctx.template, [plan.variable]: w.value } }, 'fallback')), takenAt: batch.evalAt });
       }));
       return undefined;
     };

@@ -15,6 +15,12 @@ export interface ProbeContext {
   replicaValues?: (id: string) => Promise<Partial<TemplateValues> | undefined>;
   /** Evaluation time on this host's clock; the Prometheus provider asks for the same moment on Prometheus's clock. */
   at: Date;
+  /**
+   * When the tick was due (epoch ms, same clock as `at`). Thousands of watches due at once run
+   * one after another, so the last ones start later than they were due: they still join the
+   * batch of their due time rather than wait for the next.
+   */
+  dueAt?: number;
   /** Fills `{{range}}` in burn-rate queries. */
   range?: string;
   /** The watch's interval: lets the watch loop batch the queries of services whose ticks share a slot. */
@@ -35,6 +41,11 @@ export interface Measurement {
   /** Why there is no data, or what did not match; shown in records and alerts. */
   detail?: string;
   latencyMs: number;
+  /**
+   * When the value was evaluated (epoch ms), when not at the tick's own time: a batched query is
+   * evaluated at its batch's time, which can be later than the tick that joined it.
+   */
+  takenAt?: number;
 }
 
 /** Measures one kind of signal. `measure` never rejects: failures are measurements too. */
