@@ -9,7 +9,7 @@
  *
  *   BENCH_PROM=http://… BENCH_DATABASE_URL=postgres://… BENCH_N=1000 BENCH_INTERVAL_MS=5000 BENCH_WARMUP_MS=15000 BENCH_MEASURE_MS=60000 node --import tsx test/bench/scale-driver.ts
  *
- * Prints one JSON line when done; "measuring" and "measured" lines mark the measured window.
+ * Prints one line, `result` and JSON, when done (logs go to stderr); "measuring" and "measured" lines mark the measured window.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const policy = parsePolicy(scalePolicy(promUrl, N, INTERVAL), 'scale.yaml');
   const metrics = createMetrics();
   const registry: ProviderRegistry = { prometheus: new PrometheusProvider(promUrl, policy.prometheus?.timeoutMs ?? 4_000) };
-  const log = pino({ level: 'warn' });
+  const log = pino({ level: 'warn' }, pino.destination(2));
   const sampling = new BatchedProviders(registry, { log, registry: metrics.registry, options: { ...defaultBatchOptions, enabled: batch } });
   const services = Object.values(policy.services) as ServicePolicy[];
 
@@ -187,7 +187,7 @@ async function main(): Promise<void> {
   };
   await writes.flush();
   const [stored] = await store.sql.query<{ n: string }>('SELECT count(*) AS n FROM samples');
-  process.stdout.write(`${JSON.stringify({ ...result, sampleRowsTotal: storeCount.sampleRows, sampleRowsStored: Number(stored?.n), setupStatements: statementsBefore })}\n`);
+  process.stdout.write(`result ${JSON.stringify({ ...result, sampleRowsTotal: storeCount.sampleRows, sampleRowsStored: Number(stored?.n), setupStatements: statementsBefore })}\n`);
   await store.sql.close();
   process.exit(0);
 }

@@ -102,8 +102,8 @@ async function runDriver(promUrl: string, databaseUrl: string, n: number, batch:
       [q0, cpu0] = await Promise.all([promCounter(promUrl, 'prometheus_http_requests_total', isQuery), promCounter(promUrl, 'process_cpu_seconds_total')]);
     } else if (line === 'measured') {
       [q1, cpu1] = await Promise.all([promCounter(promUrl, 'prometheus_http_requests_total', isQuery), promCounter(promUrl, 'process_cpu_seconds_total')]);
-    } else if (line.startsWith('{')) {
-      result = JSON.parse(line) as DriverResult;
+    } else if (line.startsWith('result ')) {
+      result = JSON.parse(line.slice('result '.length)) as DriverResult;
     }
   }
   if (!result) throw new Error(`scale driver (n=${n}, batch=${batch}) ended without a result`);
