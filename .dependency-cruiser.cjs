@@ -20,7 +20,7 @@ module.exports = {
         'It may import only policy/, the two config/ modules that define the typed policy ' +
         '(config/policy.ts, config/duration.ts) and model/. Everything else is refused: node builtins ' +
         '(fs, net, http, https, child_process, dgram, dns, tls, worker_threads, cluster and the rest), ' +
-        'npm packages (axios, pg, dockerode, @electric-sql/pglite, nodemailer, pino and the rest) and ' +
+        'npm packages (axios, pg, dockerode, better-sqlite3, nodemailer, pino and the rest) and ' +
         'the folders that do I/O (store, signals, daemon, notify, actions, api, cli, deploys, targets). ' +
         'Need a value from one of those? Have the daemon pass it in as data. Tests and fixtures are exempt.',
       from: { path: '^src/policy/', pathNot: TEST_FILES },
@@ -45,7 +45,7 @@ module.exports = {
       name: 'store-stays-low',
       severity: 'error',
       comment:
-        'store/ (pg / PGlite, migrations, repositories) sits below the layers that use it: it imports ' +
+        'store/ (pg / SQLite, migrations, repositories) sits below the layers that use it: it imports ' +
         'model/ for the types it keeps, never notify/, daemon/, api/ or cli/. A type the store must ' +
         'persist (e.g. the outbox\'s NotificationEvent) belongs in src/model/.',
       from: { path: '^src/store/' },

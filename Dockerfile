@@ -6,11 +6,20 @@
 #     -v /etc/rollguard:/etc/rollguard:ro -v rollguard-state:/var/lib/rollguard rollguard
 # Without a registry, scripts/make-base-image.sh makes node:20-bookworm-slim locally (README).
 FROM node:20-bookworm-slim AS build
+# A compiler for better-sqlite3 (the embedded store), built from source in this stage only.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 # No lifecycle scripts here: `prepare` would build before src/ is copied, and the optional native
-# builds (ssh2, cpu-features) need a compiler this image lacks. The build runs below.
+# builds (ssh2, cpu-features) are not needed. The build runs below.
 RUN npm ci --no-audit --no-fund --ignore-scripts
+# better-sqlite3 from source, against the Node.js headers the image carries (/usr/local/include/node):
+# nothing is downloaded (no prebuilt binary, no headers). Only the module itself is kept.
+RUN npm rebuild better-sqlite3 --build-from-source --nodedir=/usr/local \
+ && node -e "new (require('better-sqlite3'))(':memory:').close()" \
+ && find node_modules/better-sqlite3/build -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} + \
+ && find node_modules/better-sqlite3/build/Release -mindepth 1 ! -name better_sqlite3.node -exec rm -rf {} + \
+ && rm -rf node_modules/better-sqlite3/deps node_modules/better-sqlite3/src
 COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts

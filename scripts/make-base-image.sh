@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the Dockerfile's base image, node:20-bookworm-slim, on a machine that cannot pull it:
 # Debian bookworm (debootstrap --variant=minbase, from the mirror the host's apt uses) plus this
-# machine's Node.js and npm, its CA bundle and npm network settings (registry, cafile, proxies),
+# machine's Node.js (with its headers) and npm, its CA bundle and npm network settings (registry, cafile, proxies),
 # its apt mirror and proxy, and the image's `node` user (uid 1000), then `docker import`.
 # Inside `docker build` (with --network host), `npm ci` and `apt-get` then reach the npm registry
 # and Debian's mirror the way the host does.
@@ -75,6 +75,10 @@ rm -rf "$work" && cp -a "$rootfs" "$work" && rm -f "$work/.complete"
 trap 'rm -rf "$work"' EXIT
 
 install -D -m 0755 "$node_bin" "$work/usr/local/bin/node"
+# Node's headers, where the real image has them: the build stage compiles better-sqlite3 against them.
+node_include=$(readlink -f "$(dirname "$node_bin")/../include/node")
+[ -f "$node_include/node.h" ] || { echo "make-base-image: no Node.js headers beside $node_bin ($node_include)" >&2; exit 1; }
+mkdir -p "$work/usr/local/include" && cp -a "$node_include" "$work/usr/local/include/node"
 mkdir -p "$work/usr/local/lib/node_modules"
 for pkg in npm corepack; do
   [ -d "$npm_root/$pkg" ] && cp -a "$npm_root/$pkg" "$work/usr/local/lib/node_modules/"

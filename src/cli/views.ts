@@ -45,7 +45,7 @@ function toJson(d: Deployment): Record<string, unknown> {
 
 /**
  * Reads deployments: from PostgreSQL when DATABASE_URL is set; else through the running daemon
- * (the embedded database allows one process), or straight from the state directory when none runs.
+ * (the state directory and its embedded database are its own), or straight from the state directory when none runs.
  */
 export async function readHistory(stateDir: string, q: { service?: string; limit: number }): Promise<Deployment[]> {
   const databaseUrl = process.env.DATABASE_URL || undefined;

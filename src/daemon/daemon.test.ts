@@ -9,8 +9,8 @@ import { parkedName } from '../targets/parked-names.js';
 import { ERROR_RULE, log, rig as makeRig, waitFor, type RigOptions } from './daemon.fixture.js';
 
 // The watch loop end to end — detect, sample, breach, revert, resume — over a FakeTarget and the
-// embedded PGlite store. Opening a PGlite database takes seconds, so the file shares one; each test
-// has its own service name, which keeps the tests' deployments and known-good versions apart.
+// embedded SQLite store, which the file shares; each test has its own service name, which keeps
+// the tests' deployments and known-good versions apart.
 
 describe('Daemon watch loop over a fake target', () => {
   let dir: string;

@@ -57,7 +57,7 @@ export function instanceId(env: NodeJS.ProcessEnv = process.env): string {
   return `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
-/** A single process owns every service: the embedded database cannot be shared, so there is nobody to agree with. */
+/** A single process owns every service: the embedded database is not shared between instances, so there is nobody to agree with. */
 export function soleLeadership(id: string): Leadership {
   return {
     instanceId: id,

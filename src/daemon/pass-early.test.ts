@@ -8,7 +8,7 @@ import type { Deployment, Store } from '../store/store.js';
 import { log, rig as makeRig, waitFor, type RigOptions } from './daemon.fixture.js';
 import { digestEvent } from './digest.js';
 
-// pass_after end to end: the watch loop over a FakeTarget and the embedded PGlite store, sampling
+// pass_after end to end: the watch loop over a FakeTarget and the embedded SQLite store, sampling
 // every 50 ms. Each test has its own service name; the file shares one store.
 
 describe('pass_after: a deployment passes before its window ends', () => {

@@ -96,8 +96,8 @@ async function lockWithin(file: FileHandle, ms: number): Promise<boolean> {
 }
 
 /**
- * Claims the state directory for this process: the embedded database allows one process at a
- * time. An exclusive OS lock on the lock file, held until `release` or the process ends (the
+ * Claims the state directory for this process: one rollguard at a time uses a state directory
+ * and its embedded database, leading every service it watches. An exclusive OS lock on the lock file, held until `release` or the process ends (the
  * kernel drops it with the process, however it ends), decides; so two daemons starting together
  * cannot both win, and one that was killed never keeps the directory. The lock file's content,
  * the holder's pid and API address, is only for the CLI and for the refusal message. The

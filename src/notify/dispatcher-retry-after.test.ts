@@ -15,7 +15,7 @@ import type { NotificationEvent } from './event.js';
 import { DeliveryError, type Delivery, type Notifier } from './notifier.js';
 
 // How the dispatcher waits after a failure: the receiver's Retry-After for the whole channel, and
-// jitter on its own backoff. Over the embedded PGlite store, each test with channels of its own.
+// jitter on its own backoff. Over the embedded SQLite store, each test with channels of its own.
 
 const quiet = pino({ level: 'silent' });
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -58,7 +58,7 @@ class ScriptedNotifier implements Notifier {
 
 const slowDown = (seconds: number): DeliveryError => new DeliveryError(`HTTP 429 (Retry-After ${seconds} s): rate limited`, false, seconds * 1_000);
 
-describe('the dispatcher honours Retry-After and jitters its backoff (PGlite)', () => {
+describe('the dispatcher honours Retry-After and jitters its backoff (embedded SQLite store)', () => {
   let dir: string;
   let store: Store;
   let outbox: Outbox;

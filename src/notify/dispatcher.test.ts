@@ -8,6 +8,7 @@ import pino, { type Logger } from 'pino';
 import { createMetrics } from '../api/metrics.js';
 import type { Channel, Policy } from '../config/policy.js';
 import { Announcer, dedupKey } from '../daemon/announcer.js';
+import { dialectOf } from '../store/dialect.js';
 import { openStore } from '../store/open-store.js';
 import { Outbox, type NewOutboxItem } from '../store/outbox.js';
 import type { Sql } from '../store/sql.js';
@@ -17,8 +18,8 @@ import { Dispatcher, incidentKey } from './dispatcher.js';
 import type { NotificationEvent } from './event.js';
 import type { Delivery, Notifier } from './notifier.js';
 
-// The outbox's keys and the dispatcher's claims over the embedded PGlite store (opening one takes
-// seconds, so the file shares it); each test uses channels of its own, which keeps their messages apart.
+// The outbox's keys and the dispatcher's claims over the embedded SQLite store, which the file
+// shares; each test uses channels of its own, which keeps their messages apart.
 
 /** A pino logger whose lines the test can read. */
 function capturedLog(): { log: Logger; lines: () => Record<string, unknown>[] } {
@@ -92,7 +93,7 @@ function switchable(sql: Sql): { sql: Sql; state: { down: boolean } } {
   };
 }
 
-describe('outbox keys and the dispatcher (PGlite)', () => {
+describe('outbox keys and the dispatcher (embedded SQLite store)', () => {
   let dir: string;
   let store: Store;
   let outbox: Outbox;
@@ -129,7 +130,7 @@ describe('outbox keys and the dispatcher (PGlite)', () => {
     it('each deployment row gets its own uid, so the same ID in two databases cannot share an incident', async () => {
       const a = await store.insertDeployment(newDeployment('uid-a'));
       const b = await store.insertDeployment(newDeployment('uid-b'));
-      const rows = await store.sql.query<{ uid: string }>('SELECT uid FROM deployments WHERE id = ANY($1::bigint[])', [[a.id, b.id]]);
+      const rows = await store.sql.query<{ uid: string }>('SELECT uid FROM deployments WHERE id IN ($1, $2)', [a.id, b.id]);
       assert.equal(rows.length, 2);
       assert.ok(rows.every((r) => /^[0-9a-f]{16}$/.test(r.uid)), JSON.stringify(rows));
       assert.notEqual(rows[0]?.uid, rows[1]?.uid);
@@ -153,7 +154,7 @@ describe('outbox keys and the dispatcher (PGlite)', () => {
     };
     const rowsFor = (channels: string[]) =>
       store.sql.query<{ deployment_id: string; event: string; channel: string; dedup_key: string }>(
-        'SELECT deployment_id, event, channel, dedup_key FROM outbox WHERE channel = ANY($1::text[]) ORDER BY id', [channels]);
+        `SELECT deployment_id, event, channel, dedup_key FROM outbox WHERE ${dialectOf(store.sql).inTextArray('channel', '$1')} ORDER BY id`, [channels]);
 
     it('two instances and a restarted one, each with provisional deployment -1 → every message is queued, keyed by its real ID', async () => {
       const policy = policyWith([pager('o-pager'), webhook('o-hook')], { P0: ['o-pager', 'o-hook'] });

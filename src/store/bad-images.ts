@@ -43,7 +43,7 @@ export class BadImages {
 
   /** Reverts of `service` decided at or after `since`: one per deployment, from its `rollback` decision. */
   async revertsSince(service: string, since: Date): Promise<RevertRecord[]> {
-    const rows = await this.sql.query<{ deployment_id: unknown; container_id: string; decided_at: string | Date }>(
+    const rows = await this.sql.query<{ deployment_id: unknown; container_id: string; decided_at: string | number | Date }>(
       `SELECT d.id AS deployment_id, d.container_id, min(x.decided_at) AS decided_at
          FROM decisions x JOIN deployments d ON d.id = x.deployment_id
         WHERE d.service = $1 AND x.kind = 'rollback' AND NOT d.dry_run AND x.decided_at >= $2

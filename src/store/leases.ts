@@ -23,10 +23,14 @@ interface ClaimRow { holder: string; fence: string | number; expires_at: Date | 
  * `now()`, so the hosts' clocks never decide who leads. A lease is taken, renewed or given up in
  * one statement each, so two instances racing for one service cannot both win: PostgreSQL
  * serialises `INSERT … ON CONFLICT DO UPDATE` on the row and re-checks the `WHERE` against the
- * latest version.
+ * latest version. PostgreSQL only: instances share nothing but PostgreSQL, and the embedded
+ * SQLite store belongs to one process, which leads every service (daemon/runtime.ts); these
+ * statements are PostgreSQL's (interval arithmetic, a data-modifying WITH) and SQLite is refused.
  */
 export class Leases {
-  constructor(private readonly sql: Sql) {}
+  constructor(private readonly sql: Sql) {
+    if (sql.kind === 'sqlite') throw new TypeError('leases are kept in PostgreSQL only; the embedded store has a single instance');
+  }
 
   /**
    * Takes the lease of `service` for `holder` until `now() + ttlMs`, or renews it. It is granted

@@ -1,7 +1,20 @@
 import type { Sql } from './sql.js';
 
+/** One schema change, in PostgreSQL's DDL and in SQLite's. */
+export interface Migration {
+  version: number;
+  name: string;
+  /** PostgreSQL's DDL (PostgreSQL and, before SQLite, the embedded PGlite). */
+  sql: string;
+  /**
+   * SQLite's DDL for the same change. None for the versions up to SQLITE_BASELINE.version: a new
+   * SQLite database gets their schema in one step (no SQLite database predates it).
+   */
+  sqlite?: string;
+}
+
 /** Ordered schema migrations. Append only: an applied migration is never edited. */
-export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'deployments, samples, decisions, actions, known-good snapshots',
@@ -189,13 +202,182 @@ ALTER TABLE deployments ADD CONSTRAINT deployments_state_check CHECK (state IN (
   },
 ];
 
+/**
+ * The schema of version 9 in SQLite's DDL: the same tables, columns, constraints and indexes as
+ * PostgreSQL's migrations 1–9, made at once when a SQLite database is created (SQLite came with
+ * version 9), which then records versions 1–9 as applied. SQLite has no types of its own for
+ * what PostgreSQL calls timestamptz, boolean and jsonb: the columns keep those names as declared
+ * types, by which the adapter (sqlite.ts) reads them back as Date, boolean and parsed JSON, and
+ * their CHECKs hold them to one form — times are integer milliseconds since the epoch (UTC),
+ * booleans 0 or 1, JSON valid text. A double precision NaN is kept as the text 'NaN'. IDs never
+ * repeat (AUTOINCREMENT), as with PostgreSQL's identity columns; random keys are made as
+ * PostgreSQL's defaults make them (a version 4 UUID for delivery_id, 16 hex digits for uid).
+ */
+export const SQLITE_BASELINE = {
+  version: 9,
+  sql: `
+CREATE TABLE deployments (
+  id            integer PRIMARY KEY AUTOINCREMENT,
+  service       text NOT NULL,
+  container_id  text NOT NULL,
+  container_name text NOT NULL,
+  from_image    text,
+  from_ref      text,
+  to_image      text NOT NULL,
+  to_ref        text NOT NULL,
+  state         text NOT NULL CONSTRAINT deployments_state_check CHECK (state IN ('watching','rolling_back','passed','passed_early','rolled_back','rollback_failed','superseded','inconclusive','would_roll_back')),
+  reason        text,
+  dry_run       boolean NOT NULL DEFAULT false CHECK (dry_run IN (0, 1)),
+  attempts      integer NOT NULL DEFAULT 0,
+  started_at    timestamptz NOT NULL CHECK (typeof(started_at) = 'integer'),
+  detected_at   timestamptz NOT NULL CHECK (typeof(detected_at) = 'integer'),
+  window_ends_at timestamptz NOT NULL CHECK (typeof(window_ends_at) = 'integer'),
+  decided_at    timestamptz CHECK (typeof(decided_at) IN ('integer', 'null')),
+  recovered_at  timestamptz CHECK (typeof(recovered_at) IN ('integer', 'null')),
+  phase         text,
+  target        text NOT NULL DEFAULT 'docker-container',
+  uid           text NOT NULL DEFAULT (lower(hex(randomblob(8))))
+);
+CREATE INDEX deployments_service_idx ON deployments (service, id DESC);
+CREATE INDEX deployments_open_idx ON deployments (state) WHERE state IN ('watching','rolling_back');
+
+CREATE TABLE samples (
+  id            integer PRIMARY KEY AUTOINCREMENT,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  stage         text NOT NULL CHECK (stage IN ('watch','recovery')),
+  signal        text NOT NULL,
+  taken_at      timestamptz NOT NULL CHECK (typeof(taken_at) = 'integer'),
+  value         double precision,
+  result        text NOT NULL CHECK (result IN ('ok','breach','no-data')),
+  rules         json NOT NULL DEFAULT '{}' CHECK (json_valid(rules)),
+  detail        text,
+  latency_ms    double precision NOT NULL
+);
+CREATE INDEX samples_deployment_idx ON samples (deployment_id, taken_at);
+
+CREATE TABLE decisions (
+  id            integer PRIMARY KEY AUTOINCREMENT,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  decided_at    timestamptz NOT NULL CHECK (typeof(decided_at) = 'integer'),
+  kind          text NOT NULL,
+  rule          text,
+  severity      text,
+  detail        text
+);
+CREATE INDEX decisions_deployment_idx ON decisions (deployment_id);
+
+CREATE TABLE actions (
+  id            integer PRIMARY KEY AUTOINCREMENT,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  attempt       integer NOT NULL,
+  kind          text NOT NULL,
+  started_at    timestamptz NOT NULL CHECK (typeof(started_at) = 'integer'),
+  finished_at   timestamptz NOT NULL CHECK (typeof(finished_at) = 'integer'),
+  ok            boolean NOT NULL CHECK (ok IN (0, 1)),
+  detail        text
+);
+CREATE INDEX actions_deployment_idx ON actions (deployment_id);
+
+CREATE TABLE known_good (
+  service       text PRIMARY KEY,
+  image_id      text NOT NULL,
+  image_ref     text NOT NULL,
+  container_name text NOT NULL,
+  spec          json NOT NULL CHECK (json_valid(spec)),
+  deployment_id bigint REFERENCES deployments(id),
+  since         timestamptz NOT NULL CHECK (typeof(since) = 'integer'),
+  target        text NOT NULL DEFAULT 'docker-container'
+);
+
+CREATE TABLE outbox (
+  id            integer PRIMARY KEY AUTOINCREMENT,
+  deployment_id bigint REFERENCES deployments(id),
+  event         text NOT NULL,
+  channel       text NOT NULL,
+  dedup_key     text NOT NULL UNIQUE,
+  payload       json NOT NULL CHECK (json_valid(payload)),
+  status        text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','sent','failed')),
+  attempts      integer NOT NULL DEFAULT 0,
+  created_at    timestamptz NOT NULL CHECK (typeof(created_at) = 'integer'),
+  next_attempt_at timestamptz NOT NULL CHECK (typeof(next_attempt_at) = 'integer'),
+  sent_at       timestamptz CHECK (typeof(sent_at) IN ('integer', 'null')),
+  last_error    text,
+  claim         text,
+  delivery_id   text NOT NULL DEFAULT (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-'
+                  || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))))
+);
+CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX outbox_pending_channel_idx ON outbox (channel, deployment_id, id) WHERE status = 'pending';
+
+CREATE TABLE holds (
+  id            integer PRIMARY KEY AUTOINCREMENT,
+  service       text NOT NULL,
+  deployment_id bigint NOT NULL REFERENCES deployments(id),
+  kind          text NOT NULL CHECK (kind IN ('hold','freeze')),
+  reason        text NOT NULL,
+  created_at    timestamptz NOT NULL CHECK (typeof(created_at) = 'integer'),
+  until         timestamptz CHECK (typeof(until) IN ('integer', 'null')),
+  released_at   timestamptz CHECK (typeof(released_at) IN ('integer', 'null'))
+);
+CREATE INDEX holds_active_idx ON holds (service) WHERE released_at IS NULL;
+
+CREATE TABLE bad_images (
+  service       text NOT NULL,
+  image_id      text NOT NULL,
+  image_ref     text NOT NULL,
+  deployment_id bigint REFERENCES deployments(id),
+  marked_at     timestamptz NOT NULL CHECK (typeof(marked_at) = 'integer'),
+  reason        text NOT NULL,
+  PRIMARY KEY (service, image_id)
+);
+
+CREATE TABLE leases (
+  service       text PRIMARY KEY,
+  holder        text NOT NULL,
+  fence         bigint NOT NULL,
+  acquired_at   timestamptz NOT NULL CHECK (typeof(acquired_at) = 'integer'),
+  expires_at    timestamptz NOT NULL CHECK (typeof(expires_at) = 'integer')
+);
+`,
+};
+
+/** The table of applied versions, in each dialect. */
+const SCHEMA_MIGRATIONS = {
+  postgres: 'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+  sqlite: `CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS integer)) CHECK (typeof(applied_at) = 'integer'))`,
+};
+
 const LOCK_KEY = 0x726f6c6c; // 'roll': serialises migrations between instances sharing one database
 
 /** The versions applied already, read without writing anything; empty before the first migration. */
 async function appliedVersions(sql: Sql): Promise<Set<number>> {
-  const [table] = await sql.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
-  if (!table?.t) return new Set();
+  const exists = sql.kind === 'sqlite'
+    ? (await sql.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'")).length > 0
+    : !!(await sql.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t"))[0]?.t;
+  if (!exists) return new Set();
   return new Set((await sql.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+}
+
+/** One step of DDL and the versions it brings. */
+interface Step { ddl: string; migrations: readonly Migration[] }
+
+/** The steps that bring a database with versions `done` applied up to date, in its dialect. */
+function pendingSteps(kind: Sql['kind'], done: ReadonlySet<number>): Step[] {
+  const pending = MIGRATIONS.filter((m) => !done.has(m.version));
+  if (kind !== 'sqlite') return pending.map((m) => ({ ddl: m.sql, migrations: [m] }));
+  const steps: Step[] = [];
+  const inBaseline = (m: Migration): boolean => m.version <= SQLITE_BASELINE.version;
+  const baseline = pending.filter(inBaseline);
+  if (baseline.length) {
+    if (done.size) throw new Error(`the SQLite database records some versions up to ${SQLITE_BASELINE.version} but not ${baseline.map((m) => m.version).join(', ')}: SQLite makes them all at once`);
+    steps.push({ ddl: SQLITE_BASELINE.sql, migrations: baseline });
+  }
+  for (const m of pending.filter((x) => !inBaseline(x))) {
+    if (m.sqlite === undefined) throw new Error(`migration ${m.version} (${m.name}) has no SQLite DDL`);
+    steps.push({ ddl: m.sqlite, migrations: [m] });
+  }
+  return steps;
 }
 
 /**
@@ -206,16 +388,19 @@ async function appliedVersions(sql: Sql): Promise<Set<number>> {
 export async function migrate(sql: Sql): Promise<number[]> {
   const already = await appliedVersions(sql);
   if (MIGRATIONS.every((m) => already.has(m.version))) return [];
+  const sqlite = sql.kind === 'sqlite';
   return sql.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
-    await tx.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+    // SQLite's transaction holds the database's write lock from its start (BEGIN IMMEDIATE).
+    if (!sqlite) await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await tx.query(sqlite ? SCHEMA_MIGRATIONS.sqlite : SCHEMA_MIGRATIONS.postgres);
     const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
     const applied: number[] = [];
-    for (const m of MIGRATIONS) {
-      if (done.has(m.version)) continue;
-      for (const statement of m.sql.split(/;\s*\n/).map((s) => s.trim()).filter(Boolean)) await tx.query(statement);
-      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
-      applied.push(m.version);
+    for (const step of pendingSteps(sql.kind, done)) {
+      for (const statement of step.ddl.split(/;\s*\n/).map((s) => s.trim()).filter(Boolean)) await tx.query(statement);
+      for (const m of step.migrations) {
+        await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+        applied.push(m.version);
+      }
     }
     return applied;
   });

@@ -1,37 +1,31 @@
 import type { Logger } from 'pino';
 import { migrate } from './migrations.js';
+import { convertPgliteApart, pglitePending } from './pglite-convert.js';
 import { makePrivate } from './private-files.js';
-import { pgliteSql, postgresSql, StoreError, type Sql } from './sql.js';
+import { postgresSql, StoreError, type Sql } from './sql.js';
+import { sqliteSql } from './sqlite.js';
 import { Store } from './store.js';
 
 /**
- * The embedded database with its files kept private: PGlite gives the files it creates mode 0666
- * whatever the umask, so they are restricted once it has opened (initdb, start-up files) and
- * again once it has closed (what it wrote while running, such as new WAL segments).
+ * The embedded SQLite database under `stateDir`, its directory made private first. An older
+ * version's embedded PGlite database found there is converted to it once, in a child process
+ * (pglite-convert.ts).
  */
-async function privatePglite(stateDir: string): Promise<Sql> {
+async function embedded(stateDir: string, log: Logger): Promise<Sql> {
   await makePrivate(stateDir);
-  const sql = await pgliteSql(stateDir);
-  try {
-    await makePrivate(stateDir);
-  } catch (err) {
-    await sql.close().catch(() => {});
-    throw err;
+  if (pglitePending(stateDir)) log.info({ stateDir }, 'converting the embedded PGlite database to SQLite');
+  const converted = await convertPgliteApart(stateDir);
+  if (converted) {
+    log.info({ stateDir, file: converted.file, keptAs: converted.keptAs, rows: converted.rows }, 'embedded PGlite database converted to SQLite; the PGlite directory is kept, renamed');
   }
-  return {
-    ...sql,
-    async close() {
-      await sql.close();
-      await makePrivate(stateDir);
-    },
-  };
+  return sqliteSql(stateDir);
 }
 
-/** PostgreSQL when `databaseUrl` is set, else the embedded PGlite under `stateDir`; migrated either way. */
+/** PostgreSQL when `databaseUrl` is set, else the embedded SQLite database under `stateDir`; migrated either way. */
 export async function openStore(opts: { databaseUrl?: string; stateDir: string; log: Logger; migrate?: boolean }): Promise<Store> {
   let sql: Sql;
   try {
-    sql = opts.databaseUrl ? postgresSql(opts.databaseUrl, opts.log) : await privatePglite(opts.stateDir);
+    sql = opts.databaseUrl ? postgresSql(opts.databaseUrl, opts.log) : await embedded(opts.stateDir, opts.log);
   } catch (err) {
     throw new StoreError(`cannot open the embedded database under ${opts.stateDir}: ${(err as Error).message}`, { cause: err });
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { eventFromJson, eventToJson, type NotificationEvent } from '../model/notification.js';
+import { dialectOf, type Dialect } from './dialect.js';
 import type { Sql } from './sql.js';
 
 /** One message to one channel, as stored until it is delivered. */
@@ -50,7 +51,11 @@ export interface ChannelDelivery { channel: string; pending: number; failed: num
  * never decide whether a message is due or still being sent by another instance.
  */
 export class Outbox {
-  constructor(private readonly sql: Sql) {}
+  private readonly dialect: Dialect;
+
+  constructor(private readonly sql: Sql) {
+    this.dialect = dialectOf(sql);
+  }
 
   /** Adds items; an item whose dedup key exists already is not added, and is returned among `duplicates`. */
   async add(items: readonly NewOutboxItem[], tx: Sql = this.sql): Promise<AddResult> {
@@ -86,14 +91,14 @@ export class Outbox {
 
   /** Claims a due message of a channel not in `channels` (one removed from the policy), to be given up. */
   async claimOutside(channels: readonly string[], leaseMs: number): Promise<ClaimedItem | undefined> {
-    return this.claimWhere('NOT (o.channel = ANY($3::text[]))', [channels], leaseMs);
+    return this.claimWhere(`NOT (${this.dialect.inTextArray('o.channel', '$3')})`, [channels], leaseMs);
   }
 
   private async claimWhere(condition: string, params: unknown[], leaseMs: number): Promise<ClaimedItem | undefined> {
     const rows = await this.sql.query(
-      `UPDATE outbox SET next_attempt_at = now() + $1::double precision * interval '1 millisecond', claim = $2 WHERE id = (
+      `UPDATE outbox SET next_attempt_at = ${this.dialect.nowPlusMs('$1')}, claim = $2 WHERE id = (
          SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND ${condition}
-         ORDER BY o.id LIMIT 1 FOR UPDATE SKIP LOCKED
+         ORDER BY o.id LIMIT 1 ${this.dialect.skipLocked}
        ) RETURNING ${CLAIMED_COLUMNS}`,
       [leaseMs, randomUUID(), ...params],
     );
@@ -104,7 +109,7 @@ export class Outbox {
   /** Extends a claim by `leaseMs` from now; false when it is no longer this claim (it ended and another instance took the message, or it was settled). */
   async renew(item: Pick<ClaimedItem, 'id' | 'claim'>, leaseMs: number): Promise<boolean> {
     const rows = await this.sql.query(
-      `UPDATE outbox SET next_attempt_at = now() + $3::double precision * interval '1 millisecond' WHERE id = $1 AND claim = $2 AND status = 'pending' RETURNING id`,
+      `UPDATE outbox SET next_attempt_at = ${this.dialect.nowPlusMs('$3')} WHERE id = $1 AND claim = $2 AND status = 'pending' RETURNING id`,
       [item.id, item.claim, leaseMs],
     );
     return rows.length > 0;
@@ -122,8 +127,8 @@ export class Outbox {
   async markFailed(item: Pick<ClaimedItem, 'id' | 'claim'>, error: string, retryInMs: number | null): Promise<void> {
     await this.sql.query(
       `UPDATE outbox SET attempts = attempts + 1, last_error = $3, claim = NULL,
-         next_attempt_at = CASE WHEN $4::double precision IS NULL THEN next_attempt_at ELSE now() + $4::double precision * interval '1 millisecond' END,
-         status = CASE WHEN $4::double precision IS NULL THEN 'failed' ELSE 'pending' END
+         next_attempt_at = CASE WHEN CAST($4 AS double precision) IS NULL THEN next_attempt_at ELSE ${this.dialect.nowPlusMs('$4')} END,
+         status = CASE WHEN CAST($4 AS double precision) IS NULL THEN 'failed' ELSE 'pending' END
        WHERE id = $1 AND claim = $2 AND status = 'pending'`,
       [item.id, item.claim, error, retryInMs],
     );
@@ -135,20 +140,20 @@ export class Outbox {
    */
   async holdChannel(channel: string, ms: number): Promise<void> {
     await this.sql.query(
-      `UPDATE outbox SET next_attempt_at = greatest(next_attempt_at, now() + $2::double precision * interval '1 millisecond') WHERE channel = $1 AND status = 'pending'`,
+      `UPDATE outbox SET next_attempt_at = ${this.dialect.later('next_attempt_at', this.dialect.nowPlusMs('$2'))} WHERE channel = $1 AND status = 'pending'`,
       [channel, ms],
     );
   }
 
   /** Whether one of `events` was queued for this deployment and channel (a PagerDuty resolve needs a trigger). */
   async hasEvent(deploymentId: number, channel: string, events: readonly string[], tx: Sql = this.sql): Promise<boolean> {
-    const rows = await tx.query('SELECT 1 FROM outbox WHERE deployment_id = $1 AND channel = $2 AND event = ANY($3::text[]) LIMIT 1', [deploymentId, channel, events]);
+    const rows = await tx.query(`SELECT 1 FROM outbox WHERE deployment_id = $1 AND channel = $2 AND ${this.dialect.inTextArray('event', '$3')} LIMIT 1`, [deploymentId, channel, events]);
     return rows.length > 0;
   }
 
   async list(opts: { deploymentId?: number; limit?: number } = {}): Promise<OutboxItem[]> {
     const rows = await this.sql.query(
-      `SELECT ${COLUMNS} FROM outbox WHERE ($1::bigint IS NULL OR deployment_id = $1) ORDER BY id DESC LIMIT $2`,
+      `SELECT ${COLUMNS} FROM outbox WHERE (CAST($1 AS bigint) IS NULL OR deployment_id = $1) ORDER BY id DESC LIMIT $2`,
       [opts.deploymentId ?? null, opts.limit ?? 100],
     );
     return rows.map(toItem);
@@ -161,7 +166,7 @@ export class Outbox {
 
   /** Per channel with messages waiting: how many, and when the oldest of them was queued. */
   async pendingWithAgeByChannel(): Promise<Record<string, { pending: number; oldest: Date }>> {
-    const rows = await this.sql.query<{ channel: string; n: string; oldest: Date | string }>(
+    const rows = await this.sql.query<{ channel: string; n: string; oldest: Date | string | number }>(
       `SELECT channel, count(*) AS n, min(created_at) AS oldest FROM outbox WHERE status = 'pending' GROUP BY channel`,
     );
     return Object.fromEntries(rows.map((r) => [r.channel, { pending: Number(r.n), oldest: new Date(r.oldest) }]));
@@ -173,7 +178,7 @@ export class Outbox {
               count(*) FILTER (WHERE status = 'pending') AS pending,
               count(*) FILTER (WHERE status = 'failed') AS failed,
               count(*) FILTER (WHERE status = 'sent') AS sent,
-              (array_agg(last_error ORDER BY id DESC) FILTER (WHERE last_error IS NOT NULL))[1] AS last_error
+              (SELECT e.last_error FROM outbox e WHERE e.channel = outbox.channel AND e.last_error IS NOT NULL ORDER BY e.id DESC LIMIT 1) AS last_error
        FROM outbox GROUP BY channel ORDER BY channel`,
     );
     return rows.map((r) => ({ channel: r.channel, pending: Number(r.pending), failed: Number(r.failed), sent: Number(r.sent), last_error: r.last_error }));

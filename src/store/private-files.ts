@@ -32,8 +32,8 @@ async function ownerOnly(file: string, current: number): Promise<void> {
  * Creates `dir` when missing and makes it and everything under it private to this user: group
  * and other lose every permission, so the database's directories become 0700 and its files 0600,
  * whatever the umask and whatever an older version left. Owner bits are kept (an operator's
- * executable stays executable). The embedded database creates its files world-readable (PGlite
- * sets 0666 itself, past the umask), so this runs again after the database opens and closes.
+ * executable stays executable). An older version's PGlite database writes its files
+ * world-readable (0666, past the umask), so this runs again once one has been converted.
  * Symbolic links are left alone, never followed; a file that disappears during the walk is skipped.
  */
 export async function makePrivate(dir: string): Promise<void> {

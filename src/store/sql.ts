@@ -1,27 +1,38 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
-/** The SQL surface the repositories use; PostgreSQL and the embedded PGlite both provide it. */
+/**
+ * The SQL surface the repositories use; PostgreSQL and the embedded SQLite both provide it.
+ * Statements take `$1…$n` parameters and give back the same JavaScript values on every store for
+ * the columns they read: Date for timestamptz, boolean, parsed JSON, numbers (±Infinity and NaN
+ * included) for double precision; bigint and count columns may come back as strings, so callers
+ * Number() them. A computed time (`min(created_at)`) comes back as SQLite keeps times, integer
+ * milliseconds, so callers pass it through `new Date()`. The
+ * few fragments the two dialects spell differently come from dialect.ts. A failed statement's
+ * error carries PostgreSQL's SQLSTATE in `code` (the SQLite adapter maps its result codes to
+ * them), which is how write-behind.ts tells a rejected write from a store that refuses writes.
+ */
 export interface Sql {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
   /** Runs `fn` in one transaction; rolls back when it throws. */
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
   close(): Promise<void>;
-  /** `postgres` or `pglite`, for logs and status. */
-  readonly kind: 'postgres' | 'pglite';
+  /**
+   * For logs, status and the dialect: `postgres` (DATABASE_URL) or `sqlite` (the embedded store);
+   * `pglite` only while an older version's embedded PGlite database is converted (pglite.ts).
+   */
+  readonly kind: 'postgres' | 'sqlite' | 'pglite';
 }
 
 /** Thrown when the store cannot be reached or refuses a statement. */
 export class StoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** PostgreSQL's SQLSTATE for the failure, when it comes from a statement. */
+  readonly code?: string;
+
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
     super(message, options);
     this.name = 'StoreError';
+    if (options?.code) this.code = options.code;
   }
 }
 
@@ -70,38 +81,5 @@ export function postgresSql(connectionString: string, log: Logger): Sql {
       }
     },
     close: () => pool.end(),
-  };
-}
-
-/** Runs initdb for a new data directory in a child process, which gives its memory back when it exits. */
-async function initPglite(dataDir: string): Promise<void> {
-  const script = fileURLToPath(new URL('./pglite-init.js', import.meta.url));
-  if (!existsSync(script)) return; // running from source: PGlite.create() below initialises in-process
-  try {
-    await promisify(execFile)(process.execPath, [script, dataDir], { timeout: 120_000 });
-  } catch (err) {
-    throw new StoreError(`initialising the embedded database in ${dataDir} failed: ${(err as { stderr?: string }).stderr || (err as Error).message}`, { cause: err });
-  }
-}
-
-/** Opens (creating if needed) the embedded PGlite database under `stateDir`. */
-export async function pgliteSql(stateDir: string): Promise<Sql> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { PGLITE_OPTIONS } = await import('./pglite-options.js');
-  const dataDir = path.resolve(stateDir, 'pglite');
-  await mkdir(dataDir, { recursive: true });
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initPglite(dataDir);
-  const db = await PGlite.create(dataDir, PGLITE_OPTIONS);
-  type Queryable = Pick<typeof db, 'query'>;
-  const wrap = (q: Queryable): Sql['query'] => async (text, params) => (await q.query(text, params)).rows as never;
-  return {
-    kind: 'pglite',
-    query: wrap(db),
-    transaction: (fn) =>
-      db.transaction(async (t) => {
-        const tx: Sql = { kind: 'pglite', query: wrap(t), transaction: (f) => f(tx), close: async () => {} };
-        return fn(tx);
-      }),
-    close: () => db.close(),
   };
 }

@@ -1,5 +1,6 @@
 import type { KnownGood } from '../model/known-good.js';
 import type { Sql } from './sql.js';
+import { insertRowsSqlite } from './sqlite-samples.js';
 
 export type { KnownGood } from '../model/known-good.js';
 
@@ -112,7 +113,7 @@ export class Store {
 
   async listDeployments(opts: { service?: string; limit?: number } = {}): Promise<Deployment[]> {
     const rows = await this.sql.query(
-      `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE ($1::text IS NULL OR service = $1) ORDER BY id DESC LIMIT $2`,
+      `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE (CAST($1 AS text) IS NULL OR service = $1) ORDER BY id DESC LIMIT $2`,
       [opts.service ?? null, opts.limit ?? 100],
     );
     return rows.map(toDeployment);
@@ -130,9 +131,15 @@ export class Store {
   /**
    * Inserts the rows in one statement whatever their number: each column goes as one array
    * parameter (`unnest`), so a tick of thousands of watches is one statement of nine parameters.
+   * The embedded SQLite store runs one prepared insert per row in one transaction instead (no
+   * round trips; see sqlite-samples.ts).
    */
   async insertSamples(samples: readonly SampleRecord[]): Promise<void> {
     if (!samples.length) return;
+    if (this.sql.kind === 'sqlite') {
+      const insert = 'INSERT INTO samples (deployment_id, stage, signal, taken_at, value, result, rules, detail, latency_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)';
+      return insertRowsSqlite(this.sql, insert, samples.map((s) => [s.deployment_id, s.stage, s.signal, s.taken_at, s.value, s.result, JSON.stringify(s.rules), s.detail, s.latency_ms]));
+    }
     await this.sql.query(
       `INSERT INTO samples (deployment_id, stage, signal, taken_at, value, result, rules, detail, latency_ms)
        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::text[], $7::jsonb[], $8::text[], $9::float8[])`,

@@ -3,13 +3,14 @@
  * in memory. It prints figures next to their targets and never asserts them: exit 0 when it ran to
  * the end (a missed target is printed as MISSED), exit 1 only when the bench itself failed.
  *
- * Real parts through the integration harness: Docker engine, Prometheus (1 s scrape), PGlite or
- * PostgreSQL, and `rollguard run` as a child process. Other engineers run Docker tests on the same
- * host, so this uses only containers named `rg-bench*`, fixture port 18083 and 127.0.0.1.
+ * Real parts through the integration harness: Docker engine, Prometheus (1 s scrape), the embedded
+ * SQLite store or PostgreSQL, and `rollguard run` as a child process. Other engineers run Docker
+ * tests on the same host, so this uses only containers named `rg-bench*`, fixture port 18083 and
+ * 127.0.0.1.
  *
  *   npm run bench                 5 runs per bad image
  *   BENCH_RUNS=10 npm run bench   more runs
- *   BENCH_STORE=postgres          store of the daemon used for the recovery runs (default pglite)
+ *   BENCH_STORE=postgres          store of the daemon used for the recovery runs (default sqlite, the embedded one)
  */
 import { execFile } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
@@ -389,19 +390,20 @@ async function sampleIdle(rg: Rollguard, images: FixtureImages, store: string): 
 }
 
 /**
- * Idle RSS with the embedded store, twice: the first start of a fresh state directory (PGlite runs
- * initdb in-process) and a restart over that directory (what a long-running host sees after a reboot).
+ * Idle RSS with the embedded store, twice: the first start of a fresh state directory (the
+ * database file is created and migrated) and a restart over that directory (what a long-running
+ * host sees after a reboot).
  */
-async function idleRssPglite(prom: Prometheus, images: FixtureImages): Promise<RssResult[]> {
+async function idleRssEmbedded(prom: Prometheus, images: FixtureImages): Promise<RssResult[]> {
   const policy = await benchPolicy(prom.url);
   const first = await daemon(policy, { keepStateDir: true });
   const removeStateDir = defer('remove the idle daemon\'s state dir', () => rm(first.rg.stateDir, { recursive: true, force: true }));
   try {
-    const fresh = await sampleIdle(first.rg, images, 'PGlite, first start (fresh state dir)');
+    const fresh = await sampleIdle(first.rg, images, 'SQLite, first start (fresh state dir)');
     await first.release();
     const again = await daemon(policy, { stateDir: first.rg.stateDir, keepStateDir: true });
     try {
-      return [fresh, await sampleIdle(again.rg, images, 'PGlite, restart on that state dir')];
+      return [fresh, await sampleIdle(again.rg, images, 'SQLite, restart on that state dir')];
     } finally {
       await again.release();
     }
@@ -431,8 +433,8 @@ async function idleRssPostgres(prom: Prometheus, images: FixtureImages): Promise
 async function main(): Promise<void> {
   const runs = Number(process.env.BENCH_RUNS ?? 5);
   if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new Error(`BENCH_RUNS must be an integer from 1 to 100, got "${process.env.BENCH_RUNS}"`);
-  const recoveryStore = (process.env.BENCH_STORE ?? 'pglite').toLowerCase();
-  if (recoveryStore !== 'pglite' && recoveryStore !== 'postgres') throw new Error(`BENCH_STORE must be pglite or postgres, got "${process.env.BENCH_STORE}"`);
+  const recoveryStore = (process.env.BENCH_STORE ?? 'sqlite').toLowerCase();
+  if (recoveryStore !== 'sqlite' && recoveryStore !== 'postgres') throw new Error(`BENCH_STORE must be sqlite or postgres, got "${process.env.BENCH_STORE}"`);
 
   say(`rollguard recovery bench — ${new Date().toISOString()}`);
   say();
@@ -453,7 +455,7 @@ async function main(): Promise<void> {
   // 2. Idle RSS first, each with its own fresh daemon; never two daemons watching rg-bench at once.
   say('== Idle RSS of the rollguard process (one watched service, no deployment in progress)');
   const rss: RssResult[] = [];
-  rss.push(...(await idleRssPglite(prom, images)));
+  rss.push(...(await idleRssEmbedded(prom, images)));
   rss.push(await idleRssPostgres(prom, images));
   table(['store', 'median VmRSS', `≤${RSS_TARGET_MB} MB`, 'min', 'max', 'VmHWM', 'samples (MB, 1 s apart)'], rss.map((r) => [
     r.store, `${r.medianMb.toFixed(1)} MB`, verdict(r.medianMb <= RSS_TARGET_MB),
@@ -466,7 +468,7 @@ async function main(): Promise<void> {
   const db = recoveryStore === 'postgres' ? await database() : undefined;
   const { rg } = await daemon(await benchPolicy(prom.url), { databaseUrl: db?.url });
   const dockerApi = new Docker();
-  say(`== Time to recovery (${runs} run(s) per bad image; store ${recoveryStore === 'postgres' ? 'PostgreSQL' : 'PGlite'}; scrape 1 s, interval 1 s, for: 3, stop_timeout 1s, window 8s)`);
+  say(`== Time to recovery (${runs} run(s) per bad image; store ${recoveryStore === 'postgres' ? 'PostgreSQL' : 'SQLite'}; scrape 1 s, interval 1 s, for: 3, stop_timeout 1s, window 8s)`);
   say(`   * start→ready = bad container's State.StartedAt → ${NAME} runs the known-good image and /cgi-bin/ready answers 200 (polled every ${POLL_MS} ms); target ≤ ${RECOVERY_TARGET_MS / 1000} s`);
   say('   detect / decision / verified are rollguard\'s detected_at / decided_at / recovered_at from `rollguard history --json`');
   say();

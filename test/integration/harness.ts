@@ -1,6 +1,6 @@
 /**
  * Real parts for integration tests: the Docker engine, Prometheus with a 1 s scrape, PostgreSQL
- * or PGlite, and the rollguard CLI as a child process. Everything listens on 127.0.0.1.
+ * or the embedded SQLite store, and the rollguard CLI as a child process. Everything listens on 127.0.0.1.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

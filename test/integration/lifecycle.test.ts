@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -125,7 +126,7 @@ describe('rollguard lifecycle on a real Docker host', { timeout: 900_000 }, () =
     await prom.waitForData(`sum(rate(http_requests_total{service="${SERVICE}"}[3s]))`);
   }
 
-  describe('embedded PGlite store', () => {
+  describe('embedded SQLite store', () => {
     let rg: Rollguard | undefined;
     let stateDir: string;
 
@@ -171,7 +172,15 @@ describe('rollguard lifecycle on a real Docker host', { timeout: 900_000 }, () =
       assert.equal(existsSync(pidFile), false, 'the pid file is removed on exit');
 
       const afterStop = await daemon.history();
-      assert.deepEqual(afterStop, whileRunning, 'reading the PGlite files directly gives the same rows as the daemon API');
+      assert.deepEqual(afterStop, whileRunning, 'reading the SQLite file directly gives the same rows as the daemon API');
+      assert.equal(existsSync(path.join(stateDir, 'pglite')), false, 'a new state directory gets no PGlite database');
+      const file = new Database(path.join(stateDir, 'rollguard.db'), { readonly: true, fileMustExist: true });
+      try {
+        const rows = file.prepare('SELECT id, state, to_image FROM deployments ORDER BY id DESC').all();
+        assert.deepEqual(rows, whileRunning.map((r) => ({ id: r.id, state: r.state, to_image: r.to_image })), 'the rows are in rollguard.db, committed');
+      } finally {
+        file.close();
+      }
     });
   });
 
@@ -339,7 +348,7 @@ describe('rollguard lifecycle on a real Docker host', { timeout: 900_000 }, () =
     });
   });
 
-  describe('SIGHUP during start-up (embedded PGlite store)', () => {
+  describe('SIGHUP during start-up (embedded SQLite store)', () => {
     let rg: Rollguard | undefined;
     let stateDir: string;
 

@@ -78,7 +78,7 @@ describe('services as people deploy them, on a real Docker host', { timeout: 600
     await removeContainers('rg-svc');
   });
 
-  /** A fresh rollguard for each case (PGlite store), after the previous one is stopped. */
+  /** A fresh rollguard for each case (embedded SQLite store), after the previous one is stopped. */
   async function restart(policy: string): Promise<Rollguard> {
     await rg?.stop();
     // A case that failed half-way must not leave a container holding the fixture's port.

@@ -112,6 +112,32 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, signa
   }
 }
 
+/** The error ratio as Prometheus answers it now; undefined while it has no data for it. */
+async function errorRatio(prometheus: string): Promise<number | undefined> {
+  const url = new URL('/api/v1/query', prometheus);
+  url.searchParams.set('query', DEMO_ERROR_RATIO);
+  const res = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+  if (!res?.ok) return undefined;
+  const body = (await res.json().catch(() => undefined)) as { data?: { result?: { value?: [number, string] }[] } } | undefined;
+  const value = Number(body?.data?.result?.[0]?.value?.[1]);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * Waits until Prometheus has v1's traffic in the error-rate rule's window, so that the rule
+ * judges v2 on data rather than on an empty window. Without data in time the demo goes on,
+ * saying so: readiness reverts v2 either way.
+ */
+async function prometheusSeesV1(prometheus: string, p: Progress, signal: AbortSignal): Promise<void> {
+  try {
+    const ratio = await until('Prometheus to see v1\'s traffic', () => errorRatio(prometheus), signal, 20_000);
+    p.ok(`Prometheus sees v1's traffic: error ratio ${ratio}`);
+  } catch (err) {
+    if (!(err instanceof DemoFailed)) throw err;
+    p.note(`Prometheus ${prometheus} has no data for the error-rate rule after 20 s; going on: readiness reverts v2 without it`);
+  }
+}
+
 /** `promise`, or a rejection as soon as `signal` aborts (the work itself goes on; the caller cleans up after it). */
 async function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   signal.throwIfAborted();
@@ -194,6 +220,7 @@ async function demo(opts: DemoOptions, signal: AbortSignal, p: Progress, out: No
     }
 
     const running = await abortable(started, signal);
+    if (opts.prometheus) await prometheusSeesV1(opts.prometheus, p, signal);
     const serviceStatus = (): { image: string | null; watch: { deployment: number; samples: number; streaks: Record<string, number> } | null } | undefined =>
       running.daemon.status().services[SERVICE] as never;
     await until('rollguard to adopt v1 as known-good', async () => (serviceStatus()?.image === images.good.id ? true : undefined), signal);
