@@ -60,6 +60,8 @@ export interface Watch {
   timer?: NodeJS.Timeout;
   /** When the next tick is due (epoch ms, the context's clock). */
   dueAt?: number;
+  /** When the current tick sampled (see watch.ts sampleTime); the next is timed from it. */
+  sampledAt?: number;
   ticking?: Promise<void>;
   done: boolean;
 }

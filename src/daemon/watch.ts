@@ -94,13 +94,13 @@ export function schedule(ctx: WatchContext, watch: Watch, delayMs = watch.servic
   watch.dueAt = ctx.now().getTime() + delayMs;
   watch.timer = setTimeout(() => {
     const started = ctx.now().getTime();
-    let sampledAt = started;
+    watch.sampledAt = undefined;
     watch.ticking = tick(ctx, watch)
-      .then((at) => void (sampledAt = at ?? started))
       .catch((err) => ctx.log.error({ err, service: watch.service.name, deployment: watch.deployment.id }, 'watch tick failed'))
       .finally(() => {
         watch.ticking = undefined;
-        schedule(ctx, watch, nextTickDelay(sampledAt, watch.service.intervalMs, ctx.now().getTime()));
+        // Set by the tick once it sampled, even when it failed afterwards.
+        schedule(ctx, watch, nextTickDelay(watch.sampledAt ?? started, watch.service.intervalMs, ctx.now().getTime()));
       });
   }, delayMs);
 }
@@ -121,9 +121,9 @@ export function sampleTime(measurements: readonly Measurement[], at: number, due
   return dueAt !== undefined && dueAt <= at ? dueAt : at;
 }
 
-/** One tick; returns when its signals were sampled (epoch ms; the latest of a batched query's time and the tick's own). */
-export async function tick(ctx: WatchContext, watch: Watch): Promise<number | undefined> {
-  if (watch.done || ctx.stopping) return undefined;
+/** One tick; records in `watch.sampledAt` when its signals were sampled (see sampleTime). */
+export async function tick(ctx: WatchContext, watch: Watch): Promise<void> {
+  if (watch.done || ctx.stopping) return;
   const { service, deployment } = watch;
   const at = ctx.now();
   const warmingUp = at.getTime() < deployment.started_at.getTime() + service.warmupMs;
@@ -136,7 +136,7 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<number | un
     warmingUp ? {} : sampleBurnRates(providers, service, probe),
   ]);
   Object.assign(measurements, burns);
-  const sampledAt = sampleTime(Object.values(measurements), at.getTime(), watch.dueAt);
+  watch.sampledAt = sampleTime(Object.values(measurements), at.getTime(), watch.dueAt);
   await ctx.queue.run(service.name, async () => {
     // Leadership may have lapsed while the signals were sampled (this instance paused past its
     // lease): nothing is recorded or decided; the lapse ends the watch for the leader to resume.
@@ -179,7 +179,6 @@ export async function tick(ctx: WatchContext, watch: Watch): Promise<number | un
       }
     }
   });
-  return sampledAt;
 }
 
 /**

@@ -92,6 +92,10 @@ describe('BatchingPrometheusProvider', () => {
     // 300 ms late is too old an answer: c gets a fresh one.
     await provider.measure(ratio, ctxFor('c', AT + 300));
     assert.equal(asked.length, 2);
+    // a service is never given an answer it had already (one evaluation would count as two samples).
+    const again = asked.length;
+    await provider.measure(ratio, ctxFor('c', AT + 350));
+    assert.equal(asked.length, again + 1, 'c asked again right after its own answer: a fresh query');
   });
 
   it('a tick the event loop ran late (thousands due at once) joins the batch of its due time', async () => {

@@ -159,7 +159,9 @@ export class BatchingPrometheusProvider extends PrometheusProvider {
     const due = ctx.dueAt !== undefined && ctx.dueAt <= at && at - ctx.dueAt <= intervalMs ? ctx.dueAt : at;
     let batch = open.find((b) => b.evalAt >= due - linger && b.evalAt <= at + maxWait);
     const last = this.recent.get(template);
-    if (!batch && last && last.values.has(value) && at >= last.evalAt && due - last.evalAt <= this.opts.recentMs(intervalMs)) {
+    // Never the same answer twice to one service: that would count one evaluation as two samples.
+    const answeredBefore = this.lastBatch.get(template)?.get(value) === last?.id;
+    if (!batch && last && !answeredBefore && last.values.has(value) && at >= last.evalAt && due - last.evalAt <= this.opts.recentMs(intervalMs)) {
       const started = performance.now();
       const answer = await last.answer;
       if (answer) {

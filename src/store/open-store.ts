@@ -15,7 +15,9 @@ async function embedded(stateDir: string, log: Logger): Promise<Sql> {
   await makePrivate(stateDir);
   if (pglitePending(stateDir)) log.info({ stateDir }, 'converting the embedded PGlite database to SQLite');
   const converted = await convertPgliteApart(stateDir);
-  if (converted) {
+  if (converted?.renameError) {
+    log.warn({ stateDir, file: converted.file, keptAs: converted.keptAs, rows: converted.rows, error: converted.renameError }, 'embedded PGlite database converted to SQLite; the PGlite directory could not be renamed and stays where it was (it is no longer read; remove it once satisfied)');
+  } else if (converted) {
     log.info({ stateDir, file: converted.file, keptAs: converted.keptAs, rows: converted.rows }, 'embedded PGlite database converted to SQLite; the PGlite directory is kept, renamed');
   }
   return sqliteSql(stateDir);

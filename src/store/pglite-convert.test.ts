@@ -11,6 +11,7 @@ import { Holds } from './holds.js';
 import { Leases } from './leases.js';
 import { migrate, MIGRATIONS } from './migrations.js';
 import { openStore } from './open-store.js';
+import { convertPglite, CONVERT_LOCK } from './pglite-convert.js';
 import { Outbox } from './outbox.js';
 import { PGLITE_DIR, pgliteSql } from './pglite.js';
 import type { Sql } from './sql.js';
@@ -211,6 +212,20 @@ describe('converting an older embedded PGlite database to SQLite', { timeout: 30
     }
   });
 
+  it('two processes opening the store at once (the daemon starting, a CLI command): one converts, the other waits and then opens what it made', async () => {
+    const stateDir = await stateDirFrom('twice');
+    const outcomes = await Promise.all([convertPglite(stateDir), convertPglite(stateDir)]);
+    assert.equal(outcomes.filter(Boolean).length, 1, 'converted once');
+    const sql = await sqliteSql(stateDir);
+    try {
+      assert.deepEqual(await dump(sql), expected, 'every row, once');
+    } finally {
+      await sql.close();
+    }
+    const names = await readdir(stateDir);
+    assert.equal(names.filter((n) => n.startsWith('pglite.converted-')).length, 1, names.join(' '));
+  });
+
   describe('fault: a conversion that cannot finish leaves the PGlite database as it was, makes no SQLite file, and start-up fails naming the state directory', () => {
     const fails = async (name: string, spoil: (pglite: Sql) => Promise<void>, reason: RegExp): Promise<void> => {
       const stateDir = await stateDirFrom(name);
@@ -227,7 +242,7 @@ describe('converting an older embedded PGlite database to SQLite', { timeout: 30
         assert.match(err.message, reason);
         return true;
       });
-      assert.deepEqual((await readdir(stateDir)).sort(), [PGLITE_DIR], 'no SQLite file, nothing renamed');
+      assert.deepEqual((await readdir(stateDir)).filter((n) => n !== CONVERT_LOCK).sort(), [PGLITE_DIR], 'no SQLite file, nothing renamed');
       const reopened = await pgliteSql(stateDir);
       try {
         assert.deepEqual(await dump(reopened), before, 'the PGlite database holds what it held');

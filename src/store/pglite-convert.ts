@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm, unlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -19,9 +20,20 @@ const PAGE = 2_000;
 /** What a conversion did: where the PGlite directory is kept now, and the rows copied per table. */
 export interface Conversion {
   file: string;
+  /** Where the PGlite directory is now: renamed, or left where it was when the rename failed (`renameError`). */
   keptAs: string;
   rows: Record<string, number>;
+  renameError?: string;
 }
+
+/** fs-native-extensions: OS file locks on a descriptor, released with it. */
+interface FileLocks {
+  waitForLock(fd: number): Promise<void>;
+}
+const locks = createRequire(import.meta.url)('fs-native-extensions') as FileLocks;
+
+/** Held while a conversion runs, so a CLI command opening the store during the daemon's start waits for it instead of converting again. */
+export const CONVERT_LOCK = '.convert.lock';
 
 const quote = (name: string): string => `"${name}"`;
 
@@ -113,13 +125,26 @@ export function pglitePending(stateDir: string): boolean {
  */
 export async function convertPglite(stateDir: string, at: Date = new Date()): Promise<Conversion | undefined> {
   if (!pglitePending(stateDir)) return undefined;
+  const lock = await open(path.join(stateDir, CONVERT_LOCK), 'a', 0o600);
+  try {
+    await locks.waitForLock(lock.fd);
+    // Another process may have converted while this one waited.
+    if (!pglitePending(stateDir)) return undefined;
+    return await convertLocked(stateDir, at);
+  } finally {
+    await lock.close(); // releases the lock
+  }
+}
+
+async function convertLocked(stateDir: string, at: Date): Promise<Conversion> {
   const file = path.join(stateDir, SQLITE_FILE);
   const pgliteDir = path.join(stateDir, PGLITE_DIR);
   const partial = `${file}.converting`;
   const keptAs = `${pgliteDir}.converted-${stamp(at)}`;
   let source: Sql | undefined;
   let target: Sql | undefined;
-  let placed = false;
+  let linked = false;
+  let rows: Record<string, number>;
   try {
     await removeDatabase(partial); // what an interrupted conversion left
     source = await pgliteSql(stateDir);
@@ -128,7 +153,7 @@ export async function convertPglite(stateDir: string, at: Date = new Date()): Pr
     await migrate(target);
     await checkSource(source, target);
     const from = source;
-    const rows = await target.transaction(async (tx) => {
+    rows = await target.transaction(async (tx) => {
       await tx.query('DELETE FROM schema_migrations'); // PGlite's rows, with the times they were applied, instead
       const counts: Record<string, number> = {};
       for (const table of TABLES) counts[table] = await copyTable(from, tx, table);
@@ -139,19 +164,27 @@ export async function convertPglite(stateDir: string, at: Date = new Date()): Pr
     await source.close();
     source = undefined;
     if (existsSync(`${partial}-wal`)) throw new Error(`${partial}-wal is still there after closing the database`);
-    await rename(partial, file);
-    placed = true;
-    await rename(pgliteDir, keptAs);
+    // The commit point: rollguard.db appears (never replacing one) and the directory is synced.
+    await link(partial, file);
+    linked = true;
     await syncDir(stateDir);
-    return { file, keptAs, rows };
   } catch (err) {
     await target?.close().catch(() => {});
     await source?.close().catch(() => {});
     await removeDatabase(partial);
-    if (placed) await removeDatabase(file);
+    if (linked) await removeDatabase(file);
     throw new StoreError(`converting the embedded PGlite database in ${pgliteDir} to SQLite failed; the PGlite database is kept and no SQLite file was made: ${(err as Error).message}`, { cause: err });
   } finally {
     await makePrivate(stateDir); // PGlite writes its files world-readable
+  }
+  // Converted: from here nothing removes rollguard.db. Setting PGlite's directory aside is tidying.
+  await unlink(partial).catch(() => {});
+  try {
+    await rename(pgliteDir, keptAs);
+    await syncDir(stateDir);
+    return { file, keptAs, rows };
+  } catch (err) {
+    return { file, keptAs: existsSync(keptAs) ? keptAs : pgliteDir, rows, renameError: (err as Error).message };
   }
 }
 

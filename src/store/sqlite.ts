@@ -10,8 +10,12 @@ import { fromSqlite } from './sqlite-errors.js';
 /** The embedded database's file under the state directory (with its `-wal` and `-shm` beside it). */
 export const SQLITE_FILE = 'rollguard.db';
 
-/** How long a statement waits for another process's write lock (a CLI beside the daemon) before SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5_000;
+/**
+ * How long a statement waits for another process's write lock (a CLI beside the daemon) before
+ * SQLITE_BUSY. better-sqlite3 waits synchronously, stopping the whole event loop meanwhile, so
+ * this stays short: the write queue treats SQLITE_BUSY as a store refusing writes and retries.
+ */
+const BUSY_TIMEOUT_MS = 1_000;
 
 /** Prepared statements kept per connection: the repositories' statements, and a few built per call. */
 const STATEMENT_CACHE = 256;

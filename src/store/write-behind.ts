@@ -353,6 +353,7 @@ export class WriteBehind implements Writes {
     this.opts.onError?.();
     const kind = classifyWriteFailure(err);
     if (kind === 'rejected' && w.samples && w.samples.length > 1) {
+      if (this.pending[0] !== w) return true; // close() took it meanwhile: it is set aside already
       // One caller's rows must not cost every other watch its samples: each is tried on its own.
       this.log.warn({ err, rows: w.rows, parts: w.samples.length }, 'the store rejected a batch of samples; writing each watch\'s samples on its own');
       this.pending.splice(0, 1, ...w.samples.map((part) => ({ ...this.samplesWrite([part]), started: true })));
