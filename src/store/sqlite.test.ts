@@ -14,7 +14,7 @@ import { Outbox } from './outbox.js';
 import type { Sql } from './sql.js';
 import { SQLITE_FILE, sqliteSql } from './sqlite.js';
 import { Store, type NewDeployment, type SampleRecord } from './store.js';
-import { classifyWriteFailure } from './write-behind.js';
+import { classifyWriteFailure } from './write-failure.js';
 
 // The embedded SQLite store on real files: the values each column gives back, the `$n`
 // parameters, transactions, durability, file modes and the errors' SQLSTATEs.
