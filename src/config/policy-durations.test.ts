@@ -5,6 +5,7 @@ import type { Measurement, ProbeContext, SignalProvider } from '../signals/provi
 import type { PrometheusSignal } from './policy.js';
 import { ConfigError, formatProblem } from './errors.js';
 import { parsePolicy } from './load-policy.js';
+import { problems } from './policy-problems.fixture.js';
 
 /** A service with a burn-rate signal; `rest` goes after `web:` (indent 4). Line 1 is `version: 1`. */
 const policy = (...rest: string[]): string => `version: 1
@@ -18,16 +19,6 @@ ${rest.map((l) => `    ${l}`).join('\n')}
 `;
 
 const BURN_RULE = 'rules: [{name: budget, signal: error_ratio, burn_rate: {slo: 0.999, windows: [[6h, 3d, 1]]}}]';
-
-function problems(text: string): string[] {
-  try {
-    parsePolicy(text, 'p.yaml', {});
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  return [];
-}
 
 describe('policy durations as Prometheus writes them', () => {
   it('loads the SRE workbook burn window [6h, 3d, 1]', () => {

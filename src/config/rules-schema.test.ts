@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from './errors.js';
 import { parsePolicy } from './load-policy.js';
+import { problems } from './policy-problems.fixture.js';
 
 const HEAD = `version: 1
 prometheus: {url: "http://127.0.0.1:9090"}
@@ -13,16 +13,6 @@ services:
       request_rate: {prometheus: 'sum(rate(x{service="{{service}}"}[1m]))'}
       ready: {http: {url: "http://127.0.0.1:8000/ready"}}
 `;
-
-function problems(text: string): string[] {
-  try {
-    parsePolicy(text, 'p.yaml', {});
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  return [];
-}
 
 describe('policy: the rule kinds of the decision tree', () => {
   it('reads baseline rules, warm-up, traffic floor, on_no_data, inconclusive_is_good and on_migrations', () => {
