@@ -1,24 +1,36 @@
 import type { ServicePolicy } from '../config/policy.js';
 import { valueKey, type SampleResult } from '../policy/assess.js';
 import type { EventKind } from '../notify/event.js';
+import type { SampleRecord } from '../store/store.js';
 import { buildEvent, type EvidenceInput } from './evidence.js';
 import { MAX_HISTORY, WatchContext, type Watch } from './context.js';
 
-export async function recordSamples(ctx: WatchContext, watch: Watch, at: Date, measurements: Record<string, { value: number | null; detail?: string; latencyMs: number }>, results: Record<string, SampleResult>, note?: string): Promise<void> {
+type SampleMeasurement = { value: number | null; detail?: string; latencyMs: number };
+
+/**
+ * The row a watch records for one signal's sample: the result of each rule that reads the
+ * signal, and the signal's own (a breach if one rule breached, else ok if one was ok). A signal
+ * no rule reads (the traffic floor) is ok whenever it has a value.
+ */
+export function watchSampleRow(service: ServicePolicy, deploymentId: number, at: Date, signal: string, m: SampleMeasurement, results: Record<string, SampleResult>, note?: string): SampleRecord {
+  const rules: Record<string, string> = {};
+  for (const r of service.rules) if (valueKey(r) === signal) rules[r.name] = results[r.name] ?? 'no-data';
+  const outcomes = Object.values(rules);
+  const result: SampleResult = !outcomes.length ? (m.value === null ? 'no-data' : 'ok') : outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
+  const detail = [m.detail, result === 'no-data' ? note : undefined].filter(Boolean).join('; ') || null;
+  return { deployment_id: deploymentId, stage: 'watch', signal, taken_at: at, value: m.value, result, rules, detail, latency_ms: m.latencyMs };
+}
+
+export async function recordSamples(ctx: WatchContext, watch: Watch, at: Date, measurements: Record<string, SampleMeasurement>, results: Record<string, SampleResult>, note?: string): Promise<void> {
   const { service, deployment } = watch;
   const rows = Object.entries(measurements).map(([signal, m]) => {
-    const rules: Record<string, string> = {};
-    for (const r of service.rules) if (valueKey(r) === signal) rules[r.name] = results[r.name] ?? 'no-data';
-    const outcomes = Object.values(rules);
-    // A signal no rule reads (the traffic floor) is ok whenever it has a value.
-    const result = !outcomes.length ? (m.value === null ? 'no-data' : 'ok') : outcomes.includes('breach') ? 'breach' : outcomes.includes('ok') ? 'ok' : 'no-data';
-    ctx.deps.metrics.samples.inc({ service: service.name, result });
+    const row = watchSampleRow(service, deployment.id, at, signal, m, results, note);
+    ctx.deps.metrics.samples.inc({ service: service.name, result: row.result });
     const seen = watch.history.get(signal) ?? [];
-    seen.push({ t: at.getTime(), v: m.value, result: result as SampleResult });
+    seen.push({ t: at.getTime(), v: m.value, result: row.result });
     if (seen.length > MAX_HISTORY) seen.splice(0, seen.length - MAX_HISTORY);
     watch.history.set(signal, seen);
-    const detail = [m.detail, result === 'no-data' ? note : undefined].filter(Boolean).join('; ') || null;
-    return { deployment_id: deployment.id, stage: 'watch' as const, signal, taken_at: at, value: m.value, result: result as SampleResult, rules, detail, latency_ms: m.latencyMs };
+    return row;
   });
   await ctx.deps.writes.insertSamples(rows);
 }

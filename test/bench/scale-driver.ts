@@ -19,11 +19,10 @@ import { parsePolicy } from '../../src/config/load-policy.js';
 import type { ServicePolicy } from '../../src/config/policy.js';
 import { ruleSignals, sampleSignals, valuesOf } from '../../src/daemon/sampling.js';
 import { nextTickDelay, sampleTime } from '../../src/daemon/watch.js';
+import { watchSampleRow } from '../../src/daemon/record.js';
 import { assess, emptyTally, type WatchTally } from '../../src/policy/assess.js';
-import { valueKey } from '../../src/policy/assess.js';
 import { BatchedProviders, defaultBatchOptions } from '../../src/signals/batch-prometheus.js';
 import { openStore } from '../../src/store/open-store.js';
-import type { SampleRecord } from '../../src/store/store.js';
 import { WriteBehind } from '../../src/store/write-behind.js';
 import { PrometheusProvider } from '../../src/signals/prometheus.js';
 import type { ProviderRegistry } from '../../src/signals/registry.js';
@@ -104,13 +103,8 @@ async function main(): Promise<void> {
       sampledAt = sampleTime(Object.values(m), at.getTime(), due || undefined);
       const out = assess(service, tally, valuesOf(m), { lowTraffic: false });
       tally = out.tally;
-      // The rows recordSamples() makes: one per signal, with each rule's result on it.
-      const rows: SampleRecord[] = Object.entries(m).map(([signal, v]) => {
-        const rules = Object.fromEntries(service.rules.filter((r) => valueKey(r) === signal).map((r) => [r.name, out.results[r.name] ?? 'no-data']));
-        const results = Object.values(rules);
-        const result = results.includes('breach') ? 'breach' : results.includes('ok') ? 'ok' : 'no-data';
-        return { deployment_id: deploymentIds.get(service.name) as number, stage: 'watch', signal, taken_at: at, value: v.value, result, rules, detail: v.detail ?? null, latency_ms: v.latencyMs };
-      });
+      // The rows recordSamples() makes.
+      const rows = Object.entries(m).map(([signal, v]) => watchSampleRow(service, deploymentIds.get(service.name) as number, at, signal, v, out.results));
       const written = Date.now();
       await writes.insertSamples(rows);
       if (measuring) {
